@@ -1,0 +1,403 @@
+//! Backup names, the `.sha256` sidecar and `.json` manifest formats, and listing what is on disk.
+//!
+//! The reader rule (DESIGN.md invariant 1): a backup exists only when its data file AND its
+//! sidecar exist. Everything else in a database directory is either debris from an interrupted
+//! run (temp files, a sidecar whose data never arrived) or a foreign file we never touch.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Prefix of every temp file pgbackup creates; anything with it is debris after a crash.
+pub const TEMP_PREFIX: &str = ".pgbackup-tmp.";
+
+/// Format version written into manifests.
+pub const MANIFEST_VERSION: u32 = 1;
+
+const TS_FORMAT: &str = "%Y%m%d_%H%M%S";
+
+/// The kinds of data file the catalog knows. Only `SqlGz` is written today; the others are
+/// reserved by DESIGN.md so names stay unambiguous when they arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kind {
+    /// Plain SQL, gzip.
+    #[serde(rename = "sql.gz")]
+    SqlGz,
+}
+
+impl Kind {
+    /// The file-name suffix, without the leading dot.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Kind::SqlGz => "sql.gz",
+        }
+    }
+
+    const ALL: [Kind; 1] = [Kind::SqlGz];
+}
+
+/// A parsed backup name: `<database>_<YYYYMMDD>_<HHMMSS>.<suffix>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupName {
+    /// The database's directory name.
+    pub database: String,
+    /// When the backup started (UTC, second precision).
+    pub timestamp: DateTime<Utc>,
+    /// The data format.
+    pub kind: Kind,
+}
+
+impl BackupName {
+    /// A new name for `database` at `timestamp` (sub-seconds dropped).
+    pub fn new(database: &str, timestamp: DateTime<Utc>, kind: Kind) -> Self {
+        let timestamp = DateTime::from_timestamp(timestamp.timestamp(), 0).unwrap_or(timestamp);
+        BackupName {
+            database: database.to_string(),
+            timestamp,
+            kind,
+        }
+    }
+
+    /// The data file name.
+    pub fn file_name(&self) -> String {
+        format!(
+            "{}_{}.{}",
+            self.database,
+            self.timestamp.format(TS_FORMAT),
+            self.kind.suffix()
+        )
+    }
+
+    /// The sidecar's file name.
+    pub fn sidecar_name(&self) -> String {
+        format!("{}.sha256", self.file_name())
+    }
+
+    /// The manifest's file name.
+    pub fn manifest_name(&self) -> String {
+        format!("{}.json", self.file_name())
+    }
+
+    /// Parse a data file name; `None` for anything that is not exactly our scheme.
+    pub fn parse(file_name: &str) -> Option<Self> {
+        let (stem, kind) = Kind::ALL.iter().find_map(|k| {
+            let stem = file_name.strip_suffix(k.suffix())?.strip_suffix('.')?;
+            Some((stem, *k))
+        })?;
+        // stem = <database>_<YYYYMMDD>_<HHMMSS>; the database may itself contain '_'.
+        if stem.len() < 17 {
+            return None;
+        }
+        let (db_part, ts) = stem.split_at(stem.len() - 15);
+        let database = db_part.strip_suffix('_')?;
+        if !is_valid_dir_name(database) {
+            return None;
+        }
+        let ts_ok = ts.len() == 15
+            && ts.as_bytes()[8] == b'_'
+            && ts
+                .bytes()
+                .enumerate()
+                .all(|(i, b)| i == 8 || b.is_ascii_digit());
+        if !ts_ok {
+            return None;
+        }
+        let naive = NaiveDateTime::parse_from_str(ts, TS_FORMAT).ok()?;
+        Some(BackupName {
+            database: database.to_string(),
+            timestamp: naive.and_utc(),
+            kind,
+        })
+    }
+}
+
+/// Whether `name` may be used as a database directory name: letters, digits, `-`, `_`, `.`,
+/// not starting with `.` or `_` (reserved for temp files and `_globals`), at most 128 bytes.
+pub fn is_valid_dir_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with(['.', '_'])
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// The collision-free directory name used in zero-config mode for a server database name.
+///
+/// The rule, documented in pgbackup(1): keep ASCII letters, digits and `_`; write `-` as `--`;
+/// write every other byte of the UTF-8 name (and a leading `_`) as `-xx` (lower-case hex). The
+/// mapping is injective: reading left to right, `--` is a literal dash and `-` followed by two hex
+/// digits is an escaped byte, so two different names never share a directory.
+pub fn escape_db_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for (i, b) in name.bytes().enumerate() {
+        match b {
+            b'_' if i == 0 => out.push_str("-5f"),
+            b'-' => out.push_str("--"),
+            b if b.is_ascii_alphanumeric() || b == b'_' => out.push(b as char),
+            b => out.push_str(&format!("-{b:02x}")),
+        }
+    }
+    out
+}
+
+/// The sidecar's content: exactly what `sha256sum` prints, so `sha256sum -c` accepts it.
+pub fn sidecar_line(sha256_hex: &str, file_name: &str) -> String {
+    format!("{sha256_hex}  {file_name}\n")
+}
+
+/// Parse a sidecar: `(hex digest, file name)`; `None` when it is not in `sha256sum` format.
+pub fn parse_sidecar(text: &str) -> Option<(String, String)> {
+    let line = text.strip_suffix('\n').unwrap_or(text);
+    if line.contains('\n') {
+        return None;
+    }
+    let (hex, rest) = line.split_at_checked(64)?;
+    let name = rest
+        .strip_prefix("  ")
+        .or_else(|| rest.strip_prefix(" *"))?;
+    if !hex.bytes().all(|b| b.is_ascii_hexdigit()) || name.is_empty() {
+        return None;
+    }
+    Some((hex.to_ascii_lowercase(), name.to_string()))
+}
+
+/// Row count of one table as found in the dump itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableRows {
+    /// Schema name (unquoted).
+    pub schema: String,
+    /// Table name (unquoted).
+    pub table: String,
+    /// Rows in the dump's COPY block.
+    pub rows: u64,
+}
+
+/// The `.json` manifest written beside each backup. Never contains a password.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Manifest format version.
+    pub format_version: u32,
+    /// The configured database name (the directory name).
+    pub database: String,
+    /// The database name on the server.
+    pub dbname: String,
+    /// `host:port` of the server (no credentials).
+    pub host: String,
+    /// The data file's name.
+    pub file: String,
+    /// `server_version` as reported by the server.
+    pub server_version: String,
+    /// `pg_dump --version`.
+    pub pg_dump_version: String,
+    /// When the dump started.
+    pub started_at: DateTime<Utc>,
+    /// When the data file was complete.
+    pub finished_at: DateTime<Utc>,
+    /// Duration in seconds.
+    pub duration_secs: f64,
+    /// Size of the data file.
+    pub compressed_bytes: u64,
+    /// Size of the uncompressed dump.
+    pub raw_bytes: u64,
+    /// SHA-256 of the data file, lower-case hex.
+    pub sha256: String,
+    /// "gzip".
+    pub compression: String,
+    /// The gzip level used.
+    pub compression_level: u32,
+    /// "plain".
+    pub dump_format: String,
+    /// Free text given with `--description`.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// pgbackup's version.
+    pub tool_version: String,
+    /// Row counts per table, counted in the dump stream (same snapshot as the data).
+    #[serde(default)]
+    pub tables: Vec<TableRows>,
+}
+
+/// One backup found on disk.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The parsed name.
+    pub name: BackupName,
+    /// Path of the data file.
+    pub path: PathBuf,
+    /// Size of the data file.
+    pub size: u64,
+    /// Whether the sidecar exists (a backup without one is not counted).
+    pub has_sidecar: bool,
+    /// The manifest, when present and readable.
+    pub manifest: Option<Manifest>,
+}
+
+impl Entry {
+    /// Whether this is a backup by the reader rule (data file and sidecar both present).
+    pub fn is_complete(&self) -> bool {
+        self.has_sidecar
+    }
+}
+
+/// The directory of one database under the storage root.
+pub fn db_dir(root: &Path, database: &str) -> PathBuf {
+    root.join(database)
+}
+
+/// All data files of one database directory, oldest first. A missing directory is empty.
+/// Symlinks are not followed: only regular files count.
+pub fn list_dir(root: &Path, database: &str) -> io::Result<Vec<Entry>> {
+    let dir = db_dir(root, database);
+    let rd = match fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for de in rd {
+        let de = de?;
+        let Some(fname) = de.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        let Some(name) = BackupName::parse(&fname) else {
+            continue;
+        };
+        if name.database != database {
+            continue;
+        }
+        let meta = fs::symlink_metadata(de.path())?;
+        if !meta.file_type().is_file() {
+            continue;
+        }
+        let has_sidecar = fs::symlink_metadata(dir.join(name.sidecar_name()))
+            .map(|m| m.file_type().is_file())
+            .unwrap_or(false);
+        let manifest = fs::read(dir.join(name.manifest_name()))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        out.push(Entry {
+            path: de.path(),
+            size: meta.len(),
+            has_sidecar,
+            manifest,
+            name,
+        });
+    }
+    out.sort_by(|a, b| a.name.timestamp.cmp(&b.name.timestamp));
+    Ok(out)
+}
+
+/// The database directories under `root` (valid names only, sorted).
+pub fn list_databases(root: &Path) -> io::Result<Vec<String>> {
+    let rd = match fs::read_dir(root) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for de in rd {
+        let de = de?;
+        if !de.file_type()?.is_dir() {
+            continue;
+        }
+        if let Some(n) = de.file_name().to_str() {
+            if is_valid_dir_name(n) {
+                out.push(n.to_string());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The newest complete backup of a database, if any.
+pub fn latest_complete(root: &Path, database: &str) -> io::Result<Option<Entry>> {
+    Ok(list_dir(root, database)?
+        .into_iter()
+        .rev()
+        .find(Entry::is_complete))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn name_round_trip() {
+        let ts = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+        let n = BackupName::new("clara_main", ts, Kind::SqlGz);
+        assert_eq!(n.file_name(), "clara_main_20260102_030405.sql.gz");
+        assert_eq!(n.sidecar_name(), "clara_main_20260102_030405.sql.gz.sha256");
+        assert_eq!(BackupName::parse(&n.file_name()), Some(n));
+        let dotted = BackupName::new("app.v2", ts, Kind::SqlGz);
+        assert_eq!(BackupName::parse(&dotted.file_name()), Some(dotted));
+    }
+
+    #[test]
+    fn foreign_names_are_not_ours() {
+        for n in [
+            "clara_20260102_030405.sql",
+            "clara_20260102_030405.sql.gz.sha256",
+            "clara_20260102_030405.sql.gz.json",
+            "clara_20260102_030405.gz",
+            ".x_20260102_030405.sql.gz",
+            "clara_2026010_030405.sql.gz",
+            "clara_20261302_030405.sql.gz",
+            "clara20260102_030405.sql.gz",
+            "_20260102_030405.sql.gz",
+            ".pgbackup-tmp.abc",
+            "backup_clara_20250122_020015.sql.gz.bak",
+            "notes.txt",
+        ] {
+            assert_eq!(BackupName::parse(n), None, "{n}");
+        }
+        // The legacy `backup_<db>_<ts>` files parse as a database called `backup_<db>`, which
+        // only matters if such a directory is configured.
+        assert!(BackupName::parse("backup_clara_20250122_020015.sql.gz").is_some());
+    }
+
+    #[test]
+    fn escaping_is_injective_and_valid() {
+        let names = [
+            "clara",
+            "my-db",
+            "my--db",
+            "my_db",
+            "_globals",
+            "a.b",
+            "a-2eb",
+            "Straße",
+            "we\"ird name",
+            "-",
+            "--",
+            "x-",
+            "x-2d",
+        ];
+        let mut seen = std::collections::HashMap::new();
+        for n in names {
+            let e = escape_db_name(n);
+            assert!(is_valid_dir_name(&e), "{n:?} -> {e:?}");
+            if let Some(prev) = seen.insert(e.clone(), n) {
+                panic!("{prev:?} and {n:?} both map to {e:?}");
+            }
+        }
+        assert_eq!(escape_db_name("clara_main"), "clara_main");
+        assert_eq!(escape_db_name("my-db"), "my--db");
+        assert_eq!(escape_db_name("a.b"), "a-2eb");
+    }
+
+    #[test]
+    fn sidecar_format_matches_sha256sum() {
+        let hex = "a".repeat(64);
+        let line = sidecar_line(&hex, "x.sql.gz");
+        assert_eq!(line, format!("{hex}  x.sql.gz\n"));
+        assert_eq!(parse_sidecar(&line), Some((hex.clone(), "x.sql.gz".into())));
+        assert_eq!(parse_sidecar("abc  x.sql.gz\n"), None);
+        assert_eq!(parse_sidecar(&format!("{hex}  a\n{hex}  b\n")), None);
+    }
+}

@@ -1,0 +1,89 @@
+//! Command-line definitions (clap derive). No I/O here: the same definitions feed `--help`, the
+//! man pages and the shell completions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+EXIT STATUS:
+  0   success (also: skipped because the last backup is recent)
+  1   a backup or verification failed
+  2   usage error
+  65  corrupt or incomplete backup
+  69  database or storage unreachable
+  73  cannot create output (directory, permissions, disk full)
+  75  another run holds the lock
+  78  configuration error";
+
+/// systemd-native PostgreSQL backups: complete or invisible, loud on failure.
+#[derive(Debug, Parser)]
+#[command(name = "pgbackup", version, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    /// Config file [default: $PGBACKUP_CONFIG, else /etc/pgbackup/pgbackup.toml]
+    #[arg(long, short = 'c', global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// More output (repeat for more)
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Less output: only warnings and errors (twice: only errors)
+    #[arg(long, short = 'q', global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    pub quiet: u8,
+
+    /// What to do
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Back up the configured databases (all of them, or those named with --db)
+    #[command(visible_alias = "run", after_help = AFTER_HELP)]
+    Backup(BackupArgs),
+    /// List backups
+    #[command(after_help = AFTER_HELP)]
+    List(ListArgs),
+    /// Check or show the configuration
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `pgbackup backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Back up only this database (by configured name); repeatable
+    #[arg(long = "db", value_name = "NAME")]
+    pub databases: Vec<String>,
+
+    /// Ignore respawn protection (also: FORCE_BACKUP=true)
+    #[arg(long)]
+    pub force: bool,
+
+    /// Free text stored in the manifest
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+}
+
+/// `pgbackup list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this database
+    #[arg(long = "db", value_name = "NAME")]
+    pub databases: Vec<String>,
+
+    /// Machine-readable output (a JSON array)
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `pgbackup config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration; list every problem and exit 78 if there is one
+    Check,
+    /// Print the effective configuration (file + environment), secrets masked
+    Show,
+}

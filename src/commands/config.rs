@@ -1,0 +1,56 @@
+//! `pgbackup config check` and `pgbackup config show`.
+
+use std::path::Path;
+
+use crate::cli::ConfigCommand;
+use crate::config::{Config, EnvFn};
+use crate::error::{ConfigProblems, Result};
+
+/// Run a config subcommand.
+pub fn run(path: Option<&Path>, cmd: &ConfigCommand, env: EnvFn) -> Result<()> {
+    let cfg = Config::load(path, env)?;
+    match cmd {
+        ConfigCommand::Check => {
+            let mut problems = ConfigProblems::default();
+            let tools = cfg.tools();
+            for (key, prog) in [
+                ("backup.pg-dump-path", &tools.pg_dump),
+                ("backup.psql-path", &tools.psql),
+            ] {
+                let ok = std::process::Command::new(prog)
+                    .arg("--version")
+                    .stdin(std::process::Stdio::null())
+                    .output()
+                    .is_ok_and(|o| o.status.success());
+                if !ok {
+                    problems.push(
+                        key,
+                        format!(
+                            "cannot run {}; install the PostgreSQL client (apt install postgresql-client) or set the full path",
+                            prog.display()
+                        ),
+                    );
+                }
+            }
+            for w in &cfg.warnings {
+                crate::log::warn(w);
+            }
+            if !problems.is_empty() {
+                return Err(problems.into());
+            }
+            let what = match cfg.databases.len() {
+                0 => "no [[database]]: all databases of the default server".to_string(),
+                1 => "1 database".to_string(),
+                n => format!("{n} databases"),
+            };
+            super::print(&format!(
+                "configuration OK ({}; {what})\n",
+                cfg.source
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "built-in defaults".into())
+            ))
+        }
+        ConfigCommand::Show => super::print(&cfg.to_display_toml()),
+    }
+}

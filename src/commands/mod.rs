@@ -1,0 +1,56 @@
+//! One module per subcommand, and the dispatcher.
+
+pub mod backup;
+pub mod config;
+pub mod list;
+
+use std::io::Write;
+
+use crate::cli::{Cli, Command};
+use crate::config::{process_env, Config};
+use crate::error::Result;
+
+/// Run the command `cli` asks for.
+pub fn dispatch(cli: &Cli) -> Result<()> {
+    let env = &process_env;
+    match &cli.command {
+        Command::Backup(args) => {
+            let cfg = Config::load(cli.config.as_deref(), env)?;
+            backup::run(&cfg, args, env)
+        }
+        Command::List(args) => {
+            let cfg = Config::load(cli.config.as_deref(), env)?;
+            list::run(&cfg, args)
+        }
+        Command::Config(c) => config::run(cli.config.as_deref(), c, env),
+    }
+}
+
+/// Print to stdout; a closed pipe (`pgbackup list | head`) is not an error.
+pub(crate) fn print(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(crate::error::Error::Output {
+            what: "standard output",
+            path: "-".into(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Bytes in human units (binary).
+pub(crate) fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

@@ -1,0 +1,747 @@
+//! Configuration: the TOML file, environment overrides, secrets, validation.
+//!
+//! Two layers, as in ripgrep's LowArgs -> HiArgs: [`FileConfig`] mirrors the TOML exactly (kebab
+//! case, unknown keys rejected); [`Config::load`] merges the environment over it and turns it into
+//! checked values, collecting every problem so `pgbackup config check` can list them all.
+//!
+//! Precedence, highest first: command-line flags, environment variables, the config file,
+//! built-in defaults. The config file is `--config PATH`, else `$PGBACKUP_CONFIG`, else
+//! `/etc/pgbackup/pgbackup.toml`; only the last may be missing (then defaults apply).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{escape_db_name, is_valid_dir_name};
+use crate::conninfo::ConnInfo;
+use crate::error::{ConfigProblems, Error};
+use crate::postgres::Target;
+use crate::secret::Secret;
+
+/// The config file used when neither `--config` nor `$PGBACKUP_CONFIG` names one.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/pgbackup/pgbackup.toml";
+/// Default backup root.
+pub const DEFAULT_LOCAL_DIR: &str = "/var/lib/pgbackup";
+/// Default gzip level.
+pub const DEFAULT_COMPRESSION_LEVEL: u32 = 6;
+/// Default dump timeout: a dump stuck on a lock never outlives the next night's run.
+pub const DEFAULT_DUMP_TIMEOUT_SECS: u64 = 86_400;
+
+// ------------------------------------------------------------------------------------------------
+// The file, exactly as written.
+
+/// The TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileConfig {
+    /// `[storage]`.
+    #[serde(default)]
+    pub storage: StorageFile,
+    /// `[backup]`.
+    #[serde(default)]
+    pub backup: BackupFile,
+    /// `[[database]]`.
+    #[serde(default)]
+    pub database: Vec<DatabaseFile>,
+}
+
+/// `[storage]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct StorageFile {
+    /// Root of the local backup tree.
+    pub local_dir: Option<PathBuf>,
+}
+
+/// `[backup]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BackupFile {
+    /// gzip level 1-9.
+    pub compression_level: Option<i64>,
+    /// Skip a database whose last backup is younger than this (0 = off).
+    pub respawn_protection_hours: Option<i64>,
+    /// Kill pg_dump after this many seconds (0 = no limit).
+    pub dump_timeout_secs: Option<i64>,
+    /// pg_dump binary.
+    pub pg_dump_path: Option<PathBuf>,
+    /// psql binary.
+    pub psql_path: Option<PathBuf>,
+}
+
+/// One `[[database]]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DatabaseFile {
+    /// Name: directory and file-name prefix.
+    pub name: String,
+    /// libpq URI or keyword string (default: `dbname=<name>` with libpq's defaults).
+    pub url: Option<String>,
+    /// File holding the password.
+    pub password_file: Option<PathBuf>,
+    /// Name of a systemd credential holding the password.
+    pub password_credential: Option<String>,
+    /// Extensions the database needs before a restore.
+    #[serde(default)]
+    pub extensions: Vec<String>,
+    /// Extra pg_dump arguments.
+    #[serde(default)]
+    pub pg_dump_args: Vec<String>,
+}
+
+// ------------------------------------------------------------------------------------------------
+// The checked result.
+
+/// One database to back up.
+#[derive(Debug, Clone)]
+pub struct Database {
+    /// How to reach it.
+    pub target: Target,
+    /// Extensions needed before restore.
+    pub extensions: Vec<String>,
+    /// Extra pg_dump arguments.
+    pub pg_dump_args: Vec<String>,
+    /// Where the password came from, for `config show` ("password-file /etc/...").
+    pub password_source: Option<String>,
+}
+
+impl Database {
+    /// The configured name.
+    pub fn name(&self) -> &str {
+        &self.target.name
+    }
+}
+
+/// The effective, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from, if any.
+    pub source: Option<PathBuf>,
+    /// Environment variables that overrode something.
+    pub env_overrides: Vec<String>,
+    /// Non-fatal remarks to log.
+    pub warnings: Vec<String>,
+    /// Backup root.
+    pub local_dir: PathBuf,
+    /// gzip level.
+    pub compression_level: u32,
+    /// Respawn protection (0 = off).
+    pub respawn_protection_hours: u32,
+    /// pg_dump time limit.
+    pub dump_timeout: Option<Duration>,
+    /// pg_dump binary.
+    pub pg_dump_path: Option<PathBuf>,
+    /// psql binary.
+    pub psql_path: Option<PathBuf>,
+    /// Configured databases; empty means zero-config discovery.
+    pub databases: Vec<Database>,
+}
+
+/// Reads an environment variable; empty values count as unset (compose files often set `X=""`).
+pub type EnvFn<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The process environment, with empty values treated as unset.
+pub fn process_env(key: &str) -> Option<String> {
+    std::env::var(key).ok().filter(|v| !v.is_empty())
+}
+
+/// Which file to read: `--config`, else `$PGBACKUP_CONFIG`, else the default (may be missing).
+pub fn resolve_path(cli: Option<&Path>, env: EnvFn) -> (PathBuf, bool) {
+    if let Some(p) = cli {
+        return (p.to_path_buf(), true);
+    }
+    if let Some(p) = env("PGBACKUP_CONFIG") {
+        return (PathBuf::from(p), true);
+    }
+    (PathBuf::from(DEFAULT_CONFIG_PATH), false)
+}
+
+impl Config {
+    /// Read, merge and check. Every problem found is reported in one error (exit 78).
+    pub fn load(cli_path: Option<&Path>, env: EnvFn) -> Result<Config, Error> {
+        let (path, explicit) = resolve_path(cli_path, env);
+        let mut problems = ConfigProblems::default();
+        let where_ = path.display().to_string();
+        let (file, source) = match std::fs::read_to_string(&path) {
+            Ok(text) => match toml::from_str::<FileConfig>(&text) {
+                Ok(f) => (f, Some(path.clone())),
+                Err(e) => {
+                    let mut msg = e.message().to_string();
+                    if msg.starts_with("unknown field") {
+                        msg.push_str("; remove the key or fix its spelling (see pgbackup.toml(5))");
+                    }
+                    let place = match e.span() {
+                        Some(span) => {
+                            let line = text[..span.start].matches('\n').count() + 1;
+                            format!("{where_}: line {line}: `{}`", text[span].trim())
+                        }
+                        None => where_.clone(),
+                    };
+                    problems.push(place, msg);
+                    return Err(problems.into());
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                (FileConfig::default(), None)
+            }
+            Err(e) => {
+                problems.push(
+                    where_,
+                    format!(
+                        "cannot read the config file: {e}; pass --config PATH or set PGBACKUP_CONFIG"
+                    ),
+                );
+                return Err(problems.into());
+            }
+        };
+        let cfg = Self::from_file(file, source, env, &mut problems);
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(problems.into())
+        }
+    }
+
+    /// Merge the environment over `file` and check it; problems are appended to `problems`.
+    pub fn from_file(
+        file: FileConfig,
+        source: Option<PathBuf>,
+        env: EnvFn,
+        problems: &mut ConfigProblems,
+    ) -> Config {
+        let file_place = source
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(built-in defaults)".into());
+        let key = |k: &str| format!("{file_place}: {k}");
+        let mut env_overrides = Vec::new();
+        let mut warnings = Vec::new();
+        let mut env_get = |name: &str| {
+            let v = env(name);
+            if v.is_some() {
+                env_overrides.push(name.to_string());
+            }
+            v
+        };
+
+        // [storage]
+        let local_dir = env_get("BACKUP_LOCAL_DIR")
+            .or_else(|| env_get("BACKUP_DIR"))
+            .map(PathBuf::from)
+            .or(file.storage.local_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_LOCAL_DIR));
+        if local_dir.as_os_str().is_empty() {
+            problems.push(key("storage.local-dir"), "must not be empty");
+        }
+
+        // [backup]
+        let mut int_setting = |env_name: &str,
+                               file_key: &str,
+                               file_val: Option<i64>,
+                               default: i64,
+                               range: std::ops::RangeInclusive<i64>,
+                               what: &str| {
+            let (val, place) = match env_get(env_name) {
+                Some(s) => match s.trim().parse::<i64>() {
+                    Ok(v) => (v, format!("environment variable {env_name}")),
+                    Err(_) => {
+                        problems.push(
+                            format!("environment variable {env_name}"),
+                            format!("\"{s}\" is not a whole number; {what}"),
+                        );
+                        return default;
+                    }
+                },
+                None => (file_val.unwrap_or(default), key(file_key)),
+            };
+            if !range.contains(&val) {
+                problems.push(place, format!("{val} is out of range; {what}"));
+                return default;
+            }
+            val
+        };
+        let compression_level = int_setting(
+            "BACKUP_COMPRESSION_LEVEL",
+            "backup.compression-level",
+            file.backup.compression_level,
+            DEFAULT_COMPRESSION_LEVEL as i64,
+            1..=9,
+            "use a gzip level from 1 (fastest) to 9 (smallest)",
+        ) as u32;
+        let respawn_protection_hours = int_setting(
+            "RESPAWN_PROTECTION_HOURS",
+            "backup.respawn-protection-hours",
+            file.backup.respawn_protection_hours,
+            0,
+            0..=24 * 366,
+            "use hours from 0 (off) to 8784",
+        ) as u32;
+        let dump_timeout_secs = int_setting(
+            "BACKUP_DUMP_TIMEOUT",
+            "backup.dump-timeout-secs",
+            file.backup.dump_timeout_secs,
+            DEFAULT_DUMP_TIMEOUT_SECS as i64,
+            0..=i64::from(u32::MAX),
+            "use seconds, 0 for no limit",
+        );
+        let dump_timeout =
+            (dump_timeout_secs > 0).then(|| Duration::from_secs(dump_timeout_secs as u64));
+        for (k, p) in [
+            ("backup.pg-dump-path", &file.backup.pg_dump_path),
+            ("backup.psql-path", &file.backup.psql_path),
+        ] {
+            if let Some(p) = p {
+                if !p.is_file() {
+                    problems.push(
+                        key(k),
+                        format!(
+                            "{} does not exist; give the full path of the program (e.g. /usr/lib/postgresql/15/bin/{})",
+                            p.display(),
+                            p.file_name().and_then(|n| n.to_str()).unwrap_or("pg_dump")
+                        ),
+                    );
+                }
+            }
+        }
+        if env_get("BACKUP_RETENTION_DAYS").is_some() {
+            warnings.push(
+                "BACKUP_RETENTION_DAYS is set, but this version of pgbackup does not delete old \
+                 backups yet: nothing will be pruned"
+                    .into(),
+            );
+        }
+
+        // [[database]]
+        let mut databases = Vec::new();
+        let mut names = std::collections::HashSet::new();
+        let cred_dir = env("CREDENTIALS_DIRECTORY");
+        for (i, d) in file.database.iter().enumerate() {
+            let k = |sub: &str| key(&format!("database[{i}].{sub}"));
+            if !is_valid_dir_name(&d.name) {
+                problems.push(
+                    k("name"),
+                    format!(
+                        "\"{}\" is not a valid name; use letters, digits, '-', '_' and '.', not starting with '.' or '_' (at most 128 bytes)",
+                        d.name
+                    ),
+                );
+            } else if !names.insert(d.name.clone()) {
+                problems.push(
+                    k("name"),
+                    format!("\"{}\" is configured twice; names must be unique", d.name),
+                );
+            }
+            let conn = match &d.url {
+                Some(u) => match ConnInfo::parse(u) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        problems.push(k("url"), e.to_string());
+                        continue;
+                    }
+                },
+                None => ConnInfo::from_pairs(vec![("dbname".into(), d.name.clone())]),
+            };
+            if conn.password().is_some() {
+                warnings.push(format!(
+                    "database {}: the url contains a password; move it to password-file so the config file can be world-readable",
+                    d.name
+                ));
+            }
+            let mut password = None;
+            let mut password_source = None;
+            if d.password_file.is_some() && d.password_credential.is_some() {
+                problems.push(
+                    k("password-file"),
+                    "set either password-file or password-credential, not both",
+                );
+            }
+            if let Some(pf) = &d.password_file {
+                match read_secret_file(pf, &mut warnings) {
+                    Ok(s) => {
+                        password = Some(s);
+                        password_source = Some(format!("password-file {}", pf.display()));
+                    }
+                    Err(e) => problems.push(k("password-file"), e),
+                }
+            }
+            if let Some(cred) = &d.password_credential {
+                match &cred_dir {
+                    None => problems.push(
+                        k("password-credential"),
+                        "CREDENTIALS_DIRECTORY is not set: this key works under systemd with LoadCredential=; use password-file elsewhere",
+                    ),
+                    Some(dir) if cred.contains('/') || cred.is_empty() => problems.push(
+                        k("password-credential"),
+                        format!("\"{cred}\" is not a credential name (no '/' allowed); credentials are looked up in {dir}"),
+                    ),
+                    Some(dir) => {
+                        let p = Path::new(dir).join(cred);
+                        match std::fs::read_to_string(&p) {
+                            Ok(s) => {
+                                password = Some(Secret::new(s));
+                                password_source = Some(format!("credential {cred}"));
+                            }
+                            Err(e) => problems.push(
+                                k("password-credential"),
+                                format!("cannot read {}: {e}; check LoadCredential= in the unit", p.display()),
+                            ),
+                        }
+                    }
+                }
+            }
+            if password.is_none() {
+                password = conn.password().map(Secret::new);
+            }
+            databases.push(Database {
+                target: Target {
+                    name: d.name.clone(),
+                    conn,
+                    password,
+                },
+                extensions: d.extensions.clone(),
+                pg_dump_args: d.pg_dump_args.clone(),
+                password_source,
+            });
+        }
+
+        // Environment databases, for people coming from the shell-script setups.
+        let env_password = match env_get("DB_PASSWORD_FILE") {
+            Some(p) => match read_secret_file(Path::new(&p), &mut warnings) {
+                Ok(s) => Some((s, format!("DB_PASSWORD_FILE {p}"))),
+                Err(e) => {
+                    problems.push("environment variable DB_PASSWORD_FILE", e);
+                    None
+                }
+            },
+            None => None,
+        };
+        let env_url = match (env_get("DATABASE_URL"), env_get("DATABASE_URL_FILE")) {
+            (Some(u), _) => Some((u, "DATABASE_URL")),
+            (None, Some(p)) => match read_secret_file(Path::new(&p), &mut warnings) {
+                Ok(s) => Some((s.expose().trim().to_string(), "DATABASE_URL_FILE")),
+                Err(e) => {
+                    problems.push("environment variable DATABASE_URL_FILE", e);
+                    None
+                }
+            },
+            (None, None) => None,
+        };
+        let env_conn = match env_url {
+            Some((u, var)) => match ConnInfo::parse(&u) {
+                Ok(c) => Some((c, var)),
+                Err(e) => {
+                    problems.push(format!("environment variable {var}"), e.to_string());
+                    None
+                }
+            },
+            None => {
+                let mut pairs = Vec::new();
+                for (var, kw) in [
+                    ("DB_HOST", "host"),
+                    ("DB_PORT", "port"),
+                    ("DB_NAME", "dbname"),
+                    ("DB_USER", "user"),
+                ] {
+                    if let Some(v) = env_get(var) {
+                        pairs.push((kw.to_string(), v));
+                    }
+                }
+                if let Some(p) = env_get("DB_USER_FILE") {
+                    match std::fs::read_to_string(&p) {
+                        Ok(u) => pairs.push(("user".into(), u.trim().to_string())),
+                        Err(e) => problems.push(
+                            "environment variable DB_USER_FILE",
+                            format!("cannot read {p}: {e}"),
+                        ),
+                    }
+                }
+                (!pairs.is_empty())
+                    .then(|| (ConnInfo::from_pairs(pairs), "DB_HOST/DB_NAME/DB_USER"))
+            }
+        };
+        if let Some((conn, var)) = env_conn {
+            let pw = env_password.clone().or_else(|| {
+                conn.password()
+                    .map(|p| (Secret::new(p), format!("{var} (embedded)")))
+            });
+            match databases.len() {
+                0 => {
+                    let dbname = conn.get("dbname").unwrap_or("postgres").to_string();
+                    let name = if is_valid_dir_name(&dbname) {
+                        dbname
+                    } else {
+                        escape_db_name(&dbname)
+                    };
+                    databases.push(Database {
+                        target: Target {
+                            name,
+                            conn,
+                            password: pw.as_ref().map(|p| p.0.clone()),
+                        },
+                        extensions: Vec::new(),
+                        pg_dump_args: Vec::new(),
+                        password_source: pw.map(|p| p.1),
+                    });
+                }
+                1 => {
+                    let db = &mut databases[0];
+                    db.target.conn = conn;
+                    if let Some((s, src)) = pw {
+                        db.target.password = Some(s);
+                        db.password_source = Some(src);
+                    }
+                }
+                n => problems.push(
+                    format!("environment variable {var}"),
+                    format!("is set, but the config file has {n} [[database]] entries and it is unclear which to override; unset it or set url per database"),
+                ),
+            }
+        } else if let Some((s, src)) = env_password {
+            if databases.len() == 1 {
+                databases[0].target.password = Some(s);
+                databases[0].password_source = Some(src);
+            } else {
+                problems.push(
+                    "environment variable DB_PASSWORD_FILE",
+                    "is set, but there is not exactly one database to apply it to; use password-file per [[database]]",
+                );
+            }
+        }
+
+        Config {
+            source,
+            env_overrides,
+            warnings,
+            local_dir,
+            compression_level,
+            respawn_protection_hours,
+            dump_timeout,
+            pg_dump_path: file.backup.pg_dump_path,
+            psql_path: file.backup.psql_path,
+            databases,
+        }
+    }
+
+    /// The client programs.
+    pub fn tools(&self) -> crate::postgres::PgTools {
+        crate::postgres::PgTools::new(self.pg_dump_path.as_deref(), self.psql_path.as_deref())
+    }
+
+    /// The effective configuration as TOML, secrets masked (for `pgbackup config show`).
+    pub fn to_display_toml(&self) -> String {
+        #[derive(Serialize)]
+        #[serde(rename_all = "kebab-case")]
+        struct Shown<'a> {
+            storage: ShownStorage<'a>,
+            backup: ShownBackup<'a>,
+            database: Vec<ShownDb<'a>>,
+        }
+        #[derive(Serialize)]
+        #[serde(rename_all = "kebab-case")]
+        struct ShownStorage<'a> {
+            local_dir: &'a Path,
+        }
+        #[derive(Serialize)]
+        #[serde(rename_all = "kebab-case")]
+        struct ShownBackup<'a> {
+            compression_level: u32,
+            respawn_protection_hours: u32,
+            dump_timeout_secs: u64,
+            pg_dump_path: String,
+            psql_path: String,
+            #[serde(skip)]
+            _p: std::marker::PhantomData<&'a ()>,
+        }
+        #[derive(Serialize)]
+        #[serde(rename_all = "kebab-case")]
+        struct ShownDb<'a> {
+            name: &'a str,
+            url: &'a str,
+            password: &'a str,
+            extensions: &'a [String],
+            pg_dump_args: &'a [String],
+        }
+        let tools = self.tools();
+        let shown = Shown {
+            storage: ShownStorage {
+                local_dir: &self.local_dir,
+            },
+            backup: ShownBackup {
+                compression_level: self.compression_level,
+                respawn_protection_hours: self.respawn_protection_hours,
+                dump_timeout_secs: self.dump_timeout.map(|d| d.as_secs()).unwrap_or(0),
+                pg_dump_path: tools.pg_dump.display().to_string(),
+                psql_path: tools.psql.display().to_string(),
+                _p: std::marker::PhantomData,
+            },
+            database: self
+                .databases
+                .iter()
+                .map(|d| ShownDb {
+                    name: d.name(),
+                    url: d.target.conn.masked(),
+                    password: match (&d.password_source, &d.target.password) {
+                        (Some(s), _) => s.as_str(),
+                        (None, Some(_)) => "(embedded in url, masked)",
+                        (None, None) => "(libpq: PGPASSWORD, PGPASSFILE or ~/.pgpass)",
+                    },
+                    extensions: &d.extensions,
+                    pg_dump_args: &d.pg_dump_args,
+                })
+                .collect(),
+        };
+        let mut out = format!(
+            "# effective configuration\n# file: {}\n# environment overrides: {}\n",
+            self.source
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "none (built-in defaults)".into()),
+            if self.env_overrides.is_empty() {
+                "none".to_string()
+            } else {
+                self.env_overrides.join(", ")
+            }
+        );
+        if self.databases.is_empty() {
+            out.push_str(
+                "# no [[database]]: every connectable database of the server that libpq's defaults reach is backed up\n",
+            );
+        }
+        out.push_str(&toml::to_string_pretty(&shown).unwrap_or_default());
+        out
+    }
+}
+
+/// Read a secret from a file; warn when others can read it.
+fn read_secret_file(path: &Path, warnings: &mut Vec<String>) -> Result<Secret, String> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::read_to_string(path) {
+        Ok(s) => {
+            if let Ok(m) = std::fs::metadata(path) {
+                if m.permissions().mode() & 0o077 != 0 {
+                    warnings.push(format!(
+                        "{} is readable by other users; chmod 600 it",
+                        path.display()
+                    ));
+                }
+            }
+            let s = Secret::new(s);
+            if s.expose().is_empty() {
+                return Err(format!("{} is empty; put the password in it", path.display()));
+            }
+            Ok(s)
+        }
+        Err(e) => Err(format!(
+            "cannot read {}: {e}; create it (mode 0600, readable by the pgbackup user) or fix the path",
+            path.display()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load_str(toml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigProblems> {
+        let map: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let env = move |k: &str| map.get(k).cloned();
+        let file: FileConfig = toml::from_str(toml).map_err(|e| {
+            let mut p = ConfigProblems::default();
+            p.push("test", e.to_string());
+            p
+        })?;
+        let mut problems = ConfigProblems::default();
+        let cfg = Config::from_file(file, Some("/t.toml".into()), &env, &mut problems);
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(problems)
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let c = load_str("", &[]).unwrap();
+        assert_eq!(c.local_dir, PathBuf::from(DEFAULT_LOCAL_DIR));
+        assert_eq!(c.compression_level, 6);
+        assert_eq!(c.respawn_protection_hours, 0);
+        assert_eq!(
+            c.dump_timeout,
+            Some(Duration::from_secs(DEFAULT_DUMP_TIMEOUT_SECS))
+        );
+        assert!(c.databases.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_is_rejected() {
+        let e = toml::from_str::<FileConfig>("[backup]\ncompresion-level = 5\n").unwrap_err();
+        assert!(e.message().contains("compresion-level"), "{e}");
+        assert!(e.message().contains("compression-level"), "{e}");
+    }
+
+    #[test]
+    fn every_problem_is_listed() {
+        let e = load_str(
+            "[backup]\ncompression-level = 12\n[[database]]\nname = \"../etc\"\n[[database]]\nname = \"ok\"\nurl = \"postgresql://h:port/x\"\n",
+            &[("RESPAWN_PROTECTION_HOURS", "soon")],
+        )
+        .unwrap_err();
+        let text = ConfigProblems(e.0.clone()).to_string();
+        assert_eq!(e.0.len(), 4, "{text}");
+        assert!(text.contains("backup.compression-level"), "{text}");
+        assert!(text.contains("database[0].name"), "{text}");
+        assert!(text.contains("database[1].url"), "{text}");
+        assert!(text.contains("RESPAWN_PROTECTION_HOURS"), "{text}");
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let c = load_str(
+            "[storage]\nlocal-dir = \"/a\"\n[backup]\ncompression-level = 3\n",
+            &[("BACKUP_DIR", "/b"), ("BACKUP_COMPRESSION_LEVEL", "9")],
+        )
+        .unwrap();
+        assert_eq!(c.local_dir, PathBuf::from("/b"));
+        assert_eq!(c.compression_level, 9);
+        let c = load_str("", &[("BACKUP_DIR", "/b"), ("BACKUP_LOCAL_DIR", "/c")]).unwrap();
+        assert_eq!(c.local_dir, PathBuf::from("/c"));
+    }
+
+    #[test]
+    fn database_url_defines_a_database() {
+        let c = load_str("", &[("DATABASE_URL", "postgresql://u:pw@h:5/clara_main")]).unwrap();
+        assert_eq!(c.databases.len(), 1);
+        let d = &c.databases[0];
+        assert_eq!(d.name(), "clara_main");
+        assert_eq!(d.target.password.as_ref().map(|s| s.expose()), Some("pw"));
+        let shown = c.to_display_toml();
+        assert!(!shown.contains("pw@"), "{shown}");
+        assert!(shown.contains("u:***@h:5"), "{shown}");
+    }
+
+    #[test]
+    fn database_url_with_several_databases_is_ambiguous() {
+        let e = load_str(
+            "[[database]]\nname = \"a\"\n[[database]]\nname = \"b\"\n",
+            &[("DATABASE_URL", "postgresql://h/x")],
+        )
+        .unwrap_err();
+        assert!(e.0[0].place.contains("DATABASE_URL"));
+    }
+
+    #[test]
+    fn missing_password_file_is_a_problem() {
+        let e = load_str(
+            "[[database]]\nname = \"a\"\npassword-file = \"/nonexistent/pw\"\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.0[0].place.ends_with("database[0].password-file"));
+        assert!(e.0[0].message.contains("/nonexistent/pw"));
+    }
+}

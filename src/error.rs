@@ -1,0 +1,200 @@
+//! The crate's error type and the one place where errors become exit codes.
+//!
+//! Rules:
+//! - Modules return typed errors that carry the object they are about (database, path, key).
+//! - Messages are lowercase, name the problem, and end with what to do when there is something
+//!   the operator can do ("...; check password-file").
+//! - An error is logged exactly once, by `main`, after the command returned it.
+//! - Secrets never reach a message: connection strings are shown masked (`ConnInfo::masked`).
+//!
+//! Exit codes (sysexits style, see DESIGN.md and pgbackup(1)):
+//!
+//! | code | meaning |
+//! |------|---------|
+//! | 0  | success, including "skipped: last backup is recent" |
+//! | 1  | a backup or verification failed |
+//! | 2  | usage error (clap uses 2 as well) |
+//! | 65 | corrupt or incomplete backup |
+//! | 69 | database or storage unreachable |
+//! | 73 | cannot create output (directory, disk full, permissions) |
+//! | 75 | another run holds the lock |
+//! | 78 | configuration error |
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Exit code: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: a backup or verification failed.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code: usage error.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code: corrupt or incomplete backup.
+pub const EXIT_DATAERR: u8 = 65;
+/// Exit code: database or storage unreachable.
+pub const EXIT_UNAVAILABLE: u8 = 69;
+/// Exit code: cannot create output.
+pub const EXIT_CANTCREAT: u8 = 73;
+/// Exit code: another run holds the lock.
+pub const EXIT_TEMPFAIL: u8 = 75;
+/// Exit code: configuration error.
+pub const EXIT_CONFIG: u8 = 78;
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can make a pgbackup command fail.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The command line was wrong in a way clap could not see.
+    #[error("{0}")]
+    Usage(String),
+
+    /// The configuration has one or more problems; all of them are listed.
+    #[error("{0}")]
+    Config(ConfigProblems),
+
+    /// Another pgbackup run holds the lock.
+    #[error("another pgbackup run{} holds the lock {}; wait for it to finish (or check `pgbackup status`)",
+        .pid.map(|p| format!(" (pid {p})")).unwrap_or_default(), .path.display())]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// The holder's pid, when it could be read.
+        pid: Option<i32>,
+    },
+
+    /// A file or directory could not be created or written.
+    #[error("cannot write {what} {}: {source}{}", .path.display(), hint_for_io(.source))]
+    Output {
+        /// What was being written ("backup directory", "lock file", ...).
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A file could not be read.
+    #[error("cannot read {what} {}: {source}", .path.display())]
+    Input {
+        /// What was being read.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A PostgreSQL server could not be reached or refused us.
+    #[error("{0}")]
+    Postgres(#[from] crate::postgres::PgError),
+
+    /// One or more databases failed to back up (each was already reported).
+    #[error("{failed} of {total} database backup(s) failed: {names}")]
+    BackupsFailed {
+        /// How many failed.
+        failed: usize,
+        /// How many were attempted.
+        total: usize,
+        /// The failed databases, comma separated.
+        names: String,
+        /// The exit code that describes the failures best.
+        code: u8,
+    },
+
+    /// pg_dump failed.
+    #[error(transparent)]
+    Dump(#[from] crate::postgres::DumpError),
+
+    /// pg_dump exited 0 but the dump is not complete.
+    #[error("the dump of {db} ended without pg_dump's completion trailer although pg_dump exited 0; the backup was discarded (check the server log and pg-dump-args)")]
+    Incomplete {
+        /// Database.
+        db: String,
+    },
+
+    /// A backup file is corrupt or incomplete.
+    #[error("{0}")]
+    Corrupt(String),
+}
+
+fn hint_for_io(e: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind;
+    match e.raw_os_error() {
+        Some(28) => "; the disk is full: free space or point [storage] local-dir elsewhere",
+        Some(30) => "; the file system is read-only",
+        _ => match e.kind() {
+            ErrorKind::PermissionDenied => {
+                "; check ownership and permissions (the service runs as the pgbackup user)"
+            }
+            ErrorKind::NotFound => "; does the parent directory exist?",
+            _ => "",
+        },
+    }
+}
+
+impl Error {
+    /// The process exit code for this error (see the table at the top of this module).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) => EXIT_USAGE,
+            Error::Config(_) => EXIT_CONFIG,
+            Error::Locked { .. } => EXIT_TEMPFAIL,
+            Error::Output { .. } => EXIT_CANTCREAT,
+            Error::Input { .. } => EXIT_FAILED,
+            Error::Postgres(e) => e.exit_code(),
+            Error::BackupsFailed { code, .. } => *code,
+            Error::Dump(crate::postgres::DumpError::Pg(e)) => e.exit_code(),
+            Error::Dump(_) | Error::Incomplete { .. } => EXIT_FAILED,
+            Error::Corrupt(_) => EXIT_DATAERR,
+        }
+    }
+}
+
+/// One configuration problem: where it is and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Where: `file: key`, or an environment variable.
+    pub place: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+/// All configuration problems found in one pass.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigProblems(pub Vec<ConfigProblem>);
+
+impl ConfigProblems {
+    /// Record a problem.
+    pub fn push(&mut self, place: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ConfigProblem {
+            place: place.into(),
+            message: message.into(),
+        });
+    }
+
+    /// Whether any problem was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Display for ConfigProblems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        write!(f, "configuration error{}:", if n == 1 { "" } else { "s" })?;
+        for p in &self.0 {
+            write!(f, "\n  {}: {}", p.place, p.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl From<ConfigProblems> for Error {
+    fn from(p: ConfigProblems) -> Self {
+        Error::Config(p)
+    }
+}

@@ -1,0 +1,21 @@
+//! pgbackup: systemd-native PostgreSQL backups.
+//!
+//! Every backup is complete or invisible (temp file, fsync, rename), every failure is loud (exit
+//! code, log line, sd-notify STATUS), and secrets never reach argv, logs or manifests.
+//! `main.rs` only parses the command line and maps errors to exit codes; the commands live in
+//! [`commands`], pure logic in [`catalog`], [`conninfo`] and [`config`], and everything that
+//! touches a child process in [`postgres`].
+
+pub mod catalog;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod conninfo;
+pub mod error;
+pub mod fsutil;
+pub mod lock;
+pub mod log;
+pub mod notify;
+pub mod pipeline;
+pub mod postgres;
+pub mod secret;

@@ -1,0 +1,570 @@
+//! The PostgreSQL client programs as child processes: pg_dump and psql. Argv, environment,
+//! stderr capture, exit status and timeouts live here.
+//!
+//! Passwords reach the children only through a 0600 passfile named by `PGPASSFILE` in the
+//! child's environment; argv carries the connection string with the password removed.
+//! Children run with `-w` (never prompt) and stdin closed, and with `LC_MESSAGES=C` so that their
+//! messages can be classified.
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::conninfo::ConnInfo;
+use crate::error::{EXIT_CONFIG, EXIT_FAILED, EXIT_UNAVAILABLE};
+use crate::secret::Secret;
+
+/// Default connection timeout handed to libpq when neither the environment nor the connection
+/// string sets one: an unreachable host fails in seconds instead of hanging the timer job.
+pub const DEFAULT_CONNECT_TIMEOUT_SECS: u32 = 10;
+
+const STDERR_KEEP: usize = 50;
+
+/// Errors talking to PostgreSQL. Messages never contain a password.
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    /// The server could not be reached, or refused the connection.
+    #[error("cannot connect to database {db} ({target}): {detail}; {hint}")]
+    Connect {
+        /// The configured database name.
+        db: String,
+        /// The masked connection string.
+        target: String,
+        /// What libpq said.
+        detail: String,
+        /// What to do.
+        hint: &'static str,
+    },
+    /// A client program could not be started.
+    #[error("cannot run {program}: {source}; install the PostgreSQL client (apt install postgresql-client) or set [backup] {key}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// The config key that names it.
+        key: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A query failed after connecting.
+    #[error("query on database {db} failed: {detail}")]
+    Query {
+        /// The configured database name.
+        db: String,
+        /// What psql said.
+        detail: String,
+    },
+    /// pg_dump is older than the server.
+    #[error("pg_dump {dump_version} cannot dump database {db}: the server runs PostgreSQL {server_version}; set [backup] pg-dump-path to a pg_dump of major version {server_major} or newer (e.g. /usr/lib/postgresql/{server_major}/bin/pg_dump)")]
+    VersionMismatch {
+        /// The configured database name.
+        db: String,
+        /// pg_dump's version.
+        dump_version: String,
+        /// The server's version.
+        server_version: String,
+        /// The server's major version.
+        server_major: u32,
+    },
+}
+
+impl PgError {
+    /// Exit code per DESIGN.md.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            PgError::Connect { .. } | PgError::Spawn { .. } => EXIT_UNAVAILABLE,
+            PgError::Query { .. } => EXIT_FAILED,
+            PgError::VersionMismatch { .. } => EXIT_CONFIG,
+        }
+    }
+}
+
+/// Where the client programs are.
+#[derive(Debug, Clone)]
+pub struct PgTools {
+    /// pg_dump.
+    pub pg_dump: PathBuf,
+    /// psql.
+    pub psql: PathBuf,
+}
+
+impl PgTools {
+    /// `pg_dump` from `pg_dump_path` (else PATH); `psql` from `psql_path`, else beside a
+    /// configured pg_dump, else PATH.
+    pub fn new(pg_dump_path: Option<&Path>, psql_path: Option<&Path>) -> Self {
+        let pg_dump = pg_dump_path
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("pg_dump"));
+        let psql = psql_path.map(Path::to_path_buf).unwrap_or_else(|| {
+            pg_dump_path
+                .and_then(Path::parent)
+                .map(|d| d.join("psql"))
+                .filter(|p| p.exists())
+                .unwrap_or_else(|| PathBuf::from("psql"))
+        });
+        PgTools { pg_dump, psql }
+    }
+
+    /// `pg_dump --version`, e.g. "15.18".
+    pub fn pg_dump_version(&self) -> Result<String, PgError> {
+        let out = Command::new(&self.pg_dump)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|source| PgError::Spawn {
+                program: self.pg_dump.display().to_string(),
+                key: "pg-dump-path",
+                source,
+            })?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        // "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
+        Ok(text
+            .split_whitespace()
+            .nth(2)
+            .unwrap_or(text.trim())
+            .to_string())
+    }
+}
+
+/// The major version of a version string: "15.18" -> 15, "9.6.1" -> 9, "17beta1" -> 17.
+pub fn major_version(v: &str) -> Option<u32> {
+    let digits: String = v.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// One database to talk to: how to connect and with which password.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The configured name (used in messages and file names).
+    pub name: String,
+    /// Connection string.
+    pub conn: ConnInfo,
+    /// Password, when configured (otherwise libpq's own PGPASSWORD/PGPASSFILE/~/.pgpass apply).
+    pub password: Option<Secret>,
+}
+
+/// A 0600 passfile that lives as long as the child needs it.
+#[derive(Debug)]
+pub struct ClientEnv {
+    passfile: Option<tempfile::NamedTempFile>,
+}
+
+impl ClientEnv {
+    /// Prepare the environment for a child connecting to `target`.
+    pub fn new(target: &Target) -> std::io::Result<Self> {
+        let passfile = match &target.password {
+            None => None,
+            Some(pw) => {
+                // NamedTempFile creates the file 0600, which libpq requires of a passfile.
+                let mut f = tempfile::Builder::new()
+                    .prefix("pgbackup-pass.")
+                    .tempfile()?;
+                writeln!(f, "*:*:*:*:{}", escape_passfile(pw.expose()))?;
+                f.as_file().sync_all()?;
+                Some(f)
+            }
+        };
+        Ok(ClientEnv { passfile })
+    }
+
+    /// Apply to a command: passfile, connect timeout, English messages, no prompt.
+    pub fn apply(&self, cmd: &mut Command) {
+        if let Some(f) = &self.passfile {
+            cmd.env("PGPASSFILE", f.path());
+            cmd.env_remove("PGPASSWORD");
+        }
+        if std::env::var_os("PGCONNECT_TIMEOUT").is_none() {
+            cmd.env(
+                "PGCONNECT_TIMEOUT",
+                DEFAULT_CONNECT_TIMEOUT_SECS.to_string(),
+            );
+        }
+        cmd.env("LC_MESSAGES", "C");
+        cmd.env_remove("LC_ALL");
+        cmd.stdin(Stdio::null());
+    }
+}
+
+fn escape_passfile(s: &str) -> String {
+    s.replace('\\', "\\\\").replace(':', "\\:")
+}
+
+/// The connection string argument for a child (`--dbname=...`), without the password.
+fn dbname_arg(conn: &ConnInfo) -> OsString {
+    let mut s = OsString::from("--dbname=");
+    s.push(conn.without_password());
+    s
+}
+
+/// Turn a client's stderr into the one line worth showing, and a hint.
+fn classify(stderr: &str) -> (String, &'static str, bool) {
+    let detail: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            l.trim_start_matches("psql: ")
+                .trim_start_matches("pg_dump: ")
+                .trim_start_matches("error: ")
+        })
+        .collect();
+    let detail = detail.join(" ");
+    let lower = detail.to_lowercase();
+    let is_connect = lower.contains("connection to server")
+        || lower.contains("could not connect")
+        || lower.contains("could not translate host name");
+    let hint = if lower.contains("password authentication failed")
+        || lower.contains("no password supplied")
+        || lower.contains("password is required")
+    {
+        "check the password (password-file, password-credential, or PGPASSFILE) and the user name"
+    } else if lower.contains("database") && lower.contains("does not exist") {
+        "check the database name in url (or the [[database]] name)"
+    } else if lower.contains("role") && lower.contains("does not exist") {
+        "check the user name in url"
+    } else if lower.contains("pg_hba.conf") {
+        "allow this host and user in the server's pg_hba.conf"
+    } else if lower.contains("connection refused")
+        || lower.contains("no such file or directory")
+        || lower.contains("timeout expired")
+        || lower.contains("could not translate host name")
+        || lower.contains("is the server running")
+    {
+        "is the server running, and are host and port right?"
+    } else {
+        "check url and that the server is running"
+    };
+    (detail, hint, is_connect)
+}
+
+/// psql as a query runner.
+#[derive(Debug)]
+pub struct Psql<'a> {
+    tools: &'a PgTools,
+    target: &'a Target,
+}
+
+impl<'a> Psql<'a> {
+    /// A runner for `target`.
+    pub fn new(tools: &'a PgTools, target: &'a Target) -> Self {
+        Psql { tools, target }
+    }
+
+    /// Run one SQL command; rows are returned as vectors of fields.
+    pub fn query(&self, sql: &str) -> Result<Vec<Vec<String>>, PgError> {
+        let env = ClientEnv::new(self.target).map_err(|source| PgError::Spawn {
+            program: "psql (passfile)".into(),
+            key: "psql-path",
+            source,
+        })?;
+        let mut cmd = Command::new(&self.tools.psql);
+        cmd.args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-w",
+            "-0",
+            "-F",
+            "\x1f",
+            "-v",
+            "ON_ERROR_STOP=1",
+        ])
+        .arg(dbname_arg(&self.target.conn))
+        .arg("-c")
+        .arg(sql);
+        env.apply(&mut cmd);
+        let out = cmd.output().map_err(|source| PgError::Spawn {
+            program: self.tools.psql.display().to_string(),
+            key: "psql-path",
+            source,
+        })?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let (detail, hint, is_connect) = classify(&stderr);
+            // psql exits 2 when the connection failed.
+            return Err(if is_connect || out.status.code() == Some(2) {
+                PgError::Connect {
+                    db: self.target.name.clone(),
+                    target: self.target.conn.masked().to_string(),
+                    detail,
+                    hint,
+                }
+            } else {
+                PgError::Query {
+                    db: self.target.name.clone(),
+                    detail,
+                }
+            });
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        Ok(text
+            .split('\0')
+            .map(|r| r.trim_start_matches('\n'))
+            .filter(|r| !r.is_empty())
+            .map(|r| r.split('\x1f').map(str::to_string).collect())
+            .collect())
+    }
+
+    /// `server_version` of the server.
+    pub fn server_version(&self) -> Result<String, PgError> {
+        let rows = self.query("SHOW server_version")?;
+        Ok(rows
+            .first()
+            .and_then(|r| r.first())
+            .map(|v| v.split_whitespace().next().unwrap_or(v).to_string())
+            .unwrap_or_default())
+    }
+
+    /// Databases a zero-config run backs up: connectable, not templates, CONNECT allowed.
+    pub fn list_databases(&self) -> Result<Vec<String>, PgError> {
+        let rows = self.query(
+            "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate \
+             AND has_database_privilege(datname, 'CONNECT') ORDER BY datname",
+        )?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| r.into_iter().next())
+            .collect())
+    }
+}
+
+/// A running pg_dump whose stdout is the dump.
+#[derive(Debug)]
+pub struct DumpProcess {
+    child: Child,
+    stderr: Option<JoinHandle<Vec<String>>>,
+    watchdog: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
+    timed_out: Arc<AtomicBool>,
+    _env: ClientEnv,
+    name: String,
+    target: String,
+}
+
+/// Why a dump failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DumpError {
+    /// pg_dump could not connect.
+    #[error(transparent)]
+    Pg(#[from] PgError),
+    /// pg_dump exited non-zero or was killed.
+    #[error("pg_dump of {db} failed ({status}): {detail}")]
+    Failed {
+        /// Database.
+        db: String,
+        /// Exit status in words.
+        status: String,
+        /// The last lines of its stderr.
+        detail: String,
+    },
+    /// pg_dump exited 0 but reported an error on stderr.
+    #[error("pg_dump of {db} reported an error although it exited 0: {detail}")]
+    StderrError {
+        /// Database.
+        db: String,
+        /// The error lines.
+        detail: String,
+    },
+    /// The dump did not finish within `dump-timeout-secs`.
+    #[error("pg_dump of {db} did not finish within {secs} s and was stopped; raise [backup] dump-timeout-secs (BACKUP_DUMP_TIMEOUT) or find what blocks it (locks, a slow server)")]
+    Timeout {
+        /// Database.
+        db: String,
+        /// The limit.
+        secs: u64,
+    },
+}
+
+impl DumpProcess {
+    /// Start `pg_dump` (plain format) for `target` with `extra_args`.
+    pub fn spawn(
+        tools: &PgTools,
+        target: &Target,
+        extra_args: &[String],
+        timeout: Option<Duration>,
+    ) -> Result<(DumpProcess, ChildStdout), PgError> {
+        let env = ClientEnv::new(target).map_err(|source| PgError::Spawn {
+            program: "pg_dump (passfile)".into(),
+            key: "pg-dump-path",
+            source,
+        })?;
+        let mut cmd = Command::new(&tools.pg_dump);
+        cmd.arg("--format=plain")
+            .arg("--no-password")
+            .args(extra_args)
+            .arg(dbname_arg(&target.conn))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        env.apply(&mut cmd);
+        let mut child = cmd.spawn().map_err(|source| PgError::Spawn {
+            program: tools.pg_dump.display().to_string(),
+            key: "pg-dump-path",
+            source,
+        })?;
+        let stdout = child.stdout.take().expect("stdout was piped above");
+        let stderr = child.stderr.take().expect("stderr was piped above");
+        let name = target.name.clone();
+        let log_name = name.clone();
+        let stderr = std::thread::spawn(move || {
+            let mut kept = Vec::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                crate::log::warn(&format!("{log_name}: {line}"));
+                if kept.len() == STDERR_KEEP {
+                    kept.remove(0);
+                }
+                kept.push(line);
+            }
+            kept
+        });
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let watchdog = timeout.map(|limit| {
+            let (tx, rx) = mpsc::channel::<()>();
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let flag = timed_out.clone();
+            let handle = std::thread::spawn(move || {
+                if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+                    flag.store(true, Ordering::SeqCst);
+                    // The child is not reaped before this thread is joined, so the pid is still
+                    // pg_dump's.
+                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+                    if let Err(mpsc::RecvTimeoutError::Timeout) =
+                        rx.recv_timeout(Duration::from_secs(5))
+                    {
+                        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                    }
+                }
+            });
+            (tx, handle)
+        });
+        Ok((
+            DumpProcess {
+                child,
+                stderr: Some(stderr),
+                watchdog,
+                timed_out,
+                _env: env,
+                name,
+                target: target.conn.masked().to_string(),
+            },
+            stdout,
+        ))
+    }
+
+    /// Stop pg_dump now (used when writing the output failed).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+    }
+
+    /// Wait for pg_dump and check everything it told us. `timeout_secs` is for the message.
+    pub fn finish(mut self, timeout_secs: u64) -> Result<(), DumpError> {
+        if let Some((tx, handle)) = self.watchdog.take() {
+            let _ = tx.send(());
+            let _ = handle.join();
+        }
+        let status = self.child.wait();
+        let lines = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        if self.timed_out.load(Ordering::SeqCst) {
+            return Err(DumpError::Timeout {
+                db: self.name.clone(),
+                secs: timeout_secs,
+            });
+        }
+        let status = status.map_err(|e| DumpError::Failed {
+            db: self.name.clone(),
+            status: "wait failed".into(),
+            detail: e.to_string(),
+        })?;
+        let text = lines.join("\n");
+        if !status.success() {
+            let (detail, hint, is_connect) = classify(&text);
+            if is_connect {
+                return Err(PgError::Connect {
+                    db: self.name.clone(),
+                    target: self.target.clone(),
+                    detail,
+                    hint,
+                }
+                .into());
+            }
+            return Err(DumpError::Failed {
+                db: self.name.clone(),
+                status: describe_status(status),
+                detail: if detail.is_empty() {
+                    "no message on stderr".into()
+                } else {
+                    detail
+                },
+            });
+        }
+        let errors: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.contains("error:") || l.contains("FATAL:"))
+            .collect();
+        if !errors.is_empty() {
+            return Err(DumpError::StderrError {
+                db: self.name.clone(),
+                detail: errors
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn describe_status(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exit status {c}"),
+        (None, Some(s)) => {
+            let name = nix::sys::signal::Signal::try_from(s)
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_else(|_| s.to_string());
+            format!("killed by signal {name}")
+        }
+        _ => "unknown status".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn majors() {
+        assert_eq!(major_version("15.18"), Some(15));
+        assert_eq!(major_version("9.6.24"), Some(9));
+        assert_eq!(major_version("17beta1"), Some(17));
+        assert_eq!(major_version("x"), None);
+    }
+
+    #[test]
+    fn passfile_escaping() {
+        assert_eq!(escape_passfile(r"a:b\c"), r"a\:b\\c");
+    }
+
+    #[test]
+    fn classification() {
+        let (d, h, c) = classify("psql: error: connection to server at \"127.0.0.1\", port 1 failed: Connection refused\n\tIs the server running on that host and accepting TCP/IP connections?\n");
+        assert!(c);
+        assert!(d.starts_with("connection to server"), "{d}");
+        assert!(h.contains("server running"));
+        let (_, h, _) = classify("psql: error: connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  password authentication failed for user \"x\"");
+        assert!(h.contains("password"));
+        let (_, h, _) = classify(
+            "connection to server on socket failed: FATAL:  database \"nope\" does not exist",
+        );
+        assert!(h.contains("database name"));
+    }
+}
