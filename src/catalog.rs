@@ -287,7 +287,7 @@ pub fn list_dir(root: &Path, database: &str) -> io::Result<Vec<Entry>> {
             name,
         });
     }
-    out.sort_by(|a, b| a.name.timestamp.cmp(&b.name.timestamp));
+    out.sort_by_key(|e| e.name.timestamp);
     Ok(out)
 }
 

@@ -167,14 +167,16 @@ impl Config {
             Ok(text) => match toml::from_str::<FileConfig>(&text) {
                 Ok(f) => (f, Some(path.clone())),
                 Err(e) => {
-                    let mut msg = e.message().to_string();
+                    let mut msg = e.message().trim().to_string();
                     if msg.starts_with("unknown field") {
                         msg.push_str("; remove the key or fix its spelling (see pgbackup.toml(5))");
                     }
+                    let msg = msg.replace("expected i64", "expected an integer");
                     let place = match e.span() {
                         Some(span) => {
-                            let line = text[..span.start].matches('\n').count() + 1;
-                            format!("{where_}: line {line}: `{}`", text[span].trim())
+                            let line_no = text[..span.start].matches('\n').count() + 1;
+                            let line = text.lines().nth(line_no - 1).unwrap_or_default();
+                            format!("{where_}: line {line_no}: `{}`", line.trim())
                         }
                         None => where_.clone(),
                     };

@@ -19,7 +19,7 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
         .create(dir)?;
     let meta = fs::metadata(dir)?;
     if !meta.is_dir() {
-        return Err(io::Error::new(io::ErrorKind::Other, "not a directory"));
+        return Err(io::Error::other("not a directory"));
     }
     if meta.permissions().mode() & 0o077 != 0 {
         // Best effort: a directory we do not own (e.g. a shared mount) keeps its mode.

@@ -284,7 +284,6 @@ pub fn run<R: Read, W: Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read as _;
 
     const DUMP: &str = "--\n-- PostgreSQL database dump\n--\n\\restrict abc\nSET x = 1;\n\
 COPY public.t (a, b) FROM stdin;\n1\tx\n2\ty\n\\.\n\n\

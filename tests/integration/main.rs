@@ -1,1 +1,14 @@
+#![allow(clippy::unwrap_used)]
 
+//! Integration tests: the real `pgbackup` binary against a real, ephemeral PostgreSQL cluster.
+//! One test binary (ripgrep's layout); the cluster is shared, every test has its own databases
+//! and directories.
+
+mod harness;
+
+/// Round trips, respawn protection, list, zero-config and environment overrides.
+mod backup;
+/// Broken configurations: exit 78 naming the key.
+mod config;
+/// Every failure path: unreachable servers, killed dumps, full disks, locks, timeouts.
+mod failures;

@@ -1,0 +1,142 @@
+use crate::harness::*;
+
+#[track_caller]
+fn broken(toml: &str, needles: &[&str]) {
+    let env = TestEnv::new();
+    std::fs::write(&env.config, toml).unwrap();
+    for args in [&["config", "check"][..], &["backup"][..]] {
+        let r = env.run(args);
+        r.expect_code(78);
+        r.expect_stderr(&env.config.display().to_string());
+        for n in needles {
+            r.expect_stderr(n);
+        }
+    }
+    assert!(!env.backups.exists());
+}
+
+#[test]
+fn unknown_key_names_the_key_and_the_valid_ones() {
+    broken(
+        "[backup]\ncompresion-level = 5\n",
+        &[
+            "compresion-level",
+            "line 2",
+            "compression-level",
+            "fix its spelling",
+        ],
+    );
+}
+
+#[test]
+fn unknown_section_is_rejected() {
+    broken("[storag]\nlocal-dir = \"/tmp/x\"\n", &["storag"]);
+}
+
+#[test]
+fn out_of_range_and_invalid_values_are_all_listed() {
+    broken(
+        "[backup]\ncompression-level = 0\n\n[[database]]\nname = \"../../etc\"\n\n[[database]]\nname = \"ok\"\nurl = \"postgresql://h:notaport/x\"\n",
+        &[
+            "configuration errors:",
+            "backup.compression-level",
+            "from 1 (fastest) to 9",
+            "database[0].name",
+            "database[1].url",
+            "invalid port",
+        ],
+    );
+}
+
+#[test]
+fn toml_syntax_error_names_the_line() {
+    broken("[backup\ncompression-level = 5\n", &["line 1"]);
+}
+
+#[test]
+fn wrong_type_names_the_key() {
+    broken(
+        "[backup]\ncompression-level = \"high\"\n",
+        &["compression-level", "integer"],
+    );
+}
+
+#[test]
+fn missing_password_file_is_a_config_error() {
+    broken(
+        "[[database]]\nname = \"x\"\npassword-file = \"/nonexistent/pgbackup-pw\"\n",
+        &[
+            "database[0].password-file",
+            "/nonexistent/pgbackup-pw",
+            "mode 0600",
+        ],
+    );
+}
+
+#[test]
+fn missing_explicit_config_file_is_78() {
+    let env = TestEnv::new();
+    env.run(&["config", "check"])
+        .expect_code(78)
+        .expect_stderr("cannot read the config file");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgbackup"))
+        .env_clear()
+        .env("PGBACKUP_CONFIG", "/nonexistent/pgbackup.toml")
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    Run::from(out)
+        .expect_code(78)
+        .expect_stderr("/nonexistent/pgbackup.toml");
+}
+
+#[test]
+fn bad_environment_override_names_the_variable() {
+    let env = TestEnv::new();
+    env.write_config("");
+    let out = env
+        .cmd(&["config", "check"])
+        .env("BACKUP_COMPRESSION_LEVEL", "fast")
+        .output()
+        .unwrap();
+    Run::from(out)
+        .expect_code(78)
+        .expect_stderr("environment variable BACKUP_COMPRESSION_LEVEL");
+}
+
+#[test]
+fn valid_config_checks_ok_and_show_masks_secrets() {
+    let c = cluster();
+    let env = TestEnv::new();
+    env.write_config(&format!(
+        "[[database]]\nname = \"a\"\nurl = \"postgresql://postgres:{PASSWORD}@127.0.0.1:{}/a\"\n",
+        c.port
+    ));
+    env.run(&["config", "check"])
+        .expect_code(0)
+        .expect_no_secret();
+    let shown = env.run(&["config", "show"]);
+    shown.expect_code(0).expect_no_secret();
+    assert!(
+        shown.stdout.contains("postgres:***@127.0.0.1"),
+        "{}",
+        shown.stdout
+    );
+}
+
+#[test]
+fn every_shipped_config_parses() {
+    for entry in std::fs::read_dir(repo().join("packaging")).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "toml") {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgbackup"))
+                .env_clear()
+                .arg("--config")
+                .arg(&p)
+                .args(["config", "show"])
+                .output()
+                .unwrap();
+            Run::from(out).expect_code(0);
+        }
+    }
+}

@@ -1,0 +1,303 @@
+use std::time::Duration;
+
+use crate::harness::*;
+
+/// Nothing that a reader could take for a backup: no data file, no sidecar.
+#[track_caller]
+fn assert_no_backup(env: &TestEnv, name: &str) {
+    let files = env.files(name);
+    assert!(
+        !files
+            .iter()
+            .any(|f| !f.starts_with('.') && (f.ends_with(".sql.gz") || f.ends_with(".sha256"))),
+        "a failed run left a visible backup: {files:?}"
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn wrong_password_is_unreachable_with_a_hint_and_no_leak() {
+    let c = cluster();
+    let db = c.create_db("wrongpw");
+    let env = TestEnv::new();
+    std::fs::write(&env.password_file, "not-the-password-XYZ\n").unwrap();
+    env.write_config(&env.db_entry("w", &db));
+    let r = env.run(&["backup"]);
+    r.expect_code(69)
+        .expect_stderr("password authentication failed")
+        .expect_stderr("check the password");
+    assert!(!r.stderr.contains("not-the-password-XYZ"), "{}", r.stderr);
+    assert_no_backup(&env, "w");
+}
+
+#[test]
+fn missing_database_is_unreachable() {
+    let c = cluster();
+    let env = TestEnv::new();
+    env.write_config(&env.db_entry("m", "no_such_database_here"));
+    env.run(&["backup"])
+        .expect_code(69)
+        .expect_stderr("does not exist")
+        .expect_stderr("check the database name");
+    assert_no_backup(&env, "m");
+    let _ = c;
+}
+
+#[test]
+fn server_down_is_unreachable() {
+    let env = TestEnv::new();
+    let port = free_port();
+    env.write_config(&format!(
+        "[[database]]\nname = \"down\"\nurl = \"postgresql://postgres@127.0.0.1:{port}/x\"\npassword-file = \"{}\"\n",
+        env.password_file.display()
+    ));
+    env.run(&["backup"])
+        .expect_code(69)
+        .expect_stderr("Connection refused")
+        .expect_stderr("is the server running");
+    assert_no_backup(&env, "down");
+}
+
+#[test]
+fn one_failing_database_does_not_stop_the_others() {
+    let c = cluster();
+    let good = c.create_db("good");
+    let env = TestEnv::new();
+    env.write_config(&format!(
+        "{}{}",
+        env.db_entry("broken", "no_such_db_either"),
+        env.db_entry("fine", &good)
+    ));
+    env.run(&["backup"])
+        .expect_code(69)
+        .expect_stderr("1 of 2 database backup(s) failed: broken");
+    assert_eq!(env.data_files("fine").len(), 1);
+    assert_no_backup(&env, "broken");
+}
+
+#[test]
+fn backend_terminated_mid_dump_fails_and_leaves_nothing() {
+    let c = cluster();
+    let db = c.create_db("terminated");
+    c.sql(
+        &db,
+        "CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g",
+    );
+    let env = TestEnv::new();
+    env.write_config(&env.db_entry("t", &db));
+    let lock = c.hold_lock(&db, "t");
+    let child = env
+        .cmd(&["backup"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = c.wait_for_blocked_dump(&db);
+    c.sql("postgres", &format!("SELECT pg_terminate_backend({pid})"));
+    let r = Run::from(child.wait_with_output().unwrap());
+    drop(lock);
+    r.expect_code(1)
+        .expect_stderr("pg_dump of t failed")
+        .expect_stderr("terminating connection");
+    assert_no_backup(&env, "t");
+    assert!(
+        !env.files("t")
+            .iter()
+            .any(|f| f.starts_with(".pgbackup-tmp")),
+        "the temp file was not removed: {:?}",
+        env.files("t")
+    );
+}
+
+#[test]
+fn dump_timeout_kills_pg_dump_and_fails_cleanly() {
+    let c = cluster();
+    let db = c.create_db("timeout");
+    c.sql(&db, "CREATE TABLE t (a int)");
+    let env = TestEnv::new();
+    env.write_config(&format!(
+        "[backup]\ndump-timeout-secs = 2\n\n{}",
+        env.db_entry("slow", &db)
+    ));
+    let _lock = c.hold_lock(&db, "t");
+    let started = std::time::Instant::now();
+    env.run(&["backup"])
+        .expect_code(1)
+        .expect_stderr("did not finish within 2 s");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_no_backup(&env, "slow");
+    assert!(!env
+        .files("slow")
+        .iter()
+        .any(|f| f.starts_with(".pgbackup-tmp")));
+    // pg_dump is gone from the server.
+    wait_for(Duration::from_secs(10), "pg_dump to disconnect", || {
+        c.sql(
+            "postgres",
+            &format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND application_name = 'pg_dump'"),
+        ) == "0"
+    });
+}
+
+#[test]
+fn kill_9_mid_dump_leaves_no_backup_and_next_run_cleans_up() {
+    let c = cluster();
+    let db = c.create_db("killed");
+    c.sql(
+        &db,
+        "CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g",
+    );
+    let env = TestEnv::new();
+    env.write_config(&env.db_entry("k", &db));
+    // A good backup first: it must survive the killed run untouched.
+    env.run(&["backup"]).expect_code(0);
+    let before = env.files("k");
+    let first = env.data_files("k")[0].clone();
+    let first_bytes = std::fs::read(env.db_dir("k").join(&first)).unwrap();
+
+    let lock = c.hold_lock(&db, "t");
+    let mut child = env
+        .cmd(&["backup"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    c.wait_for_blocked_dump(&db);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    drop(lock);
+
+    let after = env.files("k");
+    assert!(
+        after.iter().any(|f| f.starts_with(".pgbackup-tmp")),
+        "expected the killed run's temp file, proving it was mid-dump: {after:?}"
+    );
+    let visible: Vec<_> = after
+        .iter()
+        .filter(|f| !f.starts_with('.'))
+        .cloned()
+        .collect();
+    assert_eq!(
+        visible, before,
+        "the killed run changed the visible backups"
+    );
+    assert_eq!(
+        std::fs::read(env.db_dir("k").join(&first)).unwrap(),
+        first_bytes
+    );
+
+    // The lock died with the process: the next run succeeds and removes the debris.
+    env.run(&["backup"]).expect_code(0);
+    let files = env.files("k");
+    assert!(
+        !files.iter().any(|f| f.starts_with(".pgbackup-tmp")),
+        "{files:?}"
+    );
+    assert_eq!(env.data_files("k").len(), 2);
+}
+
+#[test]
+fn concurrent_run_gets_75_naming_the_holder() {
+    let c = cluster();
+    let db = c.create_db("concurrent");
+    c.sql(&db, "CREATE TABLE t (a int)");
+    let env = TestEnv::new();
+    env.write_config(&env.db_entry("cc", &db));
+    let lock = c.hold_lock(&db, "t");
+    let first = env
+        .cmd(&["backup"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    c.wait_for_blocked_dump(&db);
+    env.run(&["backup"])
+        .expect_code(75)
+        .expect_stderr(&format!("(pid {})", first.id()));
+    drop(lock);
+    let out = first.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(env.data_files("cc").len(), 1);
+}
+
+#[test]
+fn unwritable_backup_directory_is_73() {
+    let c = cluster();
+    let db = c.create_db("unwritable");
+    let env = TestEnv::new();
+    let blocker = env.tmp.path().join("a-file");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    std::fs::write(
+        &env.config,
+        format!(
+            "[storage]\nlocal-dir = \"{}/sub\"\n\n{}",
+            blocker.display(),
+            env.db_entry("u", &db)
+        ),
+    )
+    .unwrap();
+    env.run(&["backup"])
+        .expect_code(73)
+        .expect_stderr("cannot write backup directory");
+}
+
+/// A full disk mid-write: a 1 MiB tmpfs and a dump that does not fit. Needs root for mount.
+#[test]
+fn full_disk_fails_with_73_and_keeps_the_previous_backup() {
+    let c = cluster();
+    let db = c.create_db("fulldisk");
+    c.sql(&db, "CREATE TABLE t (a int, b text)");
+    let env = TestEnv::new();
+    let mnt = env.tmp.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .expect("run mount");
+    assert!(
+        st.success(),
+        "mounting a tmpfs needs root (the tests and CI run as root)"
+    );
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(mnt.clone());
+    std::fs::write(
+        &env.config,
+        format!(
+            "[storage]\nlocal-dir = \"{}\"\n\n{}",
+            mnt.display(),
+            env.db_entry("f", &db)
+        ),
+    )
+    .unwrap();
+    env.run(&["backup"]).expect_code(0);
+    let good = std::fs::read_dir(mnt.join("f")).unwrap().count();
+    assert_eq!(good, 3);
+    // Random text does not compress: about 4 MiB of it cannot fit in 1 MiB.
+    c.sql(&db, "INSERT INTO t SELECT g, md5(random()::text) || md5(random()::text) FROM generate_series(1, 60000) g");
+    env.run(&["backup", "--force"])
+        .expect_code(73)
+        .expect_stderr("disk is full");
+    let mut names: Vec<String> = std::fs::read_dir(mnt.join("f"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 3, "only the earlier backup remains: {names:?}");
+    sh(&format!(
+        "cd '{}' && sha256sum -c *.sha256",
+        mnt.join("f").display()
+    ));
+}

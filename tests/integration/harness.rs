@@ -1,0 +1,402 @@
+//! Test harness: one real, ephemeral PostgreSQL cluster per test binary, and a `TestEnv` per test
+//! (temp dir, config file, a `pgbackup` command with a clean environment).
+//!
+//! The cluster is started by `scripts/pg-ephemeral.sh` on 127.0.0.1 and a free port (as the
+//! `postgres` user when we are root). A watcher process stops it and removes its directory when
+//! the test binary exits. Nothing here skips: without a PostgreSQL server the tests fail.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const PASSWORD: &str = "s3cr3t-Pa55word";
+
+/// The shared cluster.
+#[derive(Debug)]
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub port: u16,
+    pub bindir: PathBuf,
+}
+
+static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The cluster, started on first use.
+pub fn cluster() -> &'static Cluster {
+    CLUSTER.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("pgbackup-it-{}", std::process::id()));
+        let out = Command::new(repo().join("scripts/pg-ephemeral.sh"))
+            .arg("start")
+            .arg(&dir)
+            .arg(PASSWORD)
+            .output()
+            .expect("run scripts/pg-ephemeral.sh");
+        assert!(
+            out.status.success(),
+            "could not start an ephemeral PostgreSQL (install the `postgresql` package): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let get = |k: &str| {
+            text.split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{k}=")))
+                .unwrap_or_else(|| panic!("{k} missing in {text}"))
+                .to_string()
+        };
+        let port: u16 = get("PGPORT").parse().expect("port");
+        let bindir = PathBuf::from(get("PGBINDIR"));
+        // Stop the cluster when this test process is gone.
+        let watcher = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; '{script}' stop '{dir}'",
+            pid = std::process::id(),
+            script = repo().join("scripts/pg-ephemeral.sh").display(),
+            dir = dir.display()
+        );
+        // Deliberately not waited for: it outlives this process to clean up after it.
+        #[allow(clippy::zombie_processes)]
+        let _watcher = Command::new("setsid")
+            .args(["sh", "-c", &watcher])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn cluster watcher");
+        Cluster { dir, port, bindir }
+    })
+}
+
+impl Cluster {
+    /// psql over the local socket as `postgres` (trusted), ON_ERROR_STOP, unaligned, tuples only.
+    pub fn psql_cmd(&self, db: &str) -> Command {
+        let mut c = Command::new(self.bindir.join("psql"));
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("PGHOST", &self.dir)
+            .env("PGPORT", self.port.to_string())
+            .env("PGUSER", "postgres")
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", db]);
+        c
+    }
+
+    /// Run SQL and return stdout; panics with psql's stderr on failure.
+    pub fn sql(&self, db: &str, sql: &str) -> String {
+        let out = self
+            .psql_cmd(db)
+            .arg("-c")
+            .arg(sql)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "psql failed on {db}: {}\nSQL: {sql}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// A fresh database with a unique name starting with `prefix`.
+    pub fn create_db(&self, prefix: &str) -> String {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let name = format!("{prefix}_{}_{n}", std::process::id());
+        self.sql("postgres", &format!("CREATE DATABASE \"{name}\""));
+        name
+    }
+
+    /// A libpq URI for `db` over TCP as postgres, without password.
+    pub fn url(&self, db: &str) -> String {
+        format!("postgresql://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// Per-table fingerprints (md5 of all rows in a stable order), large objects and sequences.
+    pub fn fingerprint(&self, db: &str) -> BTreeMap<String, String> {
+        let tables = self.sql(
+            db,
+            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r','p','v','m') \
+             AND n.nspname NOT IN ('pg_catalog','information_schema') \
+             AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1",
+        );
+        let mut out = BTreeMap::new();
+        for t in tables.lines().filter(|l| !l.is_empty()) {
+            let fp = self.sql(
+                db,
+                &format!(
+                    "SELECT count(*) || ':' || coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '-') FROM {t} x"
+                ),
+            );
+            out.insert(t.to_string(), fp);
+        }
+        let seqs = self.sql(
+            db,
+            "SELECT format('%I.%I', schemaname, sequencename) || '=' || coalesce(last_value::text, 'null') \
+             FROM pg_sequences ORDER BY 1",
+        );
+        for s in seqs.lines().filter(|l| !l.is_empty()) {
+            let (k, v) = s.split_once('=').expect("seq line");
+            out.insert(format!("sequence {k}"), v.to_string());
+        }
+        out.insert(
+            "large objects".into(),
+            self.sql(
+                db,
+                "SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text || '=' || encode(lo_get(oid), 'hex'), ',' ORDER BY oid)), '-') FROM pg_largeobject_metadata",
+            ),
+        );
+        out
+    }
+
+    /// Hold an ACCESS EXCLUSIVE lock on `table` in `db` until the returned guard is dropped;
+    /// pg_dump then waits on its ACCESS SHARE lock, which makes "mid-dump" deterministic.
+    pub fn hold_lock(&self, db: &str, table: &str) -> LockHolder {
+        let tag = format!("locker_{}", COUNTER.fetch_add(1, Ordering::SeqCst));
+        let child = self
+            .psql_cmd(db)
+            .env("PGAPPNAME", &tag)
+            .arg("-c")
+            .arg(format!(
+                "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120);"
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn locker");
+        let holder = LockHolder {
+            child,
+            tag,
+            db: db.to_string(),
+        };
+        wait_for(Duration::from_secs(20), "lock to be granted", || {
+            self.sql(
+                "postgres",
+                &format!(
+                    "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
+                     WHERE a.application_name = '{}' AND l.mode = 'AccessExclusiveLock' AND l.granted \
+                     AND l.locktype = 'relation'",
+                    holder.tag
+                ),
+            ) != "0"
+        });
+        holder
+    }
+
+    /// Wait until a pg_dump on `db` is blocked on a lock; returns its backend pid.
+    pub fn wait_for_blocked_dump(&self, db: &str) -> String {
+        let mut pid = String::new();
+        wait_for(
+            Duration::from_secs(30),
+            "pg_dump to wait on the lock",
+            || {
+                pid = self.sql(
+                    "postgres",
+                    &format!(
+                        "SELECT pid FROM pg_stat_activity WHERE datname = '{db}' \
+                     AND application_name = 'pg_dump' AND wait_event_type = 'Lock' LIMIT 1"
+                    ),
+                );
+                !pid.is_empty()
+            },
+        );
+        pid
+    }
+}
+
+/// A session holding a table lock; killed (and its backend terminated) on drop.
+#[derive(Debug)]
+pub struct LockHolder {
+    child: Child,
+    tag: String,
+    db: String,
+}
+
+impl Drop for LockHolder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        cluster().sql(
+            "postgres",
+            &format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{}'",
+                self.tag
+            ),
+        );
+    }
+}
+
+/// Poll `cond` every 100 ms until true or panic after `limit`.
+pub fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A per-test directory with a config file and a backup root.
+#[derive(Debug)]
+pub struct TestEnv {
+    pub tmp: tempfile::TempDir,
+    pub config: PathBuf,
+    pub backups: PathBuf,
+    pub password_file: PathBuf,
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        let tmp = tempfile::Builder::new()
+            .prefix("pgbackup-test.")
+            .tempdir()
+            .expect("tempdir");
+        let backups = tmp.path().join("backups");
+        let password_file = tmp.path().join("pw");
+        std::fs::write(&password_file, format!("{PASSWORD}\n")).expect("write pw");
+        set_mode(&password_file, 0o600);
+        TestEnv {
+            config: tmp.path().join("pgbackup.toml"),
+            backups,
+            password_file,
+            tmp,
+        }
+    }
+
+    /// The `[storage]` section plus `extra` (more sections, `[[database]]` entries).
+    pub fn write_config(&self, extra: &str) {
+        let text = format!(
+            "[storage]\nlocal-dir = \"{}\"\n\n{extra}",
+            self.backups.display()
+        );
+        std::fs::write(&self.config, text).expect("write config");
+    }
+
+    /// A `[[database]]` entry for `db` on the shared cluster, with the right password file.
+    pub fn db_entry(&self, name: &str, db: &str) -> String {
+        format!(
+            "[[database]]\nname = \"{name}\"\nurl = \"{}\"\npassword-file = \"{}\"\n\n",
+            cluster().url(db),
+            self.password_file.display()
+        )
+    }
+
+    /// `pgbackup --config <config> ARGS` with a clean environment (PATH only).
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_pgbackup"));
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.cmd(args).output().expect("run pgbackup"))
+    }
+
+    pub fn db_dir(&self, name: &str) -> PathBuf {
+        self.backups.join(name)
+    }
+
+    /// Names in a database directory, sorted.
+    pub fn files(&self, name: &str) -> Vec<String> {
+        let mut v: Vec<String> = match std::fs::read_dir(self.db_dir(name)) {
+            Ok(rd) => rd
+                .map(|e| e.expect("dirent").file_name().to_string_lossy().to_string())
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        v.sort();
+        v
+    }
+
+    /// Data files (`*.sql.gz`) of a database.
+    pub fn data_files(&self, name: &str) -> Vec<String> {
+        self.files(name)
+            .into_iter()
+            .filter(|f| f.ends_with(".sql.gz") && !f.starts_with('.'))
+            .collect()
+    }
+}
+
+pub fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// A finished pgbackup run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).to_string(),
+            stderr: String::from_utf8_lossy(&o.stderr).to_string(),
+        }
+    }
+}
+
+impl Run {
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "expected exit {code}, got {}\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn expect_stderr(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn expect_no_secret(&self) -> &Self {
+        assert!(
+            !self.stderr.contains(PASSWORD) && !self.stdout.contains(PASSWORD),
+            "the password leaked:\n{}\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+/// Run a shell pipeline, asserting success; returns stdout.
+#[track_caller]
+pub fn sh(script: &str) -> String {
+    let out = Command::new("bash")
+        .args(["-o", "pipefail", "-c", script])
+        .output()
+        .expect("bash");
+    assert!(
+        out.status.success(),
+        "shell failed: {script}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
