@@ -407,6 +407,12 @@ impl DumpProcess {
             source,
         })?;
         let stdout = child.stdout.take().expect("stdout was piped above");
+        // A 1 MiB pipe (the default is 64 KiB) lets pg_dump keep going while we compress a burst.
+        // Best effort: the limit is /proc/sys/fs/pipe-max-size.
+        let _ = nix::fcntl::fcntl(
+            std::os::fd::AsRawFd::as_raw_fd(&stdout),
+            nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20),
+        );
         let stderr = child.stderr.take().expect("stderr was piped above");
         let name = target.name.clone();
         let log_name = name.clone();

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Backup speed and memory, printed side by side (a benchmark, not a test):
+#   pg_dump > /dev/null            the floor
+#   pg_dump | gzip -6 > file       what cron jobs do today
+#   pgbackup backup (level 6)      this project
+# for a pgbench database of about 500 MB and one of about 2 GB on a throwaway cluster.
+# Wall time and peak RSS come from /usr/bin/time -v.
+#
+#   scripts/bench.sh                 # both sizes
+#   BENCH_SCALES="34" scripts/bench.sh   # pgbench scale factors to run (34 ≈ 500 MB, 136 ≈ 2 GB)
+#   BENCH_RUNS=3 (median of N runs per method), BENCH_TEXT=0 (skip the text+JSON database)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+scales=${BENCH_SCALES:-34 136}
+
+need=()
+ls -d /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+[ -x /usr/bin/time ] || need+=(time)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+cargo build --release --locked -q
+bin=$root/target/release/pgbackup
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/pgbackup-bench.XXXXXX")
+chmod 755 "$work"
+pgdir=$work/pg
+eval "$("$root/scripts/pg-ephemeral.sh" start "$pgdir")"
+trap '"$root/scripts/pg-ephemeral.sh" stop "$pgdir"; rm -rf "$work"' EXIT
+export PGHOST PGPORT PGUSER
+
+# measure CMD...: runs CMD under /usr/bin/time -v; prints "wall_s cpu_s tree_peak_rss_kib own_peak_rss_kib"
+# (own = the top process's VmHWM, polled from /proc until it exits: for pgbackup this excludes
+# its pg_dump child, which /usr/bin/time's maximum would include).
+measure() {
+  local log=$work/time.log hwm=0 pid cur
+  /usr/bin/time -v -o "$log" "$@" >/dev/null &
+  local tpid=$!
+  while kill -0 "$tpid" 2>/dev/null; do
+    pid=$(pgrep -P "$tpid" | head -n 1 || true)
+    if [ -n "$pid" ]; then
+      cur=$(awk '/VmHWM/{print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+      [ -n "$cur" ] && [ "$cur" -gt "$hwm" ] && hwm=$cur
+    fi
+    sleep 0.05
+  done
+  wait "$tpid"
+  local wall rss cpu
+  wall=$(awk -F': ' '/Elapsed \(wall clock\)/{print $2}' "$log" |
+    awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
+  cpu=$(awk -F': ' '/User time|System time/{s+=$2} END{print s}' "$log")
+  rss=$(awk -F': ' '/Maximum resident set size/{print $2}' "$log")
+  echo "$wall $cpu $rss $hwm"
+}
+
+# median CMD...: measure CMD $BENCH_RUNS times (default 3); print the run with the median wall time
+median() {
+  local i rows=()
+  for ((i = 0; i < ${BENCH_RUNS:-3}; i++)); do rows+=("$(measure "$@")"); done
+  printf '%s\n' "${rows[@]}" | sort -n -k1,1 | sed -n "$(( (${#rows[@]} + 1) / 2 ))p"
+}
+
+# bench_one LABEL DB: the three methods on one database
+bench_one() {
+  local label=$1 db=$2 size raw
+  size=$(psql -At -d "$db" -c "SELECT pg_size_pretty(pg_database_size('$db'))")
+  raw=$(pg_dump -d "$db" | wc -c)
+  # Warm the cache once so that every method reads from memory alike.
+  pg_dump -d "$db" >/dev/null
+  cat > "$work/bench.toml" <<TOML
+[storage]
+local-dir = "$work/backups"
+[backup]
+compression-level = 6
+[[database]]
+name = "$db"
+url = "host=$PGHOST port=$PGPORT user=postgres dbname=$db"
+TOML
+  local r_floor r_gzip r_pgb
+  r_floor=$(median sh -c "pg_dump -d $db > /dev/null")
+  r_gzip=$(median sh -c "pg_dump -d $db | gzip -6 > $work/gzip.sql.gz")
+  r_pgb=$(median "$bin" -q --config "$work/bench.toml" backup --force)
+  # Keep one backup for the size line.
+  ls -t "$work/backups/$db/"*.sql.gz | tail -n +2 | while read -r f; do rm -f "$f" "$f.sha256" "$f.json"; done
+  local t_gzip
+  t_gzip=$(echo "$r_gzip" | cut -d' ' -f1)
+  for row in "pg_dump>/dev/null $r_floor" "pg_dump|gzip-6 $r_gzip" "pgbackup(level6) $r_pgb"; do
+    set -- $row
+    awk -v l="$label" -v sz="$size" -v m="$1" -v t="$2" -v c="$3" -v r="$4" -v own="$5" -v raw="$raw" -v g="$t_gzip" \
+      'BEGIN { o = (m ~ /^pgbackup/) ? sprintf("%.1f", own/1024) : "-";
+               printf "%-14s %-9s %-18s %8.2f %8.2f %8.1f %10.1f %9s %8.2fx\n", l, sz, m, t, c, raw/1e6/t, r/1024, o, g/t }'
+  done
+  echo "               dump text $((raw / 1000000)) MB; gzip -6 file $(($(stat -c %s "$work/gzip.sql.gz") / 1000000)) MB; pgbackup file $(($(stat -c %s "$work"/backups/"$db"/*.sql.gz) / 1000000)) MB"
+  rm -rf "$work/backups" "$work/gzip.sql.gz"
+}
+
+printf '\n%-14s %-9s %-18s %8s %8s %8s %10s %9s %9s\n' data db_size method wall_s cpu_s MB/s tree_RSS own_RSS vs_gzip
+for scale in $scales; do
+  db=bench_$scale
+  psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" 2>/dev/null
+  "$PGBINDIR/pgbench" -q -i -s "$scale" "$db" >/dev/null 2>&1
+  bench_one "pgbench-s$scale" "$db"
+  psql -q -d postgres -c "DROP DATABASE $db"
+done
+if [ "${BENCH_TEXT:-1}" = 1 ]; then
+  # pgbench rows are mostly blank padding, which any deflate squeezes at memory speed; real
+  # application data (text, JSON) is where the compressor's speed shows.
+  db=bench_text
+  psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" 2>/dev/null
+  psql -q -d "$db" -c "CREATE TABLE docs AS SELECT g AS id, now() - g * interval '1 minute' AS at,
+      'customer ' || (g % 9973) || ' ordered ' || (g % 17) || ' items: ' || md5(g::text) AS note,
+      jsonb_build_object('sku', g % 1000, 'qty', g % 7, 'tags', jsonb_build_array('a', md5((g % 100)::text))) AS doc
+    FROM generate_series(1, ${BENCH_TEXT_ROWS:-2500000}) g"
+  bench_one "text+json" "$db"
+  psql -q -d postgres -c "DROP DATABASE $db"
+fi
+echo
+echo "MB/s = uncompressed dump bytes / wall time; cpu_s = user+system of every process involved (pg_dump included)."
+echo "tree_RSS = /usr/bin/time's maximum over the process tree (pg_dump's own RSS included), MiB;"
+echo "own_RSS = pgbackup's own peak (VmHWM), MiB. vs_gzip = wall time of pg_dump|gzip-6 / this row's."

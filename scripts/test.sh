@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Everything the tests need, then the tests: on a fresh Debian 12 machine this installs the
+# missing packages (PostgreSQL server and client, gzip), then runs fmt, clippy and the whole
+# test suite against real PostgreSQL clusters the tests start themselves.
+#
+#   scripts/test.sh            # as root (or with sudo available for apt-get)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+ls -d /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+command -v pg_dump >/dev/null 2>&1 || need+=(postgresql-client)
+command -v zcat >/dev/null 2>&1 || need+=(gzip)
+command -v sha256sum >/dev/null 2>&1 || need+=(coreutils)
+command -v setsid >/dev/null 2>&1 || need+=(util-linux)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "test.sh: installing ${need[*]}"
+  SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --locked --all-targets -- "$@"
