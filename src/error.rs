@@ -19,6 +19,7 @@
 //! | 73 | cannot create output (directory, disk full, permissions) |
 //! | 75 | another run holds the lock |
 //! | 78 | configuration error |
+//! | 128+N | stopped by signal N (130 for SIGINT, 143 for SIGTERM) |
 
 use std::fmt;
 use std::path::PathBuf;
@@ -119,6 +120,10 @@ pub enum Error {
     /// A backup file is corrupt or incomplete.
     #[error("{0}")]
     Corrupt(String),
+
+    /// A signal stopped the run.
+    #[error("interrupted by {}: the backup in progress was discarded and no further database was started", crate::signals::name(*.0))]
+    Interrupted(i32),
 }
 
 fn hint_for_io(e: &std::io::Error) -> &'static str {
@@ -150,6 +155,7 @@ impl Error {
             Error::Dump(crate::postgres::DumpError::Pg(e)) => e.exit_code(),
             Error::Dump(_) | Error::Incomplete { .. } => EXIT_FAILED,
             Error::Corrupt(_) => EXIT_DATAERR,
+            Error::Interrupted(sig) => 128u8.saturating_add(*sig as u8),
         }
     }
 }

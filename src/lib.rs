@@ -19,3 +19,4 @@ pub mod notify;
 pub mod pipeline;
 pub mod postgres;
 pub mod secret;
+pub mod signals;

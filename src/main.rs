@@ -9,6 +9,7 @@ use pgbackup::{commands, log, notify};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     log::set_verbosity(cli.verbose as i8 - cli.quiet as i8);
+    pgbackup::signals::install();
     match commands::dispatch(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

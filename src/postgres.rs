@@ -427,6 +427,7 @@ impl DumpProcess {
             }
             kept
         });
+        crate::signals::set_child(Some(child.id() as i32));
         let timed_out = Arc::new(AtomicBool::new(false));
         let watchdog = timeout.map(|limit| {
             let (tx, rx) = mpsc::channel::<()>();
@@ -472,7 +473,7 @@ impl DumpProcess {
             let _ = tx.send(());
             let _ = handle.join();
         }
-        let status = self.child.wait();
+        let status = crate::signals::reap(|| self.child.wait());
         let lines = self
             .stderr
             .take()

@@ -66,6 +66,9 @@ pub fn run(cfg: &Config, args: &BackupArgs, env: EnvFn) -> Result<()> {
     let total = selected.len();
     let mut failed: Vec<(String, u8)> = Vec::new();
     for (i, db) in selected.iter().enumerate() {
+        if crate::signals::interrupted().is_some() {
+            break;
+        }
         notify::status(&format!("backing up {} ({}/{total})", db.name(), i + 1));
         match backup_one(
             cfg,
@@ -96,6 +99,9 @@ pub fn run(cfg: &Config, args: &BackupArgs, env: EnvFn) -> Result<()> {
                 failed.push((db.name().to_string(), e.exit_code()));
             }
         }
+    }
+    if let Some(sig) = crate::signals::interrupted() {
+        return Err(Error::Interrupted(sig));
     }
     if failed.is_empty() {
         notify::status(&format!("backup finished: {total} database(s) ok"));

@@ -301,3 +301,50 @@ fn full_disk_fails_with_73_and_keeps_the_previous_backup() {
         mnt.join("f").display()
     ));
 }
+
+#[test]
+fn sigterm_mid_dump_stops_pg_dump_and_removes_the_temp_file() {
+    let c = cluster();
+    let db = c.create_db("sigterm");
+    c.sql(
+        &db,
+        "CREATE TABLE t AS SELECT g FROM generate_series(1, 100) g",
+    );
+    let env = TestEnv::new();
+    env.write_config(&format!(
+        "{}{}",
+        env.db_entry("s1", &db),
+        env.db_entry("s2", &db)
+    ));
+    let lock = c.hold_lock(&db, "t");
+    let child = env
+        .cmd(&["backup"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.wait_for_blocked_dump(&db);
+    // Only pgbackup gets the signal, as with a plain `kill`: it must stop pg_dump itself.
+    sh(&format!("kill -TERM {}", child.id()));
+    let r = Run::from(child.wait_with_output().unwrap());
+    drop(lock);
+    r.expect_code(143).expect_stderr("interrupted by SIGTERM");
+    assert_no_backup(&env, "s1");
+    assert!(
+        !env.files("s1")
+            .iter()
+            .any(|f| f.starts_with(".pgbackup-tmp")),
+        "{:?}",
+        env.files("s1")
+    );
+    assert!(
+        env.files("s2").is_empty(),
+        "no further database was started"
+    );
+    wait_for(Duration::from_secs(10), "pg_dump to disconnect", || {
+        c.sql(
+            "postgres",
+            &format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND application_name = 'pg_dump'"),
+        ) == "0"
+    });
+}
