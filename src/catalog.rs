@@ -219,6 +219,45 @@ pub struct Manifest {
     /// Row counts per table, counted in the dump stream (same snapshot as the data).
     #[serde(default)]
     pub tables: Vec<TableRows>,
+    /// Results of `pgbackup verify`, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verifications: Vec<Verification>,
+    /// Fields this version does not know (written by a newer one): kept when rewriting.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// One `pgbackup verify` of a backup, as recorded in its manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verification {
+    /// When it finished.
+    pub at: DateTime<Utc>,
+    /// Whether every check passed.
+    pub ok: bool,
+    /// How long it took.
+    pub duration_secs: f64,
+    /// The checks, in the order they ran.
+    pub checks: Vec<Check>,
+    /// pgbackup's version.
+    pub tool_version: String,
+}
+
+/// One named check and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    /// "sidecar", "sha256", "gzip", "complete", "manifest", "test-restore".
+    pub name: String,
+    /// Passed?
+    pub ok: bool,
+    /// What was found, in words.
+    pub detail: String,
+}
+
+/// A manifest as written to disk: pretty JSON with a final newline.
+pub fn manifest_bytes(m: &Manifest) -> Vec<u8> {
+    let mut v = serde_json::to_vec_pretty(m).expect("a manifest is plain data");
+    v.push(b'\n');
+    v
 }
 
 /// One backup found on disk.

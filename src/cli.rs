@@ -43,6 +43,12 @@ pub enum Command {
     /// Back up the configured databases (all of them, or those named with --db)
     #[command(visible_alias = "run", after_help = AFTER_HELP)]
     Backup(BackupArgs),
+    /// Verify backups: checksum, decompression, completeness, manifest; optionally a test restore
+    #[command(after_help = AFTER_HELP)]
+    Verify(VerifyArgs),
+    /// Restore a backup (verified first) into its database or another one
+    #[command(after_help = AFTER_HELP)]
+    Restore(RestoreArgs),
     /// List backups
     #[command(after_help = AFTER_HELP)]
     List(ListArgs),
@@ -65,6 +71,82 @@ pub struct BackupArgs {
     /// Free text stored in the manifest
     #[arg(long, value_name = "TEXT")]
     pub description: Option<String>,
+}
+
+/// `pgbackup verify` (also installed as `pgbackup-verify`).
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Only backups of this database; repeatable
+    #[arg(long = "db", value_name = "NAME")]
+    pub databases: Vec<String>,
+
+    /// Every backup, not only the latest of each database
+    #[arg(long, conflicts_with = "latest")]
+    pub all: bool,
+
+    /// The latest backup of each database (the default)
+    #[arg(long)]
+    pub latest: bool,
+
+    /// Also restore into a scratch database, compare row counts with the manifest, drop it
+    #[arg(long)]
+    pub test_restore: bool,
+
+    /// Machine-readable output (a JSON array)
+    #[arg(long)]
+    pub json: bool,
+
+    /// Backups to verify: file paths or backup names (e.g. clara_20261123_020013.sql.gz)
+    #[arg(value_name = "BACKUP", conflicts_with_all = ["all", "latest"])]
+    pub backups: Vec<String>,
+}
+
+/// `pgbackup restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The database whose backup to restore (configured name)
+    #[arg(long = "db", value_name = "NAME")]
+    pub database: Option<String>,
+
+    /// The latest backup of --db
+    #[arg(long, conflicts_with_all = ["backup", "file"])]
+    pub latest: bool,
+
+    /// A backup by name (e.g. clara_20261123_020013.sql.gz)
+    #[arg(long, value_name = "NAME", conflicts_with = "file")]
+    pub backup: Option<String>,
+
+    /// A backup file by path (its .sha256 sidecar must sit beside it)
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<std::path::PathBuf>,
+
+    /// Restore into this database instead (libpq URI or keyword string); the original stays untouched
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+
+    /// Create the target database if it does not exist
+    #[arg(long)]
+    pub create: bool,
+
+    /// Drop and recreate the target first (its connections are terminated)
+    #[arg(long)]
+    pub clean: bool,
+
+    /// Do not ask for confirmation
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// Skip the safety backup of the target before a destructive restore
+    #[arg(long)]
+    pub no_safety_backup: bool,
+
+    /// Restore in one transaction: all or nothing
+    #[arg(long)]
+    pub single_transaction: bool,
+
+    /// Skip ownership and privilege statements (for a server without the original roles)
+    #[arg(long)]
+    pub no_owner: bool,
 }
 
 /// `pgbackup list`.

@@ -41,9 +41,22 @@ pub struct FileConfig {
     /// `[backup]`.
     #[serde(default)]
     pub backup: BackupFile,
+    /// `[verify]`.
+    #[serde(default)]
+    pub verify: VerifyFile,
     /// `[[database]]`.
     #[serde(default)]
     pub database: Vec<DatabaseFile>,
+}
+
+/// `[verify]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct VerifyFile {
+    /// Server (and role) where test restores run; default: each backup's own server.
+    pub restore_url: Option<String>,
+    /// Password for `restore-url`.
+    pub restore_password_file: Option<PathBuf>,
 }
 
 /// `[storage]`.
@@ -136,6 +149,8 @@ pub struct Config {
     pub psql_path: Option<PathBuf>,
     /// Configured databases; empty means zero-config discovery.
     pub databases: Vec<Database>,
+    /// Where test restores run (`[verify] restore-url`); None: each backup's own server.
+    pub verify_target: Option<Target>,
 }
 
 /// Reads an environment variable; empty values count as unset (compose files often set `X=""`).
@@ -511,7 +526,44 @@ impl Config {
             }
         }
 
+        // [verify]
+        let verify_target = match &file.verify.restore_url {
+            None => {
+                if file.verify.restore_password_file.is_some() {
+                    problems.push(
+                        key("verify.restore-password-file"),
+                        "is set without verify.restore-url; set both or neither",
+                    );
+                }
+                None
+            }
+            Some(u) => match ConnInfo::parse(u) {
+                Err(e) => {
+                    problems.push(key("verify.restore-url"), e.to_string());
+                    None
+                }
+                Ok(conn) => {
+                    let password = match &file.verify.restore_password_file {
+                        Some(p) => match read_secret_file(p, &mut warnings) {
+                            Ok(s) => Some(s),
+                            Err(e) => {
+                                problems.push(key("verify.restore-password-file"), e);
+                                None
+                            }
+                        },
+                        None => conn.password().map(Secret::new),
+                    };
+                    Some(Target {
+                        name: "(verify restore server)".into(),
+                        conn,
+                        password,
+                    })
+                }
+            },
+        };
+
         Config {
+            verify_target,
             source,
             env_overrides,
             warnings,
@@ -537,7 +589,13 @@ impl Config {
         struct Shown<'a> {
             storage: ShownStorage<'a>,
             backup: ShownBackup<'a>,
+            verify: ShownVerify<'a>,
             database: Vec<ShownDb<'a>>,
+        }
+        #[derive(Serialize)]
+        #[serde(rename_all = "kebab-case")]
+        struct ShownVerify<'a> {
+            restore_url: &'a str,
         }
         #[derive(Serialize)]
         #[serde(rename_all = "kebab-case")]
@@ -576,6 +634,13 @@ impl Config {
                 pg_dump_path: tools.pg_dump.display().to_string(),
                 psql_path: tools.psql.display().to_string(),
                 _p: std::marker::PhantomData,
+            },
+            verify: ShownVerify {
+                restore_url: self
+                    .verify_target
+                    .as_ref()
+                    .map(|t| t.conn.masked())
+                    .unwrap_or("(each backup's own server)"),
             },
             database: self
                 .databases

@@ -121,6 +121,25 @@ pub enum Error {
     #[error("{0}")]
     Corrupt(String),
 
+    /// One or more backups failed verification (each was already reported).
+    #[error("{failed} of {total} backup(s) failed verification")]
+    VerifyFailed {
+        /// How many failed.
+        failed: usize,
+        /// How many were verified.
+        total: usize,
+        /// 65 when corrupt, 69 when a server was unreachable, else 1.
+        code: u8,
+    },
+
+    /// The operator answered no.
+    #[error("cancelled; nothing was changed")]
+    Cancelled,
+
+    /// A restore failed.
+    #[error(transparent)]
+    Restore(#[from] crate::postgres::RestoreError),
+
     /// A signal stopped the run.
     #[error("interrupted by {}: the backup in progress was discarded and no further database was started", crate::signals::name(*.0))]
     Interrupted(i32),
@@ -155,6 +174,9 @@ impl Error {
             Error::Dump(crate::postgres::DumpError::Pg(e)) => e.exit_code(),
             Error::Dump(_) | Error::Incomplete { .. } => EXIT_FAILED,
             Error::Corrupt(_) => EXIT_DATAERR,
+            Error::VerifyFailed { code, .. } => *code,
+            Error::Restore(e) => e.exit_code(),
+            Error::Cancelled => EXIT_FAILED,
             Error::Interrupted(sig) => 128u8.saturating_add(*sig as u8),
         }
     }

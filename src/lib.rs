@@ -20,3 +20,5 @@ pub mod pipeline;
 pub mod postgres;
 pub mod secret;
 pub mod signals;
+pub mod sqlfilter;
+pub mod verify;

@@ -7,7 +7,16 @@ use pgbackup::cli::Cli;
 use pgbackup::{commands, log, notify};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Installed a second time as `pgbackup-verify`: that name means `pgbackup verify`.
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let called_as_verify = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .is_some_and(|n| n == "pgbackup-verify");
+    if called_as_verify {
+        args.insert(1, "verify".into());
+    }
+    let cli = Cli::parse_from(args);
     log::set_verbosity(cli.verbose as i8 - cli.quiet as i8);
     pgbackup::signals::install();
     match commands::dispatch(&cli) {

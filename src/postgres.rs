@@ -131,6 +131,16 @@ impl PgTools {
     }
 }
 
+/// Quote an SQL identifier: `"` + name with `"` doubled + `"`.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quote an SQL string literal (standard_conforming_strings, the default since 9.1).
+pub fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
 /// The major version of a version string: "15.18" -> 15, "9.6.1" -> 9, "17beta1" -> 17.
 pub fn major_version(v: &str) -> Option<u32> {
     let digits: String = v.chars().take_while(char::is_ascii_digit).collect();
@@ -415,18 +425,7 @@ impl DumpProcess {
         );
         let stderr = child.stderr.take().expect("stderr was piped above");
         let name = target.name.clone();
-        let log_name = name.clone();
-        let stderr = std::thread::spawn(move || {
-            let mut kept = Vec::new();
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                crate::log::warn(&format!("{log_name}: {line}"));
-                if kept.len() == STDERR_KEEP {
-                    kept.remove(0);
-                }
-                kept.push(line);
-            }
-            kept
-        });
+        let stderr = collect_stderr(stderr, name.clone());
         crate::signals::set_child(Some(child.id() as i32));
         let timed_out = Arc::new(AtomicBool::new(false));
         let watchdog = timeout.map(|limit| {
@@ -530,6 +529,217 @@ impl DumpProcess {
     }
 }
 
+/// Read a child's stderr on a thread: log each line as a warning, keep the last ones.
+fn collect_stderr(stderr: std::process::ChildStderr, label: String) -> JoinHandle<Vec<String>> {
+    std::thread::spawn(move || {
+        let mut kept = std::collections::VecDeque::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            crate::log::warn(&format!("{label}: {line}"));
+            if kept.len() == STDERR_KEEP {
+                kept.pop_front();
+            }
+            kept.push_back(line);
+        }
+        kept.into()
+    })
+}
+
+/// Options of a restore through psql.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RestoreOptions {
+    /// Drop ownership and privilege statements (`sqlfilter`).
+    pub no_owner: bool,
+    /// Run the whole dump in one transaction (`psql --single-transaction`).
+    pub single_transaction: bool,
+}
+
+/// Why a restore failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// psql could not connect or could not be started.
+    #[error(transparent)]
+    Pg(#[from] PgError),
+    /// A statement failed (psql stopped at it).
+    #[error("restore into {db} failed: {detail}")]
+    Sql {
+        /// The target's name.
+        db: String,
+        /// psql's error with its line number and context.
+        detail: String,
+    },
+    /// Reading the backup failed.
+    #[error("reading {path} failed: {source}")]
+    Read {
+        /// The backup file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl RestoreError {
+    /// Exit code per DESIGN.md.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RestoreError::Pg(e) => e.exit_code(),
+            RestoreError::Sql { .. } => EXIT_FAILED,
+            RestoreError::Read { .. } => crate::error::EXIT_DATAERR,
+        }
+    }
+}
+
+/// Stream a gzip plain dump into psql connected to `target`. Returns (compressed, raw) bytes.
+/// `progress` is called about every `every` with the same pair.
+pub fn restore_plain(
+    tools: &PgTools,
+    target: &Target,
+    data: &Path,
+    opts: RestoreOptions,
+    every: Duration,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<(u64, u64), RestoreError> {
+    use std::io::Read;
+    let read_err = |source| RestoreError::Read {
+        path: data.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(data).map_err(read_err)?;
+    let counted = CountingReader {
+        inner: file,
+        bytes: 0,
+    };
+    let mut gz = flate2::read::MultiGzDecoder::new(counted);
+
+    let env = ClientEnv::new(target).map_err(|source| PgError::Spawn {
+        program: "psql (passfile)".into(),
+        key: "psql-path",
+        source,
+    })?;
+    let mut cmd = Command::new(&tools.psql);
+    cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1"]);
+    if opts.single_transaction {
+        cmd.arg("--single-transaction");
+    }
+    cmd.arg(dbname_arg(&target.conn));
+    env.apply(&mut cmd);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|source| PgError::Spawn {
+        program: tools.psql.display().to_string(),
+        key: "psql-path",
+        source,
+    })?;
+    crate::signals::set_child(Some(child.id() as i32));
+    let stderr = collect_stderr(
+        child.stderr.take().expect("stderr was piped above"),
+        format!("psql {}", target.name),
+    );
+    let mut stdin = child.stdin.take().expect("stdin was piped above");
+
+    let mut filter = opts
+        .no_owner
+        .then(crate::sqlfilter::PrivilegeFilter::default);
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut filtered = Vec::with_capacity(256 * 1024 + 4096);
+    let mut raw = 0u64;
+    let mut last = std::time::Instant::now();
+    let mut read_error = None;
+    loop {
+        let n = match gz.read(&mut buf) {
+            Ok(0) => {
+                if let Some(f) = &mut filter {
+                    filtered.clear();
+                    f.finish(&mut filtered);
+                    let _ = stdin.write_all(&filtered);
+                }
+                break;
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                read_error = Some(e);
+                break;
+            }
+        };
+        raw += n as u64;
+        let chunk = match &mut filter {
+            Some(f) => {
+                filtered.clear();
+                f.process(&buf[..n], &mut filtered);
+                &filtered[..]
+            }
+            None => &buf[..n],
+        };
+        // A write error means psql is gone (it stopped at an error): its status tells why.
+        if stdin.write_all(chunk).is_err() {
+            break;
+        }
+        if last.elapsed() >= every {
+            last = std::time::Instant::now();
+            progress(gz.get_ref().bytes, raw);
+        }
+    }
+    if read_error.is_some() {
+        // Never let psql commit a half-read dump: stop it before closing its input.
+        let _ = child.kill();
+    }
+    drop(stdin);
+    let status = crate::signals::reap(|| child.wait());
+    let lines = stderr.join().unwrap_or_default();
+    if let Some(e) = read_error {
+        return Err(read_err(e));
+    }
+    let status = status.map_err(|e| RestoreError::Sql {
+        db: target.name.clone(),
+        detail: format!("waiting for psql failed: {e}"),
+    })?;
+    if !status.success() {
+        let text = lines.join("\n");
+        let (detail, hint, is_connect) = classify(&text);
+        if is_connect || status.code() == Some(2) {
+            return Err(PgError::Connect {
+                db: target.name.clone(),
+                target: target.conn.masked().to_string(),
+                detail,
+                hint,
+            }
+            .into());
+        }
+        // psql's own words: "psql:<stdin>:LINE: ERROR: ...", then LINE/DETAIL/CONTEXT lines.
+        let first_error = lines.iter().position(|l| l.contains("ERROR:")).unwrap_or(0);
+        let detail = lines[first_error..]
+            .iter()
+            .take(8)
+            .map(|l| l.trim())
+            .collect::<Vec<_>>()
+            .join(" | ");
+        return Err(RestoreError::Sql {
+            db: target.name.clone(),
+            detail: if detail.is_empty() {
+                describe_status(status)
+            } else {
+                detail
+            },
+        });
+    }
+    Ok((gz.get_ref().bytes, raw))
+}
+
+struct CountingReader<R> {
+    inner: R,
+    bytes: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
 fn describe_status(status: ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
@@ -554,6 +764,12 @@ mod tests {
         assert_eq!(major_version("9.6.24"), Some(9));
         assert_eq!(major_version("17beta1"), Some(17));
         assert_eq!(major_version("x"), None);
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote_ident(r#"we"ird; DROP"#), r#""we""ird; DROP""#);
+        assert_eq!(quote_literal("o'neil"), "'o''neil'");
     }
 
     #[test]

@@ -221,7 +221,7 @@ pub fn backup_one(
                     reason: format!(
                         "last backup {} is {} old, younger than respawn-protection-hours = {}; use --force to back up anyway",
                         latest.name.file_name(),
-                        format_age(age),
+                        super::human_age(age),
                         cfg.respawn_protection_hours
                     ),
                 });
@@ -327,8 +327,10 @@ pub fn backup_one(
         description: description.map(str::to_string),
         tool_version: env!("CARGO_PKG_VERSION").into(),
         tables: out.tables,
+        verifications: Vec::new(),
+        extra: serde_json::Map::new(),
     };
-    let manifest_json = serde_json::to_vec_pretty(&manifest).expect("manifest is plain data");
+    let manifest_json = catalog::manifest_bytes(&manifest);
 
     // Sidecar and manifest first; the data file's rename is the commit point.
     let sidecar = catalog::sidecar_line(&out.sha256, &backup_name.file_name());
@@ -350,13 +352,4 @@ pub fn backup_one(
         path: final_path,
         manifest: Box::new(manifest),
     })
-}
-
-fn format_age(d: chrono::Duration) -> String {
-    let mins = d.num_minutes().max(0);
-    if mins < 120 {
-        format!("{mins} min")
-    } else {
-        format!("{:.1} h", mins as f64 / 60.0)
-    }
 }

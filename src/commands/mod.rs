@@ -3,6 +3,8 @@
 pub mod backup;
 pub mod config;
 pub mod list;
+pub mod restore;
+pub mod verify;
 
 use std::io::Write;
 
@@ -17,6 +19,14 @@ pub fn dispatch(cli: &Cli) -> Result<()> {
         Command::Backup(args) => {
             let cfg = Config::load(cli.config.as_deref(), env)?;
             backup::run(&cfg, args, env)
+        }
+        Command::Verify(args) => {
+            let cfg = Config::load(cli.config.as_deref(), env)?;
+            verify::run(&cfg, args)
+        }
+        Command::Restore(args) => {
+            let cfg = Config::load(cli.config.as_deref(), env)?;
+            restore::run(&cfg, args)
         }
         Command::List(args) => {
             let cfg = Config::load(cli.config.as_deref(), env)?;
@@ -52,5 +62,15 @@ pub(crate) fn human_bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// A duration in words: minutes, hours or days.
+pub(crate) fn human_age(d: chrono::Duration) -> String {
+    let mins = d.num_minutes().max(0);
+    match mins {
+        m if m < 120 => format!("{m} min"),
+        m if m < 48 * 60 => format!("{:.1} h", m as f64 / 60.0),
+        m => format!("{:.1} days", m as f64 / 1440.0),
     }
 }

@@ -1,34 +1,5 @@
 use crate::harness::*;
 
-/// A schema that exercises what plain dumps must carry: several schemas, quoted identifiers,
-/// unicode, bytea, jsonb, arrays, large objects, sequences, views and a partitioned table.
-const RICH_SCHEMA: &str = r#"
-CREATE SCHEMA app;
-CREATE SCHEMA "Sales Dept";
-CREATE TABLE app.items (
-  id serial PRIMARY KEY, name text NOT NULL, price numeric(10,2), tags text[], meta jsonb,
-  blob bytea, created timestamptz DEFAULT '2026-01-01 00:00:00+00');
-INSERT INTO app.items (name, price, tags, meta, blob)
-  SELECT 'item ' || g || ' ünïcødé ☃ 日本', g * 1.5, ARRAY['a' || g, 'b,"c"'],
-         jsonb_build_object('n', g, 'nested', jsonb_build_object('x', g, 's', 'ü')),
-         decode(md5(g::text), 'hex')
-  FROM generate_series(1, 2000) g;
-INSERT INTO app.items (name, tags, meta, blob)
-  VALUES (E'tab\there\nnewline \\ backslash ''quote''', '{}', '{"quote": "\""}', '\x00ff00');
-CREATE TABLE "Sales Dept"."Order Lines" ("Line ID" int PRIMARY KEY, "Qty" int, note text);
-INSERT INTO "Sales Dept"."Order Lines" SELECT g, CASE WHEN g % 3 = 0 THEN NULL ELSE g END, NULL
-  FROM generate_series(1, 300) g;
-CREATE SEQUENCE app.counter START 100;
-SELECT setval('app.counter', 4242);
-CREATE VIEW app.expensive AS SELECT id, name FROM app.items WHERE price > 1000;
-CREATE TABLE app.events (id int, at date NOT NULL, payload text) PARTITION BY RANGE (at);
-CREATE TABLE app.events_2025 PARTITION OF app.events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
-CREATE TABLE app.events_2026 PARTITION OF app.events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
-INSERT INTO app.events SELECT g, date '2025-06-01' + (g % 400), 'p' || g FROM generate_series(1, 1000) g;
-SELECT lo_from_bytea(0, convert_to('large object ' || repeat('x', 20000), 'UTF8'));
-SELECT lo_from_bytea(0, '\xdeadbeef');
-"#;
-
 #[test]
 fn round_trip_restores_identical_tables() {
     let c = cluster();

@@ -6,6 +6,7 @@
 //! the test binary exits. Nothing here skips: without a PostgreSQL server the tests fail.
 
 #![allow(dead_code)]
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,35 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub const PASSWORD: &str = "s3cr3t-Pa55word";
+
+/// A schema that exercises what plain dumps must carry: several schemas, quoted identifiers,
+/// unicode, bytea, jsonb, arrays, large objects, sequences, views and a partitioned table.
+pub const RICH_SCHEMA: &str = r#"
+CREATE SCHEMA app;
+CREATE SCHEMA "Sales Dept";
+CREATE TABLE app.items (
+  id serial PRIMARY KEY, name text NOT NULL, price numeric(10,2), tags text[], meta jsonb,
+  blob bytea, created timestamptz DEFAULT '2026-01-01 00:00:00+00');
+INSERT INTO app.items (name, price, tags, meta, blob)
+  SELECT 'item ' || g || ' ünïcødé ☃ 日本', g * 1.5, ARRAY['a' || g, 'b,"c"'],
+         jsonb_build_object('n', g, 'nested', jsonb_build_object('x', g, 's', 'ü')),
+         decode(md5(g::text), 'hex')
+  FROM generate_series(1, 2000) g;
+INSERT INTO app.items (name, tags, meta, blob)
+  VALUES (E'tab\there\nnewline \\ backslash ''quote''', '{}', '{"quote": "\""}', '\x00ff00');
+CREATE TABLE "Sales Dept"."Order Lines" ("Line ID" int PRIMARY KEY, "Qty" int, note text);
+INSERT INTO "Sales Dept"."Order Lines" SELECT g, CASE WHEN g % 3 = 0 THEN NULL ELSE g END, NULL
+  FROM generate_series(1, 300) g;
+CREATE SEQUENCE app.counter START 100;
+SELECT setval('app.counter', 4242);
+CREATE VIEW app.expensive AS SELECT id, name FROM app.items WHERE price > 1000;
+CREATE TABLE app.events (id int, at date NOT NULL, payload text) PARTITION BY RANGE (at);
+CREATE TABLE app.events_2025 PARTITION OF app.events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE app.events_2026 PARTITION OF app.events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+INSERT INTO app.events SELECT g, date '2025-06-01' + (g % 400), 'p' || g FROM generate_series(1, 1000) g;
+SELECT lo_from_bytea(0, convert_to('large object ' || repeat('x', 20000), 'UTF8'));
+SELECT lo_from_bytea(0, '\xdeadbeef');
+"#;
 
 /// The shared cluster.
 #[derive(Debug)]
@@ -192,6 +222,36 @@ impl Cluster {
         holder
     }
 
+    /// An idle session connected to `db` (it would block DROP DATABASE), until dropped.
+    pub fn hold_session(&self, db: &str) -> LockHolder {
+        let tag = format!("session_{}", COUNTER.fetch_add(1, Ordering::SeqCst));
+        let child = self
+            .psql_cmd(db)
+            .env("PGAPPNAME", &tag)
+            .arg("-c")
+            .arg("SELECT pg_sleep(120)")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn session");
+        let holder = LockHolder {
+            child,
+            tag,
+            db: db.to_string(),
+        };
+        wait_for(Duration::from_secs(20), "the session to connect", || {
+            self.sql(
+                "postgres",
+                &format!(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = '{}'",
+                    holder.tag
+                ),
+            ) != "0"
+        });
+        holder
+    }
+
     /// Wait until a pg_dump on `db` is blocked on a lock; returns its backend pid.
     pub fn wait_for_blocked_dump(&self, db: &str) -> String {
         let mut pid = String::new();
@@ -321,6 +381,16 @@ impl TestEnv {
         v
     }
 
+    /// The newest data file of a database.
+    pub fn latest(&self, name: &str) -> PathBuf {
+        let files = self.data_files(name);
+        self.db_dir(name).join(
+            files
+                .last()
+                .unwrap_or_else(|| panic!("no backup of {name}")),
+        )
+    }
+
     /// Data files (`*.sql.gz`) of a database.
     pub fn data_files(&self, name: &str) -> Vec<String> {
         self.files(name)
@@ -384,6 +454,41 @@ impl Run {
         );
         self
     }
+}
+
+/// gzip `bytes` into `path` and write a matching sidecar: a "valid" backup of anything.
+pub fn write_gz_with_sidecar(path: &Path, bytes: &[u8]) {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(bytes).unwrap();
+    std::fs::write(path, gz.finish().unwrap()).unwrap();
+    refresh_sidecar(path);
+}
+
+/// Rewrite the sidecar (and the manifest's checksum and sizes, when present) to match the file,
+/// as someone who tampered with the data would.
+pub fn refresh_sidecar(path: &Path) {
+    let name = path.file_name().unwrap().to_string_lossy().to_string();
+    let dir = path.parent().unwrap();
+    let sum = sh(&format!("cd '{}' && sha256sum '{name}'", dir.display()));
+    std::fs::write(dir.join(format!("{name}.sha256")), &sum).unwrap();
+    let manifest = dir.join(format!("{name}.json"));
+    if let Ok(bytes) = std::fs::read(&manifest) {
+        let mut m: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        m["sha256"] = sum[..64].into();
+        m["compressed_bytes"] = std::fs::metadata(path).unwrap().len().into();
+        let raw = sh(&format!(
+            "{{ zcat '{}' 2>/dev/null || true; }} | wc -c",
+            path.display()
+        ));
+        m["raw_bytes"] = raw.trim().parse::<u64>().unwrap().into();
+        std::fs::write(&manifest, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    }
+}
+
+/// Decompress a backup into a String (small test backups only).
+pub fn zcat(path: &Path) -> String {
+    sh(&format!("zcat '{}'", path.display()))
 }
 
 /// Run a shell pipeline, asserting success; returns stdout.

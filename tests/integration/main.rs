@@ -12,3 +12,6 @@ mod backup;
 mod config;
 /// Every failure path: unreachable servers, killed dumps, full disks, locks, timeouts.
 mod failures;
+mod restore;
+/// verify, pgbackup-verify and test restores; restore with all its options.
+mod verify;

@@ -1,0 +1,413 @@
+//! `pgbackup restore`: pick a backup, verify it, show the plan, confirm, take a safety backup of
+//! the target when the restore is destructive, then stream it into psql.
+//!
+//! Nothing touches the target before the backup passed its integrity checks (checksum against
+//! the sidecar, full decompression, completion trailer).
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use crate::catalog::{self, Entry};
+use crate::cli::RestoreArgs;
+use crate::commands::backup::{backup_one, Outcome};
+use crate::commands::human_bytes;
+use crate::commands::verify::resolve_backup;
+use crate::config::{Config, Database};
+use crate::conninfo::ConnInfo;
+use crate::error::{ConfigProblems, Error, Result};
+use crate::fsutil;
+use crate::lock::RunLock;
+use crate::postgres::{quote_ident, quote_literal, Psql, RestoreOptions, Target};
+use crate::verify::{check_integrity, BackupFiles};
+use crate::{log, notify};
+
+fn stdin_is_terminal() -> bool {
+    std::io::stdin().is_terminal()
+}
+
+fn prompt(question: &str) -> Result<String> {
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "{question}");
+    let _ = err.flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|source| Error::Input {
+            what: "answer from",
+            path: "standard input".into(),
+            source,
+        })?;
+    Ok(line.trim().to_string())
+}
+
+/// Run `restore`.
+pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
+    for w in &cfg.warnings {
+        log::warn(w);
+    }
+    let files = choose(cfg, args)?;
+    let file_name = files.file_name();
+
+    // 1. Verify before anything else.
+    log::info(&format!("verifying {file_name} before restoring it"));
+    let integrity = check_integrity(&files, |_| {}).map_err(|source| Error::Input {
+        what: "backup file",
+        path: files.data.clone(),
+        source,
+    })?;
+    if !integrity.ok() {
+        return Err(Error::Corrupt(format!(
+            "refusing to restore {}: {}; nothing was changed on the target",
+            files.data.display(),
+            integrity.failures()
+        )));
+    }
+
+    // 2. Where to.
+    let database = files
+        .name
+        .as_ref()
+        .map(|n| n.database.clone())
+        .or_else(|| args.database.clone())
+        .unwrap_or_default();
+    let configured: Option<&Database> = cfg.databases.iter().find(|d| d.name() == database);
+    let target = match &args.target {
+        Some(url) => {
+            let conn = ConnInfo::parse(url).map_err(|e| {
+                let mut p = ConfigProblems::default();
+                p.push("--target", e.to_string());
+                Error::Config(p)
+            })?;
+            // Same server and role as the configured database: its password applies.
+            let same_login = |c: &Target| {
+                ["host", "port", "user"]
+                    .iter()
+                    .all(|k| c.conn.get(k) == conn.get(k))
+            };
+            let password = conn.password().map(crate::secret::Secret::new).or_else(|| {
+                configured
+                    .filter(|d| same_login(&d.target))
+                    .and_then(|d| d.target.password.clone())
+            });
+            Target {
+                name: conn.get("dbname").unwrap_or("(target)").to_string(),
+                password,
+                conn,
+            }
+        }
+        None => match configured {
+            Some(d) => d.target.clone(),
+            None => {
+                let dbname = integrity
+                    .manifest
+                    .as_ref()
+                    .map(|m| m.dbname.clone())
+                    .ok_or_else(|| {
+                        Error::Usage(format!(
+                            "{database} is not configured and the backup has no manifest naming its database; pass --target URL"
+                        ))
+                    })?;
+                let mut conn = ConnInfo::default();
+                conn.set("dbname", &dbname);
+                Target {
+                    name: database.clone(),
+                    conn,
+                    password: None,
+                }
+            }
+        },
+    };
+    let target_db = target.conn.get("dbname").unwrap_or_default().to_string();
+    if target_db.is_empty() {
+        return Err(Error::Usage(
+            "the target names no database (dbname); give one in --target".into(),
+        ));
+    }
+    let mut maint = target.clone();
+    maint.conn.set("dbname", "postgres");
+    maint.name = format!("postgres (managing {target_db})");
+    let tools = cfg.tools();
+    let maint_psql = Psql::new(&tools, &maint);
+    let exists = !maint_psql
+        .query(&format!(
+            "SELECT 1 FROM pg_database WHERE datname = {}",
+            quote_literal(&target_db)
+        ))?
+        .is_empty();
+    let user_objects = if exists {
+        Psql::new(&tools, &target)
+            .query(
+                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind IN ('r','p','v','m','S','f') \
+                 AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                 AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'",
+            )?
+            .first()
+            .and_then(|r| r.first())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    if !exists && !args.create && !args.clean {
+        return Err(Error::Usage(format!(
+            "the target database {target_db} does not exist; pass --create to create it"
+        )));
+    }
+    let destructive = exists && (args.clean || user_objects > 0);
+    let safety = destructive && user_objects > 0 && !args.no_safety_backup;
+
+    // 3. The plan, and confirmation.
+    let age = integrity
+        .manifest
+        .as_ref()
+        .map(|m| m.started_at)
+        .or(files.name.as_ref().map(|n| n.timestamp))
+        .map(|t| super::human_age(Utc::now() - t))
+        .unwrap_or_else(|| "unknown age".into());
+    let mut plan = format!(
+        "restore plan:\n  backup:  {} ({}, {} uncompressed, {age} old; checksum verified)\n  target:  database {target_db} on {}\n",
+        files.data.display(),
+        human_bytes(std::fs::metadata(&files.data).map(|m| m.len()).unwrap_or(0)),
+        human_bytes(integrity.raw_bytes),
+        target.conn.masked(),
+    );
+    if !exists {
+        plan.push_str("  the target does not exist and will be created\n");
+    } else if args.clean {
+        plan.push_str(&format!(
+            "  --clean: the target ({user_objects} objects) will be DROPPED and recreated; its connections are terminated\n"
+        ));
+    } else if user_objects > 0 {
+        plan.push_str(&format!(
+            "  the target is not empty ({user_objects} objects): without --clean the restore stops at the first object that exists\n"
+        ));
+    }
+    if safety {
+        plan.push_str("  a safety backup of the target is taken first\n");
+    } else if destructive {
+        plan.push_str("  no safety backup (--no-safety-backup)\n");
+    }
+    if args.no_owner {
+        plan.push_str("  ownership and privilege statements are skipped (--no-owner)\n");
+    }
+    eprint!("{plan}");
+    if !args.yes {
+        if !stdin_is_terminal() {
+            return Err(Error::Usage(
+                "refusing to restore without confirmation: pass --yes (nothing was changed)".into(),
+            ));
+        }
+        let answer = prompt("Type 'yes' to restore: ")?;
+        if answer != "yes" {
+            return Err(Error::Cancelled);
+        }
+    }
+
+    // 4. The lock: no backup or prune runs while we work, and the safety backup goes through the
+    //    normal backup path.
+    fsutil::ensure_private_dir(&cfg.local_dir).map_err(|source| Error::Output {
+        what: "backup directory",
+        path: cfg.local_dir.clone(),
+        source,
+    })?;
+    let _lock = RunLock::acquire(&cfg.local_dir)?;
+    if safety {
+        let name = if args.target.is_none() && configured.is_some() {
+            database.clone()
+        } else {
+            catalog::escape_db_name(&target_db)
+        };
+        let db = Database {
+            target: Target {
+                name: name.clone(),
+                ..target.clone()
+            },
+            extensions: Vec::new(),
+            pg_dump_args: Vec::new(),
+            password_source: None,
+        };
+        let dump_version = tools.pg_dump_version()?;
+        let description = format!("safety backup before restoring {file_name}");
+        match backup_one(cfg, &tools, &dump_version, &db, true, Some(&description))? {
+            Outcome::Done { path, .. } => {
+                log::info(&format!("safety backup of {target_db}: {}", path.display()))
+            }
+            Outcome::Skipped { .. } => unreachable!("forced backups are never skipped"),
+        }
+    }
+
+    // 5. Prepare the target.
+    if args.clean && exists {
+        maint_psql.query(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = {} AND pid <> pg_backend_pid()",
+            quote_literal(&target_db)
+        ))?;
+        maint_psql.query(&format!(
+            "DROP DATABASE {} WITH (FORCE)",
+            quote_ident(&target_db)
+        ))?;
+    }
+    if !exists || args.clean {
+        maint_psql.query(&format!("CREATE DATABASE {}", quote_ident(&target_db)))?;
+    }
+    let extensions = configured.map(|d| d.extensions.clone()).unwrap_or_default();
+    for ext in &extensions {
+        Psql::new(&tools, &target).query(&format!(
+            "CREATE EXTENSION IF NOT EXISTS {}",
+            quote_ident(ext)
+        ))?;
+    }
+
+    // 6. Stream it in.
+    let total = std::fs::metadata(&files.data).map(|m| m.len()).unwrap_or(0);
+    let tty = std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let every = if tty {
+        Duration::from_millis(500)
+    } else {
+        Duration::from_secs(10)
+    };
+    let (_, raw) = crate::postgres::restore_plain(
+        &tools,
+        &target,
+        &files.data,
+        RestoreOptions {
+            no_owner: args.no_owner,
+            single_transaction: args.single_transaction,
+        },
+        every,
+        |read, raw| {
+            let rate = raw as f64 / started.elapsed().as_secs_f64().max(0.001);
+            let pct = (read * 100).checked_div(total).unwrap_or(0);
+            let msg = format!(
+                "restoring {target_db}: {pct}% ({} of {} read, {} restored, {}/s)",
+                human_bytes(read),
+                human_bytes(total),
+                human_bytes(raw),
+                human_bytes(rate as u64)
+            );
+            notify::status(&msg);
+            if tty {
+                eprint!("\r{msg}   ");
+            } else {
+                log::info(&msg);
+            }
+        },
+    )
+    .inspect_err(|_| {
+        if tty {
+            eprintln!();
+        }
+    })?;
+    if tty {
+        eprintln!();
+    }
+    if let Some(sig) = crate::signals::interrupted() {
+        return Err(Error::Interrupted(sig));
+    }
+    log::info(&format!(
+        "restored {file_name} into {target_db}: {} in {:.1} s",
+        human_bytes(raw),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+/// The backup to restore: --file, --backup, --latest, or a pick from a numbered list.
+fn choose(cfg: &Config, args: &RestoreArgs) -> Result<BackupFiles> {
+    if let Some(path) = &args.file {
+        return resolve_backup(&cfg.local_dir, &path.display().to_string())
+            .and_then(|f| require_path(f, path));
+    }
+    if let Some(name) = &args.backup {
+        return resolve_backup(&cfg.local_dir, name);
+    }
+    let read_err = |source| Error::Input {
+        what: "backup directory",
+        path: cfg.local_dir.clone(),
+        source,
+    };
+    let databases = match &args.database {
+        Some(d) => vec![d.clone()],
+        None => catalog::list_databases(&cfg.local_dir).map_err(read_err)?,
+    };
+    let mut entries: Vec<Entry> = Vec::new();
+    for db in &databases {
+        if !catalog::is_valid_dir_name(db) {
+            return Err(Error::Usage(format!(
+                "\"{db}\" is not a database name pgbackup uses"
+            )));
+        }
+        entries.extend(
+            catalog::list_dir(&cfg.local_dir, db)
+                .map_err(read_err)?
+                .into_iter()
+                .filter(Entry::is_complete),
+        );
+    }
+    entries.sort_by_key(|e| std::cmp::Reverse(e.name.timestamp));
+    if args.latest {
+        if databases.len() != 1 {
+            return Err(Error::Usage(
+                "--latest needs --db NAME when there is more than one database".into(),
+            ));
+        }
+        return entries
+            .first()
+            .map(|e| BackupFiles::for_data(&e.path))
+            .ok_or_else(|| Error::Usage(format!("no complete backup of {}", databases[0])));
+    }
+    if !stdin_is_terminal() {
+        return Err(Error::Usage(
+            "no backup selected: pass --latest (with --db), --backup NAME or --file PATH, or run on a terminal to pick one".into(),
+        ));
+    }
+    if entries.is_empty() {
+        return Err(Error::Usage(format!(
+            "no complete backup under {}",
+            cfg.local_dir.display()
+        )));
+    }
+    let mut menu = String::from("     DATABASE  TIME (UTC)           SIZE      DESCRIPTION\n");
+    for (i, e) in entries.iter().enumerate() {
+        menu.push_str(&format!(
+            "{:>3}  {:<8}  {}  {:<8}  {}\n",
+            i + 1,
+            e.name.database,
+            e.name.timestamp.format("%Y-%m-%d %H:%M:%S"),
+            human_bytes(e.size),
+            e.manifest
+                .as_ref()
+                .and_then(|m| m.description.clone())
+                .unwrap_or_default()
+        ));
+    }
+    eprint!("{menu}");
+    let answer = prompt(&format!("Restore which backup? [1-{}]: ", entries.len()))?;
+    let n: usize = answer
+        .parse()
+        .ok()
+        .filter(|n| (1..=entries.len()).contains(n))
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "\"{answer}\" is not a number from 1 to {}",
+                entries.len()
+            ))
+        })?;
+    Ok(BackupFiles::for_data(&entries[n - 1].path))
+}
+
+fn require_path(f: BackupFiles, path: &std::path::Path) -> Result<BackupFiles> {
+    if f.data.is_file() {
+        Ok(f)
+    } else {
+        Err(Error::Usage(format!(
+            "{}: no such backup file",
+            path.display()
+        )))
+    }
+}

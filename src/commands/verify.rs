@@ -1,0 +1,530 @@
+//! `pgbackup verify` / `pgbackup-verify`: prove backups restorable.
+//!
+//! Integrity (one streaming pass, `crate::verify`), then optionally a test restore: a scratch
+//! database with a unique name, the configured extensions, the dump restored with
+//! `ON_ERROR_STOP` and without ownership and privilege statements (so a least-privilege role with
+//! `CREATEDB` can do it), every table's row count compared with the manifest, and the scratch
+//! database dropped whatever happens. The result is appended to the backup's manifest.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde::Serialize;
+
+use crate::catalog::{self, BackupName, Check, TableRows, Verification};
+use crate::cli::VerifyArgs;
+use crate::commands::print;
+use crate::config::{Config, Database};
+use crate::conninfo::ConnInfo;
+use crate::error::{Error, Result, EXIT_DATAERR, EXIT_FAILED, EXIT_UNAVAILABLE};
+use crate::fsutil;
+use crate::postgres::{quote_ident, PgError, PgTools, Psql, RestoreError, RestoreOptions, Target};
+use crate::verify::{check_integrity, BackupFiles};
+use crate::{log, notify};
+
+/// One verified backup, as printed by `--json`.
+#[derive(Debug, Serialize)]
+pub struct VerifyRow {
+    /// Database (directory) name.
+    pub database: String,
+    /// Data file name.
+    pub file: String,
+    /// Full path.
+    pub path: String,
+    /// Whether every check passed.
+    pub ok: bool,
+    /// The checks.
+    pub checks: Vec<Check>,
+    /// Seconds taken.
+    pub duration_secs: f64,
+}
+
+/// Run `verify`.
+pub fn run(cfg: &Config, args: &VerifyArgs) -> Result<()> {
+    for w in &cfg.warnings {
+        log::warn(w);
+    }
+    let backups = select(cfg, args)?;
+    if backups.is_empty() {
+        return Err(Error::Corrupt(format!(
+            "no backup found to verify under {}; run `pgbackup backup` first",
+            cfg.local_dir.display()
+        )));
+    }
+    let tools = cfg.tools();
+    let mut rows = Vec::new();
+    let mut worst: u8 = 0;
+    for (i, files) in backups.iter().enumerate() {
+        if crate::signals::interrupted().is_some() {
+            break;
+        }
+        notify::status(&format!(
+            "verifying {} ({}/{})",
+            files.file_name(),
+            i + 1,
+            backups.len()
+        ));
+        let (row, code) = verify_one(cfg, &tools, files, args.test_restore);
+        if !args.json {
+            let summary = row
+                .checks
+                .iter()
+                .map(|c| {
+                    if c.ok {
+                        c.name.clone()
+                    } else {
+                        format!("{}: {}", c.name, c.detail)
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            print(&format!(
+                "{:<4}  {}/{}  {summary}\n",
+                if row.ok { "ok" } else { "FAIL" },
+                row.database,
+                row.file
+            ))?;
+        }
+        if !row.ok {
+            log::error(&format!(
+                "{}: verification failed: {}",
+                row.file,
+                row.checks
+                    .iter()
+                    .filter(|c| !c.ok)
+                    .map(|c| format!("{}: {}", c.name, c.detail))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ));
+        }
+        worst = worst_code(worst, code);
+        rows.push(row);
+    }
+    if args.json {
+        let mut s = serde_json::to_string_pretty(&rows).expect("rows are plain data");
+        s.push('\n');
+        print(&s)?;
+    }
+    if let Some(sig) = crate::signals::interrupted() {
+        return Err(Error::Interrupted(sig));
+    }
+    let failed = rows.iter().filter(|r| !r.ok).count();
+    if failed == 0 {
+        notify::status(&format!("verify finished: {} backup(s) ok", rows.len()));
+        return Ok(());
+    }
+    Err(Error::VerifyFailed {
+        failed,
+        total: rows.len(),
+        code: worst,
+    })
+}
+
+/// 65 (corrupt) outranks 69 (unreachable) outranks 1.
+fn worst_code(a: u8, b: u8) -> u8 {
+    let rank = |c: u8| match c {
+        EXIT_DATAERR => 3,
+        EXIT_UNAVAILABLE => 2,
+        0 => 0,
+        _ => 1,
+    };
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
+    }
+}
+
+/// Which backups: the named ones, or the latest (or all) of each selected database.
+fn select(cfg: &Config, args: &VerifyArgs) -> Result<Vec<BackupFiles>> {
+    if !args.backups.is_empty() {
+        return args
+            .backups
+            .iter()
+            .map(|b| resolve_backup(&cfg.local_dir, b))
+            .collect();
+    }
+    let read_err = |source| Error::Input {
+        what: "backup directory",
+        path: cfg.local_dir.clone(),
+        source,
+    };
+    let databases = if args.databases.is_empty() {
+        catalog::list_databases(&cfg.local_dir).map_err(read_err)?
+    } else {
+        args.databases.clone()
+    };
+    let mut out = Vec::new();
+    for db in &databases {
+        if !catalog::is_valid_dir_name(db) {
+            return Err(Error::Usage(format!(
+                "\"{db}\" is not a database name pgbackup uses"
+            )));
+        }
+        let entries = catalog::list_dir(&cfg.local_dir, db).map_err(read_err)?;
+        if args.all {
+            out.extend(entries.iter().map(|e| BackupFiles::for_data(&e.path)));
+        } else if let Some(e) = entries.iter().rev().find(|e| e.is_complete()) {
+            out.push(BackupFiles::for_data(&e.path));
+        } else if !args.databases.is_empty() {
+            return Err(Error::Corrupt(format!(
+                "no complete backup of {db} under {}",
+                cfg.local_dir.display()
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// A backup named on the command line: a path, or a name under the backup root.
+pub fn resolve_backup(root: &Path, arg: &str) -> Result<BackupFiles> {
+    let as_path = PathBuf::from(arg);
+    if arg.contains('/') || as_path.exists() {
+        if !as_path.is_file() {
+            return Err(Error::Usage(format!("{arg}: no such backup file")));
+        }
+        return Ok(BackupFiles::for_data(&as_path));
+    }
+    let name = BackupName::parse(arg).ok_or_else(|| {
+        Error::Usage(format!(
+            "\"{arg}\" is neither a file nor a backup name like clara_20261123_020013.sql.gz"
+        ))
+    })?;
+    let path = catalog::db_dir(root, &name.database).join(name.file_name());
+    if !path.is_file() {
+        return Err(Error::Usage(format!(
+            "backup {arg} not found in {}",
+            catalog::db_dir(root, &name.database).display()
+        )));
+    }
+    Ok(BackupFiles::for_data(&path))
+}
+
+/// Verify one backup; returns the row and the exit code it deserves (0 when ok).
+fn verify_one(
+    cfg: &Config,
+    tools: &PgTools,
+    files: &BackupFiles,
+    test_restore: bool,
+) -> (VerifyRow, u8) {
+    let started = Instant::now();
+    let database = files
+        .name
+        .as_ref()
+        .map(|n| n.database.clone())
+        .unwrap_or_else(|| "-".into());
+    let mut code = 0;
+    let integrity = match check_integrity(files, |read| {
+        notify::status(&format!(
+            "verifying {}: {} read",
+            files.file_name(),
+            super::human_bytes(read)
+        ));
+    }) {
+        Ok(i) => i,
+        Err(e) => {
+            let row = VerifyRow {
+                database,
+                file: files.file_name(),
+                path: files.data.display().to_string(),
+                ok: false,
+                checks: vec![Check {
+                    name: "read".into(),
+                    ok: false,
+                    detail: format!("cannot read {}: {e}", files.data.display()),
+                }],
+                duration_secs: started.elapsed().as_secs_f64(),
+            };
+            return (row, EXIT_DATAERR);
+        }
+    };
+    let mut checks = integrity.checks.clone();
+    if !integrity.ok() {
+        code = EXIT_DATAERR;
+    } else if test_restore {
+        let expected = integrity
+            .manifest
+            .as_ref()
+            .map(|m| m.tables.clone())
+            .unwrap_or_else(|| integrity.tables.clone());
+        let dbname = integrity.manifest.as_ref().map(|m| m.dbname.clone());
+        let (check, c) =
+            test_restore_check(cfg, tools, files, &database, dbname.as_deref(), &expected);
+        code = c;
+        checks.push(check);
+    }
+    let ok = checks.iter().all(|c| c.ok);
+    let duration = started.elapsed().as_secs_f64();
+    if let Some(mut manifest) = integrity.manifest {
+        manifest.verifications.push(Verification {
+            at: Utc::now(),
+            ok,
+            duration_secs: duration,
+            checks: checks.clone(),
+            tool_version: env!("CARGO_PKG_VERSION").into(),
+        });
+        // Never recreate the manifest of a backup that retention removed meanwhile.
+        if files.data.exists() {
+            if let (Some(dir), Some(name)) = (files.manifest.parent(), files.manifest.file_name()) {
+                let written = fsutil::write_atomic(
+                    dir,
+                    &name.to_string_lossy(),
+                    &catalog::manifest_bytes(&manifest),
+                )
+                .and_then(|()| fsutil::fsync_dir(dir));
+                if let Err(e) = written {
+                    log::warn(&format!(
+                        "cannot record the result in {}: {e}",
+                        files.manifest.display()
+                    ));
+                }
+            }
+        }
+    }
+    let row = VerifyRow {
+        database,
+        file: files.file_name(),
+        path: files.data.display().to_string(),
+        ok,
+        checks,
+        duration_secs: duration,
+    };
+    (row, if ok { 0 } else { code.max(EXIT_FAILED) })
+}
+
+/// The server connection a test restore uses to create and drop its scratch database.
+fn maintenance_target(cfg: &Config, database: &str, dbname: Option<&str>) -> (Target, Vec<String>) {
+    let configured: Option<&Database> = cfg.databases.iter().find(|d| d.name() == database);
+    let extensions = configured.map(|d| d.extensions.clone()).unwrap_or_default();
+    if let Some(t) = &cfg.verify_target {
+        return (t.clone(), extensions);
+    }
+    if let Some(d) = configured {
+        return (d.target.clone(), extensions);
+    }
+    // Zero-config: libpq's defaults, connected to the backed-up database's server.
+    let mut conn = ConnInfo::default();
+    conn.set("dbname", dbname.unwrap_or("postgres"));
+    (
+        Target {
+            name: database.to_string(),
+            conn,
+            password: None,
+        },
+        extensions,
+    )
+}
+
+/// Drops the scratch database when dropped, also after an error or a signal.
+struct Scratch<'a> {
+    tools: &'a PgTools,
+    maint: &'a Target,
+    name: String,
+}
+
+impl Drop for Scratch<'_> {
+    fn drop(&mut self) {
+        let sql = format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote_ident(&self.name)
+        );
+        if let Err(e) = Psql::new(self.tools, self.maint).query(&sql) {
+            log::error(&format!(
+                "could not drop the scratch database {}: {e}; drop it by hand",
+                self.name
+            ));
+        } else {
+            log::debug(&format!("dropped scratch database {}", self.name));
+        }
+    }
+}
+
+fn test_restore_check(
+    cfg: &Config,
+    tools: &PgTools,
+    files: &BackupFiles,
+    database: &str,
+    dbname: Option<&str>,
+    expected: &[TableRows],
+) -> (Check, u8) {
+    let started = Instant::now();
+    let fail = |detail: String, code: u8| {
+        (
+            Check {
+                name: "test-restore".into(),
+                ok: false,
+                detail,
+            },
+            code,
+        )
+    };
+    let (maint, extensions) = maintenance_target(cfg, database, dbname);
+    let scratch_name = format!(
+        "pgbackup_verify_{}_{}_{}",
+        database
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(20)
+            .collect::<String>(),
+        std::process::id(),
+        Utc::now().format("%Y%m%d%H%M%S%3f")
+    );
+    if let Err(e) =
+        Psql::new(tools, &maint).query(&format!("CREATE DATABASE {}", quote_ident(&scratch_name)))
+    {
+        let code = e.exit_code();
+        return fail(
+            format!(
+                "cannot create the scratch database {scratch_name}: {e}; the role needs CREATEDB (or set [verify] restore-url)"
+            ),
+            code,
+        );
+    }
+    let _guard = Scratch {
+        tools,
+        maint: &maint,
+        name: scratch_name.clone(),
+    };
+    let mut target = maint.clone();
+    target.name = scratch_name.clone();
+    target.conn.set("dbname", &scratch_name);
+    let psql = Psql::new(tools, &target);
+    for ext in &extensions {
+        if let Err(e) = psql.query(&format!(
+            "CREATE EXTENSION IF NOT EXISTS {}",
+            quote_ident(ext)
+        )) {
+            return fail(format!("cannot create extension {ext}: {e}"), EXIT_FAILED);
+        }
+    }
+    let restored = crate::postgres::restore_plain(
+        tools,
+        &target,
+        &files.data,
+        RestoreOptions {
+            no_owner: true,
+            single_transaction: false,
+        },
+        Duration::from_secs(10),
+        |_, raw| {
+            notify::status(&format!(
+                "test restore of {}: {} restored",
+                files.file_name(),
+                super::human_bytes(raw)
+            ))
+        },
+    );
+    match restored {
+        Ok(_) => {}
+        Err(RestoreError::Pg(e @ PgError::Connect { .. })) => {
+            return fail(e.to_string(), EXIT_UNAVAILABLE)
+        }
+        Err(e) => return fail(e.to_string(), EXIT_DATAERR),
+    }
+    if crate::signals::interrupted().is_some() {
+        return fail("interrupted".into(), EXIT_FAILED);
+    }
+    match compare_counts(&psql, expected) {
+        Ok(rows) => (
+            Check {
+                name: "test-restore".into(),
+                ok: true,
+                detail: format!(
+                    "restored into a scratch database, {} tables with {rows} rows match the manifest ({:.1} s)",
+                    expected.len(),
+                    started.elapsed().as_secs_f64()
+                ),
+            },
+            0,
+        ),
+        Err((detail, code)) => fail(detail, code),
+    }
+}
+
+/// Every table in `expected` exists and holds exactly that many rows (`ONLY`: the table's own
+/// rows, as in its COPY block). Returns the total.
+fn compare_counts(psql: &Psql, expected: &[TableRows]) -> std::result::Result<u64, (String, u8)> {
+    if expected.is_empty() {
+        return Ok(0);
+    }
+    let mut total = 0;
+    let mut problems = Vec::new();
+    // Batches keep each statement a reasonable size for databases with thousands of tables.
+    for batch in expected.chunks(200) {
+        let existing = batch
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                format!(
+                    "SELECT {i}, to_regclass({}) IS NOT NULL",
+                    crate::postgres::quote_literal(&format!(
+                        "{}.{}",
+                        quote_ident(&t.schema),
+                        quote_ident(&t.table)
+                    ))
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let exists = by_index(
+            psql.query(&existing)
+                .map_err(|e| (e.to_string(), e.exit_code()))?,
+        );
+        let mut present = Vec::new();
+        for (i, t) in batch.iter().enumerate() {
+            if exists.get(&i).map(String::as_str) == Some("t") {
+                present.push(t);
+            } else {
+                problems.push(format!("table {}.{} is missing", t.schema, t.table));
+            }
+        }
+        if present.is_empty() {
+            continue;
+        }
+        let counts = present
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                format!(
+                    "SELECT {i}, count(*) FROM ONLY {}.{}",
+                    quote_ident(&t.schema),
+                    quote_ident(&t.table)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let rows = by_index(
+            psql.query(&counts)
+                .map_err(|e| (e.to_string(), e.exit_code()))?,
+        );
+        for (i, t) in present.iter().enumerate() {
+            let got: u64 = rows
+                .get(&i)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(u64::MAX);
+            if got != t.rows {
+                problems.push(format!(
+                    "row count mismatch in {}.{}: restored {got}, manifest says {}",
+                    t.schema, t.table, t.rows
+                ));
+            }
+            total += got;
+        }
+    }
+    if problems.is_empty() {
+        Ok(total)
+    } else {
+        Err((problems.join("; "), EXIT_DATAERR))
+    }
+}
+
+/// Rows of `(index, value)` as a map.
+fn by_index(rows: Vec<Vec<String>>) -> std::collections::HashMap<usize, String> {
+    rows.into_iter()
+        .filter_map(|r| {
+            let mut it = r.into_iter();
+            Some((it.next()?.parse().ok()?, it.next()?))
+        })
+        .collect()
+}

@@ -1,0 +1,343 @@
+//! Integrity of one backup file, in one streaming pass with bounded memory (the read-side mirror
+//! of `pipeline`, after pgBackRest's verify filter chain): the file's bytes are hashed as they are
+//! read, decompressed, and watched for pg_dump's completion trailer; then the sidecar and the
+//! manifest are compared with what was found.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use flate2::read::MultiGzDecoder;
+use sha2::{Digest, Sha256};
+
+use crate::catalog::{self, BackupName, Check, Manifest, TableRows};
+use crate::pipeline::{hex, DumpObserver};
+
+const BUF_SIZE: usize = 256 * 1024;
+
+/// The files that make up one backup.
+#[derive(Debug, Clone)]
+pub struct BackupFiles {
+    /// The data file.
+    pub data: PathBuf,
+    /// `<data>.sha256`.
+    pub sidecar: PathBuf,
+    /// `<data>.json`.
+    pub manifest: PathBuf,
+    /// The parsed name, when the file follows our naming scheme.
+    pub name: Option<BackupName>,
+}
+
+impl BackupFiles {
+    /// The sidecar and manifest paths that belong to `data`.
+    pub fn for_data(data: &Path) -> Self {
+        let file_name = data
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        BackupFiles {
+            sidecar: data.with_file_name(format!("{file_name}.sha256")),
+            manifest: data.with_file_name(format!("{file_name}.json")),
+            name: BackupName::parse(&file_name),
+            data: data.to_path_buf(),
+        }
+    }
+
+    /// The data file's name.
+    pub fn file_name(&self) -> String {
+        self.data
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default()
+    }
+
+    /// The manifest, if present and readable.
+    pub fn read_manifest(&self) -> Option<Manifest> {
+        std::fs::read(&self.manifest)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+    }
+}
+
+/// What the integrity pass found.
+#[derive(Debug)]
+pub struct Integrity {
+    /// The checks, in order.
+    pub checks: Vec<Check>,
+    /// The manifest, when present.
+    pub manifest: Option<Manifest>,
+    /// Uncompressed bytes read.
+    pub raw_bytes: u64,
+    /// Row counts found in the dump's COPY blocks.
+    pub tables: Vec<TableRows>,
+}
+
+impl Integrity {
+    /// Whether every check passed.
+    pub fn ok(&self) -> bool {
+        self.checks.iter().all(|c| c.ok)
+    }
+
+    /// The failed checks, as one line.
+    pub fn failures(&self) -> String {
+        self.checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| format!("{}: {}", c.name, c.detail))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+fn check(name: &str, ok: bool, detail: impl Into<String>) -> Check {
+    Check {
+        name: name.into(),
+        ok,
+        detail: detail.into(),
+    }
+}
+
+/// Hashes and counts the bytes read through it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// Check one backup: sidecar present and well-formed, SHA-256 matches, the gzip stream
+/// decompresses to the end, the dump carries pg_dump's completion trailer, and the manifest (when
+/// present) agrees on size and checksum. `progress` gets the compressed bytes read so far.
+pub fn check_integrity(
+    files: &BackupFiles,
+    mut progress: impl FnMut(u64),
+) -> io::Result<Integrity> {
+    let mut checks = Vec::new();
+    let file_name = files.file_name();
+
+    // The sidecar: missing or malformed is a failure, never a pass.
+    let expected = match std::fs::read_to_string(&files.sidecar) {
+        Ok(text) => match catalog::parse_sidecar(&text) {
+            Some((hex, name)) if name == file_name => {
+                checks.push(check("sidecar", true, "present"));
+                Some(hex)
+            }
+            Some((_, name)) => {
+                checks.push(check(
+                    "sidecar",
+                    false,
+                    format!("names \"{name}\", not \"{file_name}\""),
+                ));
+                None
+            }
+            None => {
+                checks.push(check(
+                    "sidecar",
+                    false,
+                    format!("{} is not in sha256sum format", files.sidecar.display()),
+                ));
+                None
+            }
+        },
+        Err(e) => {
+            checks.push(check(
+                "sidecar",
+                false,
+                format!("cannot read {}: {e}", files.sidecar.display()),
+            ));
+            None
+        }
+    };
+
+    let file = File::open(&files.data)?;
+    let mut hashing = HashingReader {
+        inner: file,
+        hasher: Sha256::new(),
+        bytes: 0,
+    };
+    let mut observer = DumpObserver::default();
+    let mut raw: u64 = 0;
+    let mut buf = vec![0u8; BUF_SIZE];
+    let gzip_error = {
+        let mut gz = MultiGzDecoder::new(&mut hashing);
+        let mut last_report = 0u64;
+        let err = loop {
+            match gz.read(&mut buf) {
+                Ok(0) => break None,
+                Ok(n) => {
+                    observer.feed(&buf[..n]);
+                    raw += n as u64;
+                    let read = gz.get_ref().bytes;
+                    if read - last_report >= 8 << 20 {
+                        last_report = read;
+                        progress(read);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => break Some(e),
+            }
+        };
+        err
+    };
+    // Hash whatever the decoder did not consume, so the checksum covers the whole file.
+    io::copy(&mut hashing, &mut io::sink())?;
+    let actual = hex(&hashing.hasher.finalize());
+    let size = hashing.bytes;
+
+    if let Some(expected) = &expected {
+        if *expected == actual {
+            checks.push(check("sha256", true, actual.clone()));
+        } else {
+            checks.push(check(
+                "sha256",
+                false,
+                format!("mismatch: sidecar says {expected}, file is {actual}"),
+            ));
+        }
+    }
+    match &gzip_error {
+        None if raw == 0 => checks.push(check("gzip", false, "the file decompresses to nothing")),
+        None => checks.push(check("gzip", true, format!("{raw} bytes uncompressed"))),
+        Some(e) => checks.push(check(
+            "gzip",
+            false,
+            format!("decompression failed after {raw} bytes: {e} (truncated or corrupt)"),
+        )),
+    }
+    if gzip_error.is_none() {
+        if observer.is_complete() {
+            checks.push(check(
+                "complete",
+                true,
+                "pg_dump completion trailer present",
+            ));
+        } else {
+            checks.push(check(
+                "complete",
+                false,
+                "no pg_dump completion trailer: the dump is incomplete or not a pg_dump plain dump",
+            ));
+        }
+    }
+
+    let manifest = files.read_manifest();
+    match &manifest {
+        None => checks.push(check(
+            "manifest",
+            true,
+            "missing (optional): no size or row counts to compare",
+        )),
+        Some(m) => {
+            let mut problems = Vec::new();
+            if m.sha256 != actual {
+                problems.push(format!("sha256 {} differs from the file's", m.sha256));
+            }
+            if m.compressed_bytes != size {
+                problems.push(format!(
+                    "compressed size {} differs from the file's {size}",
+                    m.compressed_bytes
+                ));
+            }
+            if gzip_error.is_none() && m.raw_bytes != raw {
+                problems.push(format!(
+                    "uncompressed size {} differs from the file's {raw}",
+                    m.raw_bytes
+                ));
+            }
+            if m.file != file_name {
+                problems.push(format!("names \"{}\"", m.file));
+            }
+            if problems.is_empty() {
+                checks.push(check("manifest", true, "size and checksum agree"));
+            } else {
+                checks.push(check("manifest", false, problems.join(", ")));
+            }
+        }
+    }
+    Ok(Integrity {
+        checks,
+        manifest,
+        raw_bytes: raw,
+        tables: observer.into_tables(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn write_backup(dir: &Path, body: &[u8]) -> BackupFiles {
+        let data = dir.join("db_20260101_000000.sql.gz");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(body).unwrap();
+        let bytes = gz.finish().unwrap();
+        std::fs::write(&data, &bytes).unwrap();
+        let sha = hex(&Sha256::digest(&bytes));
+        std::fs::write(
+            dir.join("db_20260101_000000.sql.gz.sha256"),
+            catalog::sidecar_line(&sha, "db_20260101_000000.sql.gz"),
+        )
+        .unwrap();
+        BackupFiles::for_data(&data)
+    }
+
+    const GOOD: &[u8] = b"SET x;\nCOPY public.t (a) FROM stdin;\n1\n\\.\n--\n-- PostgreSQL database dump complete\n--\n\n\\unrestrict abc\n";
+
+    #[test]
+    fn good_backup_passes() {
+        let d = tempfile::tempdir().unwrap();
+        let f = write_backup(d.path(), GOOD);
+        let r = check_integrity(&f, |_| {}).unwrap();
+        assert!(r.ok(), "{}", r.failures());
+        assert_eq!(r.tables[0].rows, 1);
+    }
+
+    #[test]
+    fn flipped_byte_fails_sha_and_gzip() {
+        let d = tempfile::tempdir().unwrap();
+        let f = write_backup(d.path(), GOOD);
+        let mut bytes = std::fs::read(&f.data).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x40;
+        std::fs::write(&f.data, &bytes).unwrap();
+        let r = check_integrity(&f, |_| {}).unwrap();
+        assert!(!r.ok());
+        assert!(
+            r.failures().contains("sha256: mismatch"),
+            "{}",
+            r.failures()
+        );
+    }
+
+    #[test]
+    fn missing_trailer_fails_completeness() {
+        let d = tempfile::tempdir().unwrap();
+        let f = write_backup(d.path(), b"SET x;\nCOPY public.t (a) FROM stdin;\n1\n");
+        let r = check_integrity(&f, |_| {}).unwrap();
+        assert!(r.failures().contains("complete:"), "{}", r.failures());
+    }
+
+    #[test]
+    fn missing_sidecar_is_a_failure() {
+        let d = tempfile::tempdir().unwrap();
+        let f = write_backup(d.path(), GOOD);
+        std::fs::remove_file(&f.sidecar).unwrap();
+        let r = check_integrity(&f, |_| {}).unwrap();
+        assert!(!r.ok());
+        assert!(
+            r.failures().contains("sidecar: cannot read"),
+            "{}",
+            r.failures()
+        );
+    }
+}

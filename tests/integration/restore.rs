@@ -1,0 +1,254 @@
+use crate::harness::*;
+
+fn setup(prefix: &str, name: &str) -> (TestEnv, String) {
+    let c = cluster();
+    let db = c.create_db(prefix);
+    c.sql(&db, RICH_SCHEMA);
+    let env = TestEnv::new();
+    env.write_config(&env.db_entry(name, &db));
+    env.run(&["backup"]).expect_code(0);
+    (env, db)
+}
+
+fn db_exists(name: &str) -> bool {
+    cluster().sql(
+        "postgres",
+        &format!(
+            "SELECT count(*) FROM pg_database WHERE datname = '{}'",
+            name.replace('\'', "''")
+        ),
+    ) == "1"
+}
+
+#[test]
+fn restore_to_a_new_target_is_identical() {
+    let c = cluster();
+    let (env, src) = setup("rs_new", "src");
+    let dst = format!("rs_new_copy_{}", std::process::id());
+    let r = env.run(&[
+        "restore",
+        "--db",
+        "src",
+        "--latest",
+        "--target",
+        &c.url(&dst),
+        "--create",
+        "--yes",
+    ]);
+    r.expect_code(0).expect_no_secret();
+    assert_eq!(c.fingerprint(&src), c.fingerprint(&dst));
+    assert!(
+        !r.stderr.contains("safety backup"),
+        "a new database needs no safety backup"
+    );
+}
+
+#[test]
+fn clean_restore_over_a_changed_database_with_a_restorable_safety_backup() {
+    let c = cluster();
+    let (env, src) = setup("rs_clean", "main");
+    let original = c.fingerprint(&src);
+    c.sql(&src, "DELETE FROM app.items WHERE id < 100; CREATE TABLE app.newer (x int); INSERT INTO app.newer VALUES (1);");
+    let changed = c.fingerprint(&src);
+    assert_ne!(original, changed);
+    // A session that would block DROP DATABASE is terminated by --clean.
+    let _session = c.hold_session(&src);
+    let backup = env.data_files("main")[0].clone();
+    let r = env.run(&["restore", "--backup", &backup, "--clean", "--yes"]);
+    r.expect_code(0).expect_stderr("safety backup of");
+    assert_eq!(c.fingerprint(&src), original);
+
+    // The safety backup holds the changed state, and restores.
+    let files = env.data_files("main");
+    assert_eq!(files.len(), 2, "{files:?}");
+    let safety = env.db_dir("main").join(&files[1]);
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("{}.json", safety.display())).unwrap())
+            .unwrap();
+    assert!(
+        m["description"].as_str().unwrap().contains("safety backup"),
+        "{m}"
+    );
+    let check = format!("rs_clean_check_{}", std::process::id());
+    env.run(&[
+        "restore",
+        "--file",
+        safety.to_str().unwrap(),
+        "--target",
+        &c.url(&check),
+        "--create",
+        "--yes",
+    ])
+    .expect_code(0);
+    assert_eq!(c.fingerprint(&check), changed);
+}
+
+#[test]
+fn corrupt_backups_are_refused_before_the_target_is_touched() {
+    let c = cluster();
+    let (env, src) = setup("rs_corrupt", "cor");
+    let before = c.fingerprint(&src);
+    let path = env.latest("cor");
+    let good = std::fs::read(&path).unwrap();
+    let side = std::fs::read(format!("{}.sha256", path.display())).unwrap();
+    let restore = |what: &str| {
+        let r = env.run(&["restore", "--db", "cor", "--latest", "--clean", "--yes"]);
+        assert_eq!(r.code, 65, "{what}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("refusing to restore"),
+            "{what}: {}",
+            r.stderr
+        );
+        assert_eq!(c.fingerprint(&src), before, "{what}: the target changed");
+        assert_eq!(
+            env.data_files("cor").len(),
+            1,
+            "{what}: no safety backup for a refused restore"
+        );
+    };
+    let mut flipped = good.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x10;
+    std::fs::write(&path, &flipped).unwrap();
+    restore("flipped byte");
+    std::fs::write(&path, &good[..good.len() / 2]).unwrap();
+    refresh_sidecar(&path);
+    restore("truncated");
+    std::fs::write(&path, &good).unwrap();
+    std::fs::write(
+        format!("{}.sha256", path.display()),
+        format!(
+            "{}  {}\n",
+            "f".repeat(64),
+            path.file_name().unwrap().to_string_lossy()
+        ),
+    )
+    .unwrap();
+    restore("wrong sidecar");
+    let text = zcat(&{
+        std::fs::write(format!("{}.sha256", path.display()), &side).unwrap();
+        path.clone()
+    });
+    write_gz_with_sidecar(&path, &text.as_bytes()[..text.len() / 2]);
+    restore("incomplete dump");
+    // And a missing sidecar: the data file alone is not a backup, so --latest finds nothing;
+    // named by path it is refused as corrupt.
+    std::fs::write(&path, &good).unwrap();
+    std::fs::remove_file(format!("{}.sha256", path.display())).unwrap();
+    let r = env.run(&[
+        "restore",
+        "--file",
+        path.to_str().unwrap(),
+        "--clean",
+        "--yes",
+    ]);
+    r.expect_code(65).expect_stderr("sidecar");
+    assert_eq!(c.fingerprint(&src), before);
+}
+
+#[test]
+fn names_with_quotes_spaces_and_unicode_cannot_inject_sql() {
+    let c = cluster();
+    let sentinel = c.create_db("sentinel");
+    let weird = format!(
+        "we\"ird'; DROP DATABASE {sentinel}; -- 名前 {}",
+        std::process::id()
+    );
+    c.sql(
+        "postgres",
+        &format!("CREATE DATABASE \"{}\"", weird.replace('"', "\"\"")),
+    );
+    c.sql(
+        &weird,
+        "CREATE TABLE \"Tab'le\"\"x\" (a int); INSERT INTO \"Tab'le\"\"x\" VALUES (1), (2), (3);",
+    );
+    let env = TestEnv::new();
+    let kw = format!(
+        "host=127.0.0.1 port={} user=postgres dbname='{}'",
+        c.port,
+        weird.replace('\\', "\\\\").replace('\'', "\\'")
+    );
+    env.write_config(&format!(
+        "[[database]]\nname = \"weird\"\nurl = {}\npassword-file = \"{}\"\n",
+        toml_string(&kw),
+        env.password_file.display()
+    ));
+    env.run(&["backup"]).expect_code(0);
+    env.run(&["verify", "--test-restore"]).expect_code(0);
+    let target = format!("{weird} copy");
+    let target_kw = format!(
+        "host=127.0.0.1 port={} user=postgres dbname='{}'",
+        c.port,
+        target.replace('\\', "\\\\").replace('\'', "\\'")
+    );
+    env.run(&[
+        "restore", "--db", "weird", "--latest", "--target", &target_kw, "--create", "--yes",
+    ])
+    .expect_code(0);
+    assert!(
+        db_exists(&sentinel),
+        "the sentinel database was dropped: SQL injection"
+    );
+    assert!(db_exists(&target));
+    assert_eq!(c.fingerprint(&weird), c.fingerprint(&target));
+}
+
+fn toml_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+#[test]
+fn without_a_terminal_selection_and_confirmation_are_required() {
+    let (env, _) = setup("rs_noterm", "nt");
+    env.run(&["restore"])
+        .expect_code(2)
+        .expect_stderr("no backup selected");
+    env.run(&["restore", "--db", "nt", "--latest", "--clean"])
+        .expect_code(2)
+        .expect_stderr("pass --yes");
+    env.run(&[
+        "restore",
+        "--db",
+        "nt",
+        "--latest",
+        "--target",
+        &cluster().url("rs_never_created"),
+        "--yes",
+    ])
+    .expect_code(2)
+    .expect_stderr("--create");
+    assert!(!db_exists("rs_never_created"));
+}
+
+/// The numbered pick and the confirmation, answered through a pseudo-terminal (`script`).
+#[test]
+fn interactive_selection_through_a_pseudo_terminal() {
+    let c = cluster();
+    let (env, src) = setup("rs_pty", "pty");
+    env.run(&["backup", "--description", "second one"])
+        .expect_code(0);
+    let dst = format!("rs_pty_copy_{}", std::process::id());
+    let cmd = format!(
+        "'{}' --config '{}' restore --db pty --target '{}' --create",
+        env!("CARGO_BIN_EXE_pgbackup"),
+        env.config.display(),
+        c.url(&dst)
+    );
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("(sleep 2; printf '1\\n'; sleep 2; printf 'yes\\n'; sleep 5) | script -qec \"{}\" /dev/null", cmd.replace('"', "\\\"")))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("TERM", "dumb")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("Restore which backup? [1-2]"), "{text}");
+    assert!(
+        text.contains("second one"),
+        "the menu shows descriptions: {text}"
+    );
+    assert!(text.contains("Type 'yes' to restore"), "{text}");
+    assert!(text.contains("restored"), "{text}");
+    assert_eq!(c.fingerprint(&src), c.fingerprint(&dst));
+}

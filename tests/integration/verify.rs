@@ -1,0 +1,275 @@
+use std::path::{Path, PathBuf};
+
+use crate::harness::*;
+
+/// A backed-up database with some data; returns (env, database on the server, config name).
+fn backed_up(prefix: &str, name: &str) -> (TestEnv, String) {
+    let c = cluster();
+    let db = c.create_db(prefix);
+    c.sql(
+        &db,
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 50) g; \
+         CREATE TABLE u AS SELECT g AS n FROM generate_series(1, 7) g;",
+    );
+    let env = TestEnv::new();
+    env.write_config(&env.db_entry(name, &db));
+    env.run(&["backup"]).expect_code(0);
+    (env, db)
+}
+
+fn scratch_databases() -> String {
+    cluster().sql(
+        "postgres",
+        "SELECT string_agg(datname, ',') FROM pg_database WHERE datname LIKE 'pgbackup_verify_%'",
+    )
+}
+
+fn manifest_of(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(format!("{}.json", path.display())).unwrap()).unwrap()
+}
+
+#[test]
+fn good_backup_verifies_and_the_result_is_recorded() {
+    let (env, _) = backed_up("vgood", "g");
+    let r = env.run(&["verify"]);
+    r.expect_code(0);
+    assert!(r.stdout.starts_with("ok"), "{}", r.stdout);
+    let m = manifest_of(&env.latest("g"));
+    let v = &m["verifications"][0];
+    assert_eq!(v["ok"], true);
+    let names: Vec<&str> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["sidecar", "sha256", "gzip", "complete", "manifest"]);
+    // JSON output for scripts.
+    let j = env.run(&["verify", "--json", "--db", "g"]);
+    j.expect_code(0);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&j.stdout).unwrap();
+    assert_eq!(rows[0]["ok"], true);
+    assert_eq!(rows[0]["database"], "g");
+}
+
+#[test]
+fn test_restore_passes_and_leaves_no_scratch_database() {
+    let (env, _) = backed_up("vrestore", "tr");
+    let r = env.run(&["verify", "--test-restore"]);
+    r.expect_code(0);
+    assert!(r.stdout.contains("test-restore"), "{}", r.stdout);
+    let m = manifest_of(&env.latest("tr"));
+    let check = m["verifications"][0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "test-restore")
+        .unwrap()
+        .clone();
+    assert_eq!(check["ok"], true, "{check}");
+    assert!(
+        check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("2 tables with 57 rows"),
+        "{check}"
+    );
+    assert_eq!(scratch_databases(), "");
+}
+
+#[test]
+fn pgbackup_verify_is_verify_under_a_second_name() {
+    let (env, _) = backed_up("vname", "n");
+    let link = env.tmp.path().join("pgbackup-verify");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_pgbackup"), &link).unwrap();
+    let out = std::process::Command::new(&link)
+        .env_clear()
+        .arg("--config")
+        .arg(&env.config)
+        .arg("--test-restore")
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    r.expect_code(0);
+    assert!(r.stdout.contains("test-restore"), "{}", r.stdout);
+}
+
+type Corruption = (&'static str, Box<dyn Fn()>);
+
+/// Ways to break a backup; each must be refused by verify with 65.
+fn corruptions(path: &Path) -> Vec<Corruption> {
+    let p: PathBuf = path.to_path_buf();
+    let side = PathBuf::from(format!("{}.sha256", p.display()));
+    vec![
+        ("flipped byte", {
+            let p = p.clone();
+            Box::new(move || {
+                let mut b = std::fs::read(&p).unwrap();
+                let i = b.len() / 2;
+                b[i] ^= 0x01;
+                std::fs::write(&p, b).unwrap();
+            })
+        }),
+        ("truncated file", {
+            let p = p.clone();
+            Box::new(move || {
+                let b = std::fs::read(&p).unwrap();
+                std::fs::write(&p, &b[..b.len() * 2 / 3]).unwrap();
+                refresh_sidecar(&p);
+            })
+        }),
+        ("missing sidecar", {
+            let side = side.clone();
+            Box::new(move || std::fs::remove_file(&side).unwrap())
+        }),
+        ("wrong sidecar", {
+            let side = side.clone();
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            Box::new(move || {
+                std::fs::write(&side, format!("{}  {name}\n", "0".repeat(64))).unwrap()
+            })
+        }),
+        ("not gzip", {
+            let p = p.clone();
+            Box::new(move || {
+                std::fs::write(&p, "CREATE TABLE x (a int);\n").unwrap();
+                refresh_sidecar(&p);
+            })
+        }),
+        ("gzip of something that is not a dump", {
+            let p = p.clone();
+            Box::new(move || write_gz_with_sidecar(&p, b"just some text\nnot a dump\n"))
+        }),
+        ("incomplete dump without trailer", {
+            let p = p.clone();
+            Box::new(move || {
+                let text = zcat(&p);
+                let cut = text.find("-- PostgreSQL database dump complete").unwrap();
+                write_gz_with_sidecar(&p, &text.as_bytes()[..cut]);
+            })
+        }),
+    ]
+}
+
+#[test]
+fn every_kind_of_corruption_is_refused_by_verify() {
+    let (env, _) = backed_up("vcorrupt", "c");
+    let path = env.latest("c");
+    let pristine: Vec<(PathBuf, Vec<u8>)> = env
+        .files("c")
+        .iter()
+        .map(|f| {
+            (
+                env.db_dir("c").join(f),
+                std::fs::read(env.db_dir("c").join(f)).unwrap(),
+            )
+        })
+        .collect();
+    for (what, corrupt) in corruptions(&path) {
+        for (p, b) in &pristine {
+            std::fs::write(p, b).unwrap();
+        }
+        env.run(&["verify"]).expect_code(0);
+        corrupt();
+        let r = env.run(&["verify", path.to_str().unwrap()]);
+        assert_eq!(
+            r.code, 65,
+            "{what}: expected 65\n{}\n{}",
+            r.stdout, r.stderr
+        );
+        assert!(r.stdout.starts_with("FAIL"), "{what}: {}", r.stdout);
+    }
+}
+
+#[test]
+fn tampered_rows_fail_the_test_restore_row_count_check() {
+    let (env, _) = backed_up("vtamper", "tam");
+    let path = env.latest("tam");
+    // Remove one data row of table t, keep gzip valid, refresh sidecar and manifest checksums.
+    let text = zcat(&path);
+    let tampered = text.replacen("17\trow 17\n", "", 1);
+    assert_ne!(text, tampered, "the row to remove was not found");
+    write_gz_with_sidecar(&path, tampered.as_bytes());
+    env.run(&["verify"]).expect_code(0); // integrity alone cannot see it
+    let r = env.run(&["verify", "--test-restore"]);
+    r.expect_code(65);
+    assert!(
+        r.stdout
+            .contains("row count mismatch in public.t: restored 49, manifest says 50"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(scratch_databases(), "");
+}
+
+#[test]
+fn least_privilege_role_can_back_up_and_test_restore() {
+    let c = cluster();
+    let n = std::process::id();
+    let (owner, reader, backup) = (
+        format!("app_owner_{n}"),
+        format!("app_reader_{n}"),
+        format!("backup_ro_{n}"),
+    );
+    let db = c.create_db("lpriv");
+    c.sql(
+        "postgres",
+        &format!(
+            "CREATE ROLE {owner}; CREATE ROLE {reader}; \
+             CREATE ROLE {backup} LOGIN CREATEDB PASSWORD '{PASSWORD}' IN ROLE pg_read_all_data;"
+        ),
+    );
+    c.sql(
+        &db,
+        &format!(
+            "CREATE SCHEMA app AUTHORIZATION {owner}; \
+             CREATE TABLE app.orders (id int PRIMARY KEY, note text); \
+             ALTER TABLE app.orders OWNER TO {owner}; \
+             INSERT INTO app.orders SELECT g, 'n' || g FROM generate_series(1, 20) g; \
+             GRANT USAGE ON SCHEMA app TO {reader}; GRANT SELECT ON app.orders TO {reader}; \
+             ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA app GRANT SELECT ON TABLES TO {reader};"
+        ),
+    );
+    let env = TestEnv::new();
+    env.write_config(&format!(
+        "[[database]]\nname = \"lp\"\nurl = \"postgresql://{backup}@127.0.0.1:{}/{db}\"\npassword-file = \"{}\"\n",
+        c.port,
+        env.password_file.display()
+    ));
+    env.run(&["backup"]).expect_code(0);
+    let dump = zcat(&env.latest("lp"));
+    assert!(
+        dump.contains(&format!("OWNER TO {owner}")),
+        "the dump carries ownership"
+    );
+    let r = env.run(&["verify", "--test-restore"]);
+    r.expect_code(0);
+    assert!(r.stdout.contains("test-restore"), "{}", r.stdout);
+    assert_eq!(scratch_databases(), "");
+}
+
+#[test]
+fn test_restore_against_an_unreachable_server_is_69() {
+    let (env, db) = backed_up("vunreach", "un");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    env.write_config(&format!(
+        "[verify]\nrestore-url = \"postgresql://postgres@127.0.0.1:{port}/postgres\"\n\n{}",
+        env.db_entry("un", &db)
+    ));
+    env.run(&["verify", "--test-restore"])
+        .expect_code(69)
+        .expect_stderr("Connection refused");
+}
+
+#[test]
+fn no_backup_at_all_fails_verify() {
+    let env = TestEnv::new();
+    env.write_config("");
+    env.run(&["verify"])
+        .expect_code(65)
+        .expect_stderr("no backup found");
+}
