@@ -8,7 +8,8 @@
 #
 #   scripts/bench.sh                 # both sizes
 #   BENCH_SCALES="34" scripts/bench.sh   # pgbench scale factors to run (34 ≈ 500 MB, 136 ≈ 2 GB)
-#   BENCH_RUNS=3 (median of N runs per method), BENCH_TEXT=0 (skip the text+JSON database)
+#   BENCH_RUNS=3 (median of N runs per method), BENCH_TEXT=0 (skip the text+JSON database),
+#   BENCH_RESTORE=0 (skip restore / verify / test-restore timings on the text+JSON backup)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -100,6 +101,31 @@ TOML
   rm -rf "$work/backups" "$work/gzip.sql.gz"
 }
 
+# bench_restore LABEL DB: restore (vs zcat | psql), verify and test-restore of one backup
+bench_restore() {
+  local label=$1 db=$2 file size
+  "$bin" -q --config "$work/bench.toml" backup --force
+  file=$(ls -t "$work/backups/$db/"*.sql.gz | head -n 1)
+  size=$(stat -c %s "$file")
+  local r_zcat r_restore r_verify r_test
+  # Each restore goes into a fresh database (dropped between runs).
+  r_zcat=$(median sh -c "psql -q -d postgres -c 'DROP DATABASE IF EXISTS r_zcat' -c 'CREATE DATABASE r_zcat' && zcat '$file' | psql -X -q -v ON_ERROR_STOP=1 -d r_zcat")
+  r_restore=$(median sh -c "psql -q -d postgres -c 'DROP DATABASE IF EXISTS r_pgb' && exec '$bin' -q --config '$work/bench.toml' restore --file '$file' --target 'host=$PGHOST port=$PGPORT user=postgres dbname=r_pgb' --create --yes")
+  r_verify=$(median "$bin" -q --config "$work/bench.toml" verify "$file")
+  r_test=$(median "$bin" -q --config "$work/bench.toml" verify --test-restore "$file")
+  local t_zcat
+  t_zcat=$(echo "$r_zcat" | cut -d' ' -f1)
+  for row in "zcat|psql $r_zcat" "pgbackup-restore $r_restore" "pgbackup-verify $r_verify" "verify--test-restore $r_test"; do
+    set -- $row
+    awk -v l="$label" -v m="$1" -v t="$2" -v c="$3" -v r="$4" -v own="$5" -v size="$size" -v z="$t_zcat" \
+      'BEGIN { o = (m ~ /^(pgbackup|verify)/) ? sprintf("%.1f", own/1024) : "-";
+               rel = (m ~ /restore$|psql$/ && m !~ /^verify/) ? sprintf("%+.1f%%", (t/z-1)*100) : "-";
+               printf "%-14s %-22s %8.2f %8.2f %12.1f %10.1f %9s %9s\n", l, m, t, c, size/1e6/t, r/1024, o, rel }'
+  done
+  psql -q -d postgres -c 'DROP DATABASE IF EXISTS r_zcat' -c 'DROP DATABASE IF EXISTS r_pgb'
+  rm -rf "$work/backups"
+}
+
 printf '\n%-14s %-9s %-18s %8s %8s %8s %10s %9s %9s\n' data db_size method wall_s cpu_s MB/s tree_RSS own_RSS vs_gzip
 for scale in $scales; do
   db=bench_$scale
@@ -118,9 +144,15 @@ if [ "${BENCH_TEXT:-1}" = 1 ]; then
       jsonb_build_object('sku', g % 1000, 'qty', g % 7, 'tags', jsonb_build_array('a', md5((g % 100)::text))) AS doc
     FROM generate_series(1, ${BENCH_TEXT_ROWS:-2500000}) g"
   bench_one "text+json" "$db"
+  if [ "${BENCH_RESTORE:-1}" = 1 ]; then
+    printf '\n%-14s %-22s %8s %8s %12s %10s %9s %9s\n' data method wall_s cpu_s gz_MB/s tree_RSS own_RSS vs_zcat
+    bench_restore "text+json" "$db"
+  fi
   psql -q -d postgres -c "DROP DATABASE $db"
 fi
 echo
 echo "MB/s = uncompressed dump bytes / wall time; cpu_s = user+system of every process involved (pg_dump included)."
 echo "tree_RSS = /usr/bin/time's maximum over the process tree (pg_dump's own RSS included), MiB;"
 echo "own_RSS = pgbackup's own peak (VmHWM), MiB. vs_gzip = wall time of pg_dump|gzip-6 / this row's."
+echo "Restore table: gz_MB/s = compressed backup bytes / wall time; vs_zcat = restore time relative to zcat|psql"
+echo "(pgbackup's restore includes its verification pass over the file before psql starts)."

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything the tests need, then the tests: on a fresh Debian 12 machine this installs the
-# missing packages (PostgreSQL server and client, gzip), then runs fmt, clippy and the whole
-# test suite against real PostgreSQL clusters the tests start themselves.
+# missing packages (PostgreSQL server and client, gzip, promtool from `prometheus`,
+# `prometheus-node-exporter`), then runs fmt, clippy and the whole test suite against real
+# PostgreSQL clusters and a real node_exporter that the tests start themselves on 127.0.0.1.
 #
 #   scripts/test.sh            # as root (or with sudo available for apt-get)
 set -euo pipefail
@@ -15,6 +16,9 @@ command -v zcat >/dev/null 2>&1 || need+=(gzip)
 command -v sha256sum >/dev/null 2>&1 || need+=(coreutils)
 command -v setsid >/dev/null 2>&1 || need+=(util-linux)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v script >/dev/null 2>&1 || need+=(bsdutils)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v prometheus-node-exporter >/dev/null 2>&1 || need+=(prometheus-node-exporter)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}"
   SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo

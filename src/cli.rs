@@ -52,6 +52,14 @@ pub enum Command {
     /// List backups
     #[command(after_help = AFTER_HELP)]
     List(ListArgs),
+    /// Apply the retention policy: delete old backups, never below keep-min
+    #[command(after_help = AFTER_HELP)]
+    Prune(PruneArgs),
+    /// Show configuration, storage and the state of every database
+    #[command(after_help = AFTER_HELP)]
+    Status(StatusArgs),
+    /// Health probe for monitoring: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (Nagios plugin convention)
+    Check(CheckArgs),
     /// Check or show the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -71,6 +79,58 @@ pub struct BackupArgs {
     /// Free text stored in the manifest
     #[arg(long, value_name = "TEXT")]
     pub description: Option<String>,
+
+    /// Keep backups for this many days (overrides [retention] keep-days and BACKUP_RETENTION_DAYS)
+    #[arg(long, value_name = "DAYS")]
+    pub retention: Option<u32>,
+}
+
+/// `pgbackup prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Only this database; repeatable
+    #[arg(long = "db", value_name = "NAME")]
+    pub databases: Vec<String>,
+
+    /// Show what would be deleted, delete nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+
+    /// Machine-readable output (a JSON array)
+    #[arg(long)]
+    pub json: bool,
+
+    /// Keep backups for this many days (overrides [retention] keep-days and BACKUP_RETENTION_DAYS)
+    #[arg(long, value_name = "DAYS")]
+    pub retention: Option<u32>,
+}
+
+/// `pgbackup status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Machine-readable output (a JSON object)
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `pgbackup check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// CRITICAL when the newest backup of a database is older than this
+    #[arg(long, value_name = "HOURS", default_value_t = 26.0)]
+    pub max_age: f64,
+
+    /// Only this database; repeatable
+    #[arg(long = "db", value_name = "NAME")]
+    pub databases: Vec<String>,
+
+    /// WARNING below this much free space on the backup file system (CRITICAL below half of it)
+    #[arg(long, value_name = "PERCENT", default_value_t = 10.0)]
+    pub min_free_percent: f64,
+
+    /// Do not test that the configured databases accept connections
+    #[arg(long)]
+    pub no_connect: bool,
 }
 
 /// `pgbackup verify` (also installed as `pgbackup-verify`).

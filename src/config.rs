@@ -25,6 +25,8 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/pgbackup/pgbackup.toml";
 pub const DEFAULT_LOCAL_DIR: &str = "/var/lib/pgbackup";
 /// Default gzip level.
 pub const DEFAULT_COMPRESSION_LEVEL: u32 = 6;
+/// Default node_exporter textfile-collector directory (Debian's prometheus-node-exporter).
+pub const DEFAULT_TEXTFILE_DIR: &str = "/var/lib/prometheus/node-exporter";
 /// Default dump timeout: a dump stuck on a lock never outlives the next night's run.
 pub const DEFAULT_DUMP_TIMEOUT_SECS: u64 = 86_400;
 
@@ -41,12 +43,42 @@ pub struct FileConfig {
     /// `[backup]`.
     #[serde(default)]
     pub backup: BackupFile,
+    /// `[retention]`.
+    #[serde(default)]
+    pub retention: RetentionFile,
+    /// `[metrics]`.
+    #[serde(default)]
+    pub metrics: MetricsFile,
     /// `[verify]`.
     #[serde(default)]
     pub verify: VerifyFile,
     /// `[[database]]`.
     #[serde(default)]
     pub database: Vec<DatabaseFile>,
+}
+
+/// `[retention]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RetentionFile {
+    /// Keep every backup younger than this many days.
+    pub keep_days: Option<i64>,
+    /// Newest backup of each of the last N days that have one.
+    pub keep_daily: Option<i64>,
+    /// Newest backup of each of the last N ISO weeks that have one.
+    pub keep_weekly: Option<i64>,
+    /// Newest backup of each of the last N months that have one.
+    pub keep_monthly: Option<i64>,
+    /// Always keep the newest N complete backups (at least 1).
+    pub keep_min: Option<i64>,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MetricsFile {
+    /// node_exporter's textfile-collector directory.
+    pub textfile_dir: Option<PathBuf>,
 }
 
 /// `[verify]`.
@@ -151,6 +183,10 @@ pub struct Config {
     pub databases: Vec<Database>,
     /// Where test restores run (`[verify] restore-url`); None: each backup's own server.
     pub verify_target: Option<Target>,
+    /// Retention policy.
+    pub retention: crate::retention::Policy,
+    /// node_exporter textfile directory.
+    pub textfile_dir: PathBuf,
 }
 
 /// Reads an environment variable; empty values count as unset (compose files often set `X=""`).
@@ -321,13 +357,56 @@ impl Config {
                 }
             }
         }
-        if env_get("BACKUP_RETENTION_DAYS").is_some() {
-            warnings.push(
-                "BACKUP_RETENTION_DAYS is set, but this version of pgbackup does not delete old \
-                 backups yet: nothing will be pruned"
-                    .into(),
-            );
-        }
+        // [retention]
+        let r = &file.retention;
+        let keep_days = match env_get("BACKUP_RETENTION_DAYS") {
+            Some(v) => match v.trim().parse::<u32>() {
+                Ok(d) => Some(d),
+                Err(_) => {
+                    problems.push(
+                        "environment variable BACKUP_RETENTION_DAYS",
+                        format!("\"{v}\" is not a whole number of days"),
+                    );
+                    None
+                }
+            },
+            None => r.keep_days.and_then(|d| {
+                let ok = (0..=100_000).contains(&d);
+                if !ok {
+                    problems.push(
+                        key("retention.keep-days"),
+                        format!("{d} is out of range; use days from 0 to 100000"),
+                    );
+                }
+                ok.then_some(d as u32)
+            }),
+        };
+        let mut count = |k: &str, v: Option<i64>, min: i64, default: u32| -> u32 {
+            match v {
+                None => default,
+                Some(n) if (min..=100_000).contains(&n) => n as u32,
+                Some(n) => {
+                    problems.push(
+                        key(k),
+                        format!("{n} is out of range; use a count from {min} to 100000"),
+                    );
+                    default
+                }
+            }
+        };
+        let retention = crate::retention::Policy {
+            keep_days,
+            keep_daily: count("retention.keep-daily", r.keep_daily, 0, 0),
+            keep_weekly: count("retention.keep-weekly", r.keep_weekly, 0, 0),
+            keep_monthly: count("retention.keep-monthly", r.keep_monthly, 0, 0),
+            keep_min: count("retention.keep-min", r.keep_min, 1, 1),
+        };
+
+        // [metrics]
+        let textfile_dir = env_get("METRICS_DIR")
+            .map(PathBuf::from)
+            .or(file.metrics.textfile_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_TEXTFILE_DIR));
 
         // [[database]]
         let mut databases = Vec::new();
@@ -563,6 +642,8 @@ impl Config {
         };
 
         Config {
+            retention,
+            textfile_dir,
             verify_target,
             source,
             env_overrides,
@@ -589,8 +670,25 @@ impl Config {
         struct Shown<'a> {
             storage: ShownStorage<'a>,
             backup: ShownBackup<'a>,
+            retention: ShownRetention,
+            metrics: ShownMetrics<'a>,
             verify: ShownVerify<'a>,
             database: Vec<ShownDb<'a>>,
+        }
+        #[derive(Serialize)]
+        #[serde(rename_all = "kebab-case")]
+        struct ShownRetention {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            keep_days: Option<u32>,
+            keep_daily: u32,
+            keep_weekly: u32,
+            keep_monthly: u32,
+            keep_min: u32,
+        }
+        #[derive(Serialize)]
+        #[serde(rename_all = "kebab-case")]
+        struct ShownMetrics<'a> {
+            textfile_dir: &'a Path,
         }
         #[derive(Serialize)]
         #[serde(rename_all = "kebab-case")]
@@ -634,6 +732,16 @@ impl Config {
                 pg_dump_path: tools.pg_dump.display().to_string(),
                 psql_path: tools.psql.display().to_string(),
                 _p: std::marker::PhantomData,
+            },
+            retention: ShownRetention {
+                keep_days: self.retention.keep_days,
+                keep_daily: self.retention.keep_daily,
+                keep_weekly: self.retention.keep_weekly,
+                keep_monthly: self.retention.keep_monthly,
+                keep_min: self.retention.keep_min,
+            },
+            metrics: ShownMetrics {
+                textfile_dir: &self.textfile_dir,
             },
             verify: ShownVerify {
                 restore_url: self

@@ -132,6 +132,10 @@ pub enum Error {
         code: u8,
     },
 
+    /// The command already said everything (e.g. `check`'s one line); exit with this code.
+    #[error("")]
+    Silent(u8),
+
     /// The operator answered no.
     #[error("cancelled; nothing was changed")]
     Cancelled,
@@ -177,6 +181,7 @@ impl Error {
             Error::VerifyFailed { code, .. } => *code,
             Error::Restore(e) => e.exit_code(),
             Error::Cancelled => EXIT_FAILED,
+            Error::Silent(code) => *code,
             Error::Interrupted(sig) => 128u8.saturating_add(*sig as u8),
         }
     }

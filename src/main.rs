@@ -21,6 +21,7 @@ fn main() -> ExitCode {
     pgbackup::signals::install();
     match commands::dispatch(&cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(pgbackup::error::Error::Silent(code)) => ExitCode::from(code),
         Err(e) => {
             let msg = e.to_string();
             log::error(&msg);

@@ -12,7 +12,7 @@ use chrono::Utc;
 
 use crate::catalog::{self, BackupName, Kind, Manifest, MANIFEST_VERSION};
 use crate::cli::BackupArgs;
-use crate::commands::human_bytes;
+use crate::commands::{human_bytes, prune, write_metrics};
 use crate::config::{Config, Database, EnvFn};
 use crate::conninfo::ConnInfo;
 use crate::error::{Error, Result, EXIT_FAILED};
@@ -42,8 +42,45 @@ pub enum Outcome {
     },
 }
 
-/// Run a backup of every selected database.
+/// Run a backup of every selected database; record the outcome in the state and metrics file.
 pub fn run(cfg: &Config, args: &BackupArgs, env: EnvFn) -> Result<()> {
+    let result = run_databases(cfg, args, env);
+    // Another run holds the lock: that run reports, this one changes nothing.
+    if !matches!(result, Err(Error::Locked { .. })) {
+        let ok = result.is_ok();
+        write_metrics(cfg, |st| {
+            st.last_run_at = Some(Utc::now());
+            st.last_run_ok = Some(ok);
+        });
+    }
+    result
+}
+
+fn record(cfg: &Config, db: &str, outcome: std::result::Result<&Manifest, &Error>) {
+    let now = Utc::now();
+    write_metrics(cfg, |st| {
+        let s = st.databases.entry(db.to_string()).or_default();
+        s.runs_total += 1;
+        s.last_run_at = Some(now);
+        match outcome {
+            Ok(m) => {
+                s.last_run_ok = Some(true);
+                s.last_error = None;
+                s.last_success_at = Some(m.finished_at);
+                s.last_duration_secs = Some(m.duration_secs);
+                s.last_size_bytes = Some(m.compressed_bytes);
+            }
+            Err(e) => {
+                s.last_run_ok = Some(false);
+                s.failures_total += 1;
+                s.last_failure_at = Some(now);
+                s.last_error = Some(e.to_string());
+            }
+        }
+    });
+}
+
+fn run_databases(cfg: &Config, args: &BackupArgs, env: EnvFn) -> Result<()> {
     for w in &cfg.warnings {
         log::warn(w);
     }
@@ -55,6 +92,7 @@ pub fn run(cfg: &Config, args: &BackupArgs, env: EnvFn) -> Result<()> {
         source,
     })?;
     let _lock = RunLock::acquire(&cfg.local_dir)?;
+    notify::ready("pgbackup: starting backup");
     let tools = cfg.tools();
     let dump_version = tools.pg_dump_version()?;
     let databases = resolve_databases(cfg, &tools)?;
@@ -62,6 +100,7 @@ pub fn run(cfg: &Config, args: &BackupArgs, env: EnvFn) -> Result<()> {
     if selected.is_empty() {
         log::warn("no database to back up: the server has no connectable non-template database");
     }
+    let policy = prune::policy_with(cfg, args.retention);
 
     let total = selected.len();
     let mut failed: Vec<(String, u8)> = Vec::new();
@@ -90,12 +129,29 @@ pub fn run(cfg: &Config, args: &BackupArgs, env: EnvFn) -> Result<()> {
                     manifest.duration_secs,
                     human_bytes(rate as u64),
                 ));
+                record(cfg, db.name(), Ok(&manifest));
+                // Retention only after this database's backup succeeded.
+                match prune::prune_db(&cfg.local_dir, db.name(), &policy, Utc::now(), false) {
+                    Ok(rows) => {
+                        for r in rows.iter().filter(|r| r.action == "delete") {
+                            log::info(&format!("{}: retention deleted {}", db.name(), r.file));
+                        }
+                    }
+                    Err(e) => {
+                        log::error(&format!(
+                            "{}: retention failed: {e}; the new backup is safe, old ones were not all deleted",
+                            db.name()
+                        ));
+                        failed.push((db.name().to_string(), crate::error::EXIT_CANTCREAT));
+                    }
+                }
             }
             Ok(Outcome::Skipped { reason }) => {
                 log::info(&format!("{}: skipped: {reason}", db.name()));
             }
             Err(e) => {
                 log::error(&format!("{}: backup failed: {e}", db.name()));
+                record(cfg, db.name(), Err(&e));
                 failed.push((db.name().to_string(), e.exit_code()));
             }
         }
@@ -275,7 +331,7 @@ pub fn backup_one(
                 human_bytes(written),
                 human_bytes(rate as u64)
             );
-            notify::status(&msg);
+            notify::progress(&msg);
             log::debug(&msg);
         },
     );

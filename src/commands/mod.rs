@@ -1,9 +1,12 @@
 //! One module per subcommand, and the dispatcher.
 
 pub mod backup;
+pub mod check;
 pub mod config;
 pub mod list;
+pub mod prune;
 pub mod restore;
+pub mod status;
 pub mod verify;
 
 use std::io::Write;
@@ -32,6 +35,16 @@ pub fn dispatch(cli: &Cli) -> Result<()> {
             let cfg = Config::load(cli.config.as_deref(), env)?;
             list::run(&cfg, args)
         }
+        Command::Prune(args) => {
+            let cfg = Config::load(cli.config.as_deref(), env)?;
+            prune::run(&cfg, args)
+        }
+        Command::Status(args) => {
+            let cfg = Config::load(cli.config.as_deref(), env)?;
+            status::run(&cfg, args)
+        }
+        // A health probe answers UNKNOWN (3) even for a broken config.
+        Command::Check(args) => check::run(Config::load(cli.config.as_deref(), env), args),
         Command::Config(c) => config::run(cli.config.as_deref(), c, env),
     }
 }
@@ -72,5 +85,41 @@ pub(crate) fn human_age(d: chrono::Duration) -> String {
         m if m < 120 => format!("{m} min"),
         m if m < 48 * 60 => format!("{:.1} h", m as f64 / 60.0),
         m => format!("{:.1} days", m as f64 / 1440.0),
+    }
+}
+
+/// Update the state file and rewrite the metrics file. Failures here never fail the command:
+/// they are logged (a missing textfile directory only at debug level when it is the default).
+pub(crate) fn write_metrics(cfg: &Config, f: impl FnOnce(&mut crate::state::State)) {
+    if !cfg.local_dir.is_dir() {
+        return;
+    }
+    let state = match crate::state::update(&cfg.local_dir, f) {
+        Ok(s) => s,
+        Err(e) => {
+            crate::log::warn(&format!(
+                "cannot update {}: {e}",
+                cfg.local_dir.join(crate::state::STATE_FILE).display()
+            ));
+            return;
+        }
+    };
+    if !cfg.textfile_dir.is_dir() {
+        let msg = format!(
+            "metrics not written: {} does not exist (install prometheus-node-exporter or set [metrics] textfile-dir)",
+            cfg.textfile_dir.display()
+        );
+        if cfg.textfile_dir == std::path::Path::new(crate::config::DEFAULT_TEXTFILE_DIR) {
+            crate::log::debug(&msg);
+        } else {
+            crate::log::warn(&msg);
+        }
+        return;
+    }
+    if let Err(e) = crate::metrics::write(&cfg.textfile_dir, &state, &cfg.local_dir) {
+        crate::log::warn(&format!(
+            "cannot write {}: {e}",
+            cfg.textfile_dir.join(crate::metrics::FILE_NAME).display()
+        ));
     }
 }

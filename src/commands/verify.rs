@@ -38,6 +38,9 @@ pub struct VerifyRow {
     pub checks: Vec<Check>,
     /// Seconds taken.
     pub duration_secs: f64,
+    /// Seconds the test restore took, when one ran and passed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_restore_secs: Option<f64>,
 }
 
 /// Run `verify`.
@@ -99,6 +102,17 @@ pub fn run(cfg: &Config, args: &VerifyArgs) -> Result<()> {
             ));
         }
         worst = worst_code(worst, code);
+        if row.database != "-" {
+            let (db, ok, tr) = (row.database.clone(), row.ok, row.test_restore_secs);
+            crate::commands::write_metrics(cfg, |st| {
+                let s = st.databases.entry(db).or_default();
+                s.last_verify_at = Some(Utc::now());
+                s.last_verify_ok = Some(ok);
+                if tr.is_some() {
+                    s.last_test_restore_secs = tr;
+                }
+            });
+        }
         rows.push(row);
     }
     if args.json {
@@ -235,11 +249,13 @@ fn verify_one(
                     detail: format!("cannot read {}: {e}", files.data.display()),
                 }],
                 duration_secs: started.elapsed().as_secs_f64(),
+                test_restore_secs: None,
             };
             return (row, EXIT_DATAERR);
         }
     };
     let mut checks = integrity.checks.clone();
+    let mut test_restore_secs = None;
     if !integrity.ok() {
         code = EXIT_DATAERR;
     } else if test_restore {
@@ -249,8 +265,12 @@ fn verify_one(
             .map(|m| m.tables.clone())
             .unwrap_or_else(|| integrity.tables.clone());
         let dbname = integrity.manifest.as_ref().map(|m| m.dbname.clone());
+        let restore_started = Instant::now();
         let (check, c) =
             test_restore_check(cfg, tools, files, &database, dbname.as_deref(), &expected);
+        if check.ok {
+            test_restore_secs = Some(restore_started.elapsed().as_secs_f64());
+        }
         code = c;
         checks.push(check);
     }
@@ -289,6 +309,7 @@ fn verify_one(
         ok,
         checks,
         duration_secs: duration,
+        test_restore_secs,
     };
     (row, if ok { 0 } else { code.max(EXIT_FAILED) })
 }

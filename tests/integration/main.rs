@@ -12,6 +12,8 @@ mod backup;
 mod config;
 /// Every failure path: unreachable servers, killed dumps, full disks, locks, timeouts.
 mod failures;
+/// Retention, metrics (promtool, node_exporter), alert rules, sd-notify, journal, status, check.
+mod operations;
 mod restore;
 /// verify, pgbackup-verify and test restores; restore with all its options.
 mod verify;

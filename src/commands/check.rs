@@ -1,0 +1,139 @@
+//! `pgbackup check`: the health probe. One line on stdout and the Nagios plugin exit codes:
+//! 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+
+use chrono::Utc;
+
+use crate::catalog;
+use crate::cli::CheckArgs;
+use crate::commands::status::{free_space, known_databases};
+use crate::commands::{human_age, print};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::postgres::Psql;
+use crate::state;
+
+const OK: u8 = 0;
+const WARNING: u8 = 1;
+const CRITICAL: u8 = 2;
+const UNKNOWN: u8 = 3;
+
+/// Run `check` on a loaded (or failed) configuration.
+pub fn run(cfg: Result<Config>, args: &CheckArgs) -> Result<()> {
+    let (code, line) = match cfg {
+        Err(e) => (
+            UNKNOWN,
+            format!("configuration error: {}", e.to_string().replace('\n', " ")),
+        ),
+        Ok(cfg) => evaluate(&cfg, args),
+    };
+    let label = ["OK", "WARNING", "CRITICAL", "UNKNOWN"][code as usize];
+    print(&format!("PGBACKUP {label} - {line}\n"))?;
+    if code == OK {
+        Ok(())
+    } else {
+        Err(Error::Silent(code))
+    }
+}
+
+fn evaluate(cfg: &Config, args: &CheckArgs) -> (u8, String) {
+    let st = state::load(&cfg.local_dir);
+    let now = Utc::now();
+    let mut databases = known_databases(cfg, &st);
+    if !args.databases.is_empty() {
+        databases.retain(|d| args.databases.contains(d));
+        for wanted in &args.databases {
+            if !databases.contains(wanted) {
+                return (UNKNOWN, format!("unknown database {wanted}"));
+            }
+        }
+    }
+    if databases.is_empty() {
+        return (
+            CRITICAL,
+            format!(
+                "no backups under {} and no database configured",
+                cfg.local_dir.display()
+            ),
+        );
+    }
+    let mut worst = OK;
+    let mut problems: Vec<String> = Vec::new();
+    let mut flag = |level: u8, msg: String| {
+        worst = worst.max(level);
+        problems.push(msg);
+    };
+    let max_age = chrono::Duration::seconds((args.max_age * 3600.0) as i64);
+    let mut newest_age: Option<chrono::Duration> = None;
+    for db in &databases {
+        let s = st.databases.get(db).cloned().unwrap_or_default();
+        match catalog::latest_complete(&cfg.local_dir, db) {
+            Ok(Some(e)) => {
+                let age = now - e.name.timestamp;
+                newest_age = Some(newest_age.map_or(age, |a: chrono::Duration| a.max(age)));
+                if age > max_age {
+                    flag(
+                        CRITICAL,
+                        format!(
+                            "{db}: newest backup is {} old (max {} h)",
+                            human_age(age),
+                            args.max_age
+                        ),
+                    );
+                }
+            }
+            Ok(None) => flag(CRITICAL, format!("{db}: no complete backup")),
+            Err(e) => flag(UNKNOWN, format!("{db}: cannot read backups: {e}")),
+        }
+        if s.last_run_ok == Some(false) {
+            flag(
+                CRITICAL,
+                format!(
+                    "{db}: last run failed: {}",
+                    s.last_error
+                        .unwrap_or_default()
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                ),
+            );
+        }
+        if s.last_verify_ok == Some(false) {
+            flag(WARNING, format!("{db}: last verification failed"));
+        }
+        if !args.no_connect {
+            if let Some(d) = cfg.databases.iter().find(|d| d.name() == db) {
+                if let Err(e) = Psql::new(&cfg.tools(), &d.target).query("SELECT 1") {
+                    flag(CRITICAL, format!("{db}: unreachable: {e}"));
+                }
+            }
+        }
+    }
+    if let Some((free, total)) = free_space(&cfg.local_dir) {
+        if total > 0 {
+            let pct = free as f64 * 100.0 / total as f64;
+            if pct < args.min_free_percent / 2.0 {
+                flag(
+                    CRITICAL,
+                    format!("only {pct:.1}% free on {}", cfg.local_dir.display()),
+                );
+            } else if pct < args.min_free_percent {
+                flag(
+                    WARNING,
+                    format!("only {pct:.1}% free on {}", cfg.local_dir.display()),
+                );
+            }
+        }
+    }
+    if problems.is_empty() {
+        (
+            OK,
+            format!(
+                "{} database(s), oldest newest-backup {} old",
+                databases.len(),
+                newest_age.map(human_age).unwrap_or_else(|| "-".into())
+            ),
+        )
+    } else {
+        (worst, problems.join("; "))
+    }
+}

@@ -1,0 +1,165 @@
+//! `pgbackup prune`, and the retention step after a successful backup.
+//!
+//! Only complete backups that match pgbackup's naming scheme, inside the database's own
+//! directory (not a symlink), are candidates; each is deleted with its sidecar and manifest, data
+//! file first so that it stops being a backup at once. Everything else is left alone.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::catalog::{self, Entry};
+use crate::cli::PruneArgs;
+use crate::commands::print;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::lock::RunLock;
+use crate::log;
+use crate::retention::{decide, Policy, Reason};
+
+/// One backup's fate, as printed by `prune --json`.
+#[derive(Debug, Serialize)]
+pub struct PruneRow {
+    /// Database (directory) name.
+    pub database: String,
+    /// Data file name.
+    pub file: String,
+    /// "keep" or "delete".
+    pub action: &'static str,
+    /// The rules that keep it (empty when deleted).
+    pub reasons: Vec<Reason>,
+}
+
+/// Apply `policy` to one database directory. With `dry_run` nothing is deleted.
+pub fn prune_db(
+    root: &Path,
+    database: &str,
+    policy: &Policy,
+    now: DateTime<Utc>,
+    dry_run: bool,
+) -> std::io::Result<Vec<PruneRow>> {
+    let dir = catalog::db_dir(root, database);
+    match std::fs::symlink_metadata(&dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+        Ok(m) if !m.file_type().is_dir() => {
+            return Err(std::io::Error::other(format!(
+                "{} is not a directory (a symlink?); retention never follows links",
+                dir.display()
+            )))
+        }
+        Ok(_) => {}
+    }
+    let complete: Vec<Entry> = catalog::list_dir(root, database)?
+        .into_iter()
+        .filter(Entry::is_complete)
+        .collect();
+    let times: Vec<_> = complete.iter().map(|e| e.name.timestamp).collect();
+    let decisions = decide(&times, policy, now);
+    let mut rows = Vec::new();
+    let mut deleted = false;
+    for (e, d) in complete.iter().zip(decisions) {
+        let action = if d.is_some() { "keep" } else { "delete" };
+        if d.is_none() && !dry_run {
+            for name in [
+                e.name.file_name(),
+                e.name.sidecar_name(),
+                e.name.manifest_name(),
+            ] {
+                match std::fs::remove_file(dir.join(&name)) {
+                    Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
+                    _ => {}
+                }
+            }
+            deleted = true;
+        }
+        rows.push(PruneRow {
+            database: database.to_string(),
+            file: e.name.file_name(),
+            action,
+            reasons: d.map(|r| r.into_iter().collect()).unwrap_or_default(),
+        });
+    }
+    if deleted {
+        fsutil::fsync_dir(&dir)?;
+    }
+    Ok(rows)
+}
+
+/// The policy with a `--retention DAYS` override.
+pub fn policy_with(cfg: &Config, days: Option<u32>) -> Policy {
+    let mut p = cfg.retention;
+    if days.is_some() {
+        p.keep_days = days;
+    }
+    p
+}
+
+/// Run `prune`.
+pub fn run(cfg: &Config, args: &PruneArgs) -> Result<()> {
+    for w in &cfg.warnings {
+        log::warn(w);
+    }
+    let policy = policy_with(cfg, args.retention);
+    if !policy.is_active() {
+        log::info("no retention rule is configured ([retention] keep-days / keep-daily / keep-weekly / keep-monthly): nothing is deleted");
+    }
+    let read_err = |source| Error::Input {
+        what: "backup directory",
+        path: cfg.local_dir.clone(),
+        source,
+    };
+    let databases = if args.databases.is_empty() {
+        catalog::list_databases(&cfg.local_dir).map_err(read_err)?
+    } else {
+        args.databases.clone()
+    };
+    let _lock = if args.dry_run {
+        None
+    } else {
+        Some(RunLock::acquire(&cfg.local_dir)?)
+    };
+    let now = Utc::now();
+    let mut all = Vec::new();
+    for db in &databases {
+        if !catalog::is_valid_dir_name(db) {
+            return Err(Error::Usage(format!(
+                "\"{db}\" is not a database name pgbackup uses"
+            )));
+        }
+        let rows = prune_db(&cfg.local_dir, db, &policy, now, args.dry_run).map_err(|source| {
+            Error::Output {
+                what: "backup directory",
+                path: catalog::db_dir(&cfg.local_dir, db),
+                source,
+            }
+        })?;
+        all.extend(rows);
+    }
+    if !args.dry_run {
+        crate::commands::write_metrics(cfg, |_| {});
+    }
+    if args.json {
+        let mut s = serde_json::to_string_pretty(&all).expect("rows are plain data");
+        s.push('\n');
+        return print(&s);
+    }
+    let mut out = String::new();
+    for r in &all {
+        let why = r
+            .reasons
+            .iter()
+            .map(|r| r.key())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let verb = match (r.action, args.dry_run) {
+            ("delete", true) => "would delete",
+            ("delete", false) => "deleted",
+            _ => "keep",
+        };
+        out.push_str(&format!("{verb:<12}  {}/{}  {why}\n", r.database, r.file));
+    }
+    print(&out)
+}

@@ -1,0 +1,237 @@
+//! `pgbackup status`: configuration summary, storage, and per database the last run, last
+//! success, age, size, backups kept and last verification. Secrets are masked.
+
+use chrono::Utc;
+use serde::Serialize;
+
+use crate::catalog;
+use crate::cli::StatusArgs;
+use crate::commands::{human_age, human_bytes, print};
+use crate::config::Config;
+use crate::error::Result;
+use crate::metrics::disk_usage;
+use crate::state::{self, DbState};
+
+/// Free and total bytes of the file system holding `path`.
+pub fn free_space(path: &std::path::Path) -> Option<(u64, u64)> {
+    let st = nix::sys::statvfs::statvfs(path).ok()?;
+    let frag = st.fragment_size() as u64;
+    Some((
+        st.blocks_available() as u64 * frag,
+        st.blocks() as u64 * frag,
+    ))
+}
+
+/// The databases worth reporting: configured, on disk, or in the state.
+pub fn known_databases(cfg: &Config, st: &state::State) -> Vec<String> {
+    let mut dbs: Vec<String> = cfg.databases.iter().map(|d| d.name().to_string()).collect();
+    for d in catalog::list_databases(&cfg.local_dir)
+        .unwrap_or_default()
+        .into_iter()
+        .chain(st.databases.keys().cloned())
+    {
+        if !dbs.contains(&d) {
+            dbs.push(d);
+        }
+    }
+    dbs.sort();
+    dbs
+}
+
+#[derive(Debug, Serialize)]
+struct DbStatus {
+    database: String,
+    url: Option<String>,
+    backups: u64,
+    backups_bytes: u64,
+    newest_backup: Option<String>,
+    newest_backup_age_secs: Option<i64>,
+    #[serde(flatten)]
+    state: DbState,
+}
+
+#[derive(Debug, Serialize)]
+struct Status {
+    config_file: Option<String>,
+    env_overrides: Vec<String>,
+    local_dir: String,
+    free_bytes: Option<u64>,
+    total_bytes: Option<u64>,
+    retention: String,
+    metrics_file: String,
+    last_run_at: Option<chrono::DateTime<Utc>>,
+    last_run_ok: Option<bool>,
+    databases: Vec<DbStatus>,
+}
+
+fn retention_summary(cfg: &Config) -> String {
+    let p = &cfg.retention;
+    if !p.is_active() {
+        return format!(
+            "none configured: every backup is kept (keep-min {})",
+            p.keep_min
+        );
+    }
+    let mut parts = Vec::new();
+    if let Some(d) = p.keep_days {
+        parts.push(format!("keep-days {d}"));
+    }
+    for (k, v) in [
+        ("keep-daily", p.keep_daily),
+        ("keep-weekly", p.keep_weekly),
+        ("keep-monthly", p.keep_monthly),
+    ] {
+        if v > 0 {
+            parts.push(format!("{k} {v}"));
+        }
+    }
+    parts.push(format!("keep-min {}", p.keep_min));
+    parts.join(", ")
+}
+
+/// Run `status`.
+pub fn run(cfg: &Config, args: &StatusArgs) -> Result<()> {
+    let st = state::load(&cfg.local_dir);
+    let now = Utc::now();
+    let databases: Vec<DbStatus> = known_databases(cfg, &st)
+        .into_iter()
+        .map(|db| {
+            let disk = disk_usage(&cfg.local_dir, &db);
+            let newest = catalog::latest_complete(&cfg.local_dir, &db).ok().flatten();
+            DbStatus {
+                url: cfg
+                    .databases
+                    .iter()
+                    .find(|d| d.name() == db)
+                    .map(|d| d.target.conn.masked().to_string()),
+                backups: disk.count,
+                backups_bytes: disk.bytes,
+                newest_backup_age_secs: newest
+                    .as_ref()
+                    .map(|e| (now - e.name.timestamp).num_seconds()),
+                newest_backup: newest.map(|e| e.name.file_name()),
+                state: st.databases.get(&db).cloned().unwrap_or_default(),
+                database: db,
+            }
+        })
+        .collect();
+    let space = free_space(&cfg.local_dir);
+    let status = Status {
+        config_file: cfg.source.as_ref().map(|p| p.display().to_string()),
+        env_overrides: cfg.env_overrides.clone(),
+        local_dir: cfg.local_dir.display().to_string(),
+        free_bytes: space.map(|s| s.0),
+        total_bytes: space.map(|s| s.1),
+        retention: retention_summary(cfg),
+        metrics_file: cfg
+            .textfile_dir
+            .join(crate::metrics::FILE_NAME)
+            .display()
+            .to_string(),
+        last_run_at: st.last_run_at,
+        last_run_ok: st.last_run_ok,
+        databases,
+    };
+    if args.json {
+        let mut s = serde_json::to_string_pretty(&status).expect("status is plain data");
+        s.push('\n');
+        return print(&s);
+    }
+    let mut out = String::new();
+    out.push_str(&format!(
+        "config:     {}{}\n",
+        status
+            .config_file
+            .as_deref()
+            .unwrap_or("none (built-in defaults)"),
+        if status.env_overrides.is_empty() {
+            String::new()
+        } else {
+            format!(" + environment {}", status.env_overrides.join(", "))
+        }
+    ));
+    let used: u64 = status.databases.iter().map(|d| d.backups_bytes).sum();
+    let count: u64 = status.databases.iter().map(|d| d.backups).sum();
+    out.push_str(&format!(
+        "storage:    {} ({count} backups, {}){}\n",
+        status.local_dir,
+        human_bytes(used),
+        match space {
+            Some((free, total)) if total > 0 => format!(
+                "; {} free of {} ({:.0}%)",
+                human_bytes(free),
+                human_bytes(total),
+                free as f64 * 100.0 / total as f64
+            ),
+            _ => String::new(),
+        }
+    ));
+    out.push_str(&format!("retention:  {}\n", status.retention));
+    out.push_str(&format!("metrics:    {}\n", status.metrics_file));
+    out.push_str(&format!(
+        "last run:   {}\n\n",
+        match (status.last_run_at, status.last_run_ok) {
+            (Some(t), Some(ok)) => format!(
+                "{} ({} ago): {}",
+                t.format("%Y-%m-%d %H:%M:%S UTC"),
+                human_age(now - t),
+                if ok { "ok" } else { "FAILED" }
+            ),
+            _ => "never".into(),
+        }
+    ));
+    let mut rows = vec![[
+        "DATABASE".to_string(),
+        "LAST RUN".into(),
+        "NEWEST BACKUP".into(),
+        "AGE".into(),
+        "SIZE".into(),
+        "KEPT".into(),
+        "LAST VERIFY".into(),
+    ]];
+    for d in &status.databases {
+        rows.push([
+            d.database.clone(),
+            match d.state.last_run_ok {
+                Some(true) => "ok".into(),
+                Some(false) => "FAILED".into(),
+                None => "-".into(),
+            },
+            d.newest_backup.clone().unwrap_or_else(|| "none".into()),
+            d.newest_backup_age_secs
+                .map(|s| human_age(chrono::Duration::seconds(s)))
+                .unwrap_or_else(|| "-".into()),
+            d.state
+                .last_size_bytes
+                .map(human_bytes)
+                .unwrap_or_else(|| "-".into()),
+            format!("{} ({})", d.backups, human_bytes(d.backups_bytes)),
+            match (d.state.last_verify_ok, d.state.last_verify_at) {
+                (Some(ok), Some(t)) => format!(
+                    "{} {} ago",
+                    if ok { "ok" } else { "FAILED" },
+                    human_age(now - t)
+                ),
+                _ => "never".into(),
+            },
+        ]);
+    }
+    let widths: Vec<usize> = (0..7)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    for r in &rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    for d in &status.databases {
+        if let (Some(false), Some(e)) = (d.state.last_run_ok, &d.state.last_error) {
+            out.push_str(&format!("\n{}: last error: {e}\n", d.database));
+        }
+    }
+    print(&out)
+}

@@ -1,0 +1,92 @@
+//! What the last runs did, per database: `<local-dir>/.pgbackup-state.json`.
+//!
+//! The state feeds the metrics file (so a run for one database keeps the others' series),
+//! `pgbackup status` and `pgbackup check`. Updates are read-modify-write under a short flock of
+//! their own, so a verify and a backup running at the same time do not lose each other's update.
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil;
+
+/// File name of the state inside the backup root.
+pub const STATE_FILE: &str = ".pgbackup-state.json";
+const STATE_LOCK: &str = ".pgbackup-state.lock";
+
+/// Per-database history.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DbState {
+    /// When the last backup attempt ended.
+    pub last_run_at: Option<DateTime<Utc>>,
+    /// Whether it succeeded.
+    pub last_run_ok: Option<bool>,
+    /// Its error, in words (never a secret: errors mask them).
+    pub last_error: Option<String>,
+    /// Last successful backup.
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// Last failed backup.
+    pub last_failure_at: Option<DateTime<Utc>>,
+    /// Duration of the last successful backup.
+    pub last_duration_secs: Option<f64>,
+    /// Size of the last successful backup's data file.
+    pub last_size_bytes: Option<u64>,
+    /// Backup attempts.
+    pub runs_total: u64,
+    /// Failed backup attempts.
+    pub failures_total: u64,
+    /// Last verification.
+    pub last_verify_at: Option<DateTime<Utc>>,
+    /// Whether it passed.
+    pub last_verify_ok: Option<bool>,
+    /// Duration of the last test restore.
+    pub last_test_restore_secs: Option<f64>,
+}
+
+/// The whole state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct State {
+    /// Per database (directory name).
+    pub databases: BTreeMap<String, DbState>,
+    /// When the last whole backup run ended, and whether every database succeeded.
+    pub last_run_at: Option<DateTime<Utc>>,
+    /// See `last_run_at`.
+    pub last_run_ok: Option<bool>,
+}
+
+fn path(root: &Path) -> PathBuf {
+    root.join(STATE_FILE)
+}
+
+/// Read the state; a missing or unreadable file is an empty state.
+pub fn load(root: &Path) -> State {
+    std::fs::read(path(root))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Apply `f` to the state and write it back atomically; returns the new state.
+pub fn update(root: &Path, f: impl FnOnce(&mut State)) -> std::io::Result<State> {
+    let lock_file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(root.join(STATE_LOCK))?;
+    let _lock = Flock::lock(lock_file, FlockArg::LockExclusive)
+        .map_err(|(_, e)| std::io::Error::from(e))?;
+    let mut state = load(root);
+    f(&mut state);
+    let mut bytes = serde_json::to_vec_pretty(&state).expect("state is plain data");
+    bytes.push(b'\n');
+    fsutil::write_atomic(root, STATE_FILE, &bytes)?;
+    Ok(state)
+}
