@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-const AFTER_HELP: &str = "\
+pub const AFTER_HELP: &str = "\
 EXIT STATUS:
   0   success (also: skipped because the last backup is recent)
   1   a backup or verification failed
@@ -18,7 +18,13 @@ EXIT STATUS:
 
 /// systemd-native PostgreSQL backups: complete or invisible, loud on failure.
 #[derive(Debug, Parser)]
-#[command(name = "pgbackup", version, after_help = AFTER_HELP, propagate_version = true)]
+#[command(
+    name = "pgbackup",
+    version,
+    after_help = AFTER_HELP,
+    propagate_version = true,
+    disable_help_subcommand = true
+)]
 pub struct Cli {
     /// Config file [default: $PGBACKUP_CONFIG, else /etc/pgbackup/pgbackup.toml]
     #[arg(long, short = 'c', global = true, value_name = "PATH")]
@@ -63,6 +69,24 @@ pub enum Command {
     /// Check or show the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Write man pages or shell completions (for packaging)
+    #[command(hide = true, subcommand)]
+    Generate(GenerateCommand),
+}
+
+/// `pgbackup generate ...` (hidden: used by packaging and the drift check).
+#[derive(Debug, Subcommand)]
+pub enum GenerateCommand {
+    /// Man pages (pgbackup.1, pgbackup-<command>.1, pgbackup-verify.1) into DIR
+    Man {
+        /// Output directory
+        dir: PathBuf,
+    },
+    /// bash, zsh and fish completions into DIR
+    Completions {
+        /// Output directory
+        dir: PathBuf,
+    },
 }
 
 /// `pgbackup backup`.

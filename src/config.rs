@@ -463,10 +463,12 @@ impl Config {
             }
             if let Some(cred) = &d.password_credential {
                 match &cred_dir {
-                    None => problems.push(
-                        k("password-credential"),
-                        "CREDENTIALS_DIRECTORY is not set: this key works under systemd with LoadCredential=; use password-file elsewhere",
-                    ),
+                    // Outside the unit (an operator running `pgbackup list` by hand) the
+                    // credential is not there; only a connection would need it.
+                    None => warnings.push(format!(
+                        "database {}: password-credential \"{cred}\" is only readable under systemd (LoadCredential=); outside it, libpq's PGPASSFILE or ~/.pgpass apply",
+                        d.name
+                    )),
                     Some(dir) if cred.contains('/') || cred.is_empty() => problems.push(
                         k("password-credential"),
                         format!("\"{cred}\" is not a credential name (no '/' allowed); credentials are looked up in {dir}"),

@@ -3,6 +3,7 @@
 pub mod backup;
 pub mod check;
 pub mod config;
+pub mod generate;
 pub mod list;
 pub mod prune;
 pub mod restore;
@@ -46,6 +47,7 @@ pub fn dispatch(cli: &Cli) -> Result<()> {
         // A health probe answers UNKNOWN (3) even for a broken config.
         Command::Check(args) => check::run(Config::load(cli.config.as_deref(), env), args),
         Command::Config(c) => config::run(cli.config.as_deref(), c, env),
+        Command::Generate(g) => generate::run(g),
     }
 }
 

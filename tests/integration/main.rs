@@ -10,6 +10,8 @@ mod harness;
 mod backup;
 /// Broken configurations: exit 78 naming the key.
 mod config;
+/// Man pages and completions: generated, committed, no drift, lint-clean.
+mod docs;
 /// Every failure path: unreachable servers, killed dumps, full disks, locks, timeouts.
 mod failures;
 /// Retention, metrics (promtool, node_exporter), alert rules, sd-notify, journal, status, check.

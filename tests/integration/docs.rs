@@ -1,0 +1,69 @@
+use std::path::Path;
+
+use crate::harness::*;
+
+/// Generate into a temp dir and compare byte for byte with what is committed.
+fn assert_no_drift(kind: &str, committed: &Path) {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgbackup"))
+        .env_clear()
+        .args(["generate", kind])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    Run::from(out).expect_code(0);
+    let mut n = 0;
+    for e in std::fs::read_dir(tmp.path()).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name();
+        let fresh = std::fs::read(e.path()).unwrap();
+        let old = std::fs::read(committed.join(&name)).unwrap_or_else(|_| {
+            panic!(
+                "{} is not committed: run `pgbackup generate {kind} {}`",
+                name.to_string_lossy(),
+                committed.display()
+            )
+        });
+        assert!(
+            fresh == old,
+            "{} drifted from the CLI: run `cargo run -- generate {kind} {}` and commit",
+            name.to_string_lossy(),
+            committed.display()
+        );
+        n += 1;
+    }
+    assert!(n >= 3, "too few generated files: {n}");
+}
+
+#[test]
+fn man_pages_match_the_cli() {
+    assert_no_drift("man", &repo().join("man"));
+}
+
+#[test]
+fn completions_match_the_cli() {
+    assert_no_drift("completions", &repo().join("packaging/completions"));
+}
+
+#[test]
+fn man_pages_are_mandoc_lint_clean() {
+    let mut pages = 0;
+    for e in std::fs::read_dir(repo().join("man")).unwrap() {
+        let p = e.unwrap().path();
+        let out = std::process::Command::new("mandoc")
+            .args(["-T", "lint", "-W", "warning"])
+            .arg(&p)
+            .output()
+            .expect(
+                "mandoc (Debian package mandoc) must be installed: scripts/test.sh installs it",
+            );
+        assert!(
+            out.status.success() && out.stdout.is_empty(),
+            "{}: {}",
+            p.display(),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        pages += 1;
+    }
+    assert!(pages >= 10, "{pages} pages");
+}
