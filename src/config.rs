@@ -25,6 +25,8 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/pgbackup/pgbackup.toml";
 pub const DEFAULT_LOCAL_DIR: &str = "/var/lib/pgbackup";
 /// Default gzip level.
 pub const DEFAULT_COMPRESSION_LEVEL: u32 = 6;
+/// Default time limit of a test restore: a stuck restore never outlives the next weekly run.
+pub const DEFAULT_RESTORE_TIMEOUT_SECS: u64 = 6 * 3600;
 /// Default node_exporter textfile-collector directory (Debian's prometheus-node-exporter).
 pub const DEFAULT_TEXTFILE_DIR: &str = "/var/lib/prometheus/node-exporter";
 /// Default dump timeout: a dump stuck on a lock never outlives the next night's run.
@@ -52,6 +54,9 @@ pub struct FileConfig {
     /// `[verify]`.
     #[serde(default)]
     pub verify: VerifyFile,
+    /// `[log]`.
+    #[serde(default)]
+    pub log: LogFile,
     /// `[[database]]`.
     #[serde(default)]
     pub database: Vec<DatabaseFile>,
@@ -81,6 +86,17 @@ pub struct MetricsFile {
     pub textfile_dir: Option<PathBuf>,
 }
 
+/// `[log]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LogFile {
+    /// auto, journal, stderr or syslog.
+    #[serde(default)]
+    pub target: crate::log::LogTarget,
+    /// The syslog socket (default /dev/log).
+    pub syslog_socket: Option<PathBuf>,
+}
+
 /// `[verify]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -89,6 +105,8 @@ pub struct VerifyFile {
     pub restore_url: Option<String>,
     /// Password for `restore-url`.
     pub restore_password_file: Option<PathBuf>,
+    /// Stop a test restore after this many seconds (0 = no limit).
+    pub restore_timeout_secs: Option<i64>,
 }
 
 /// `[storage]`.
@@ -183,6 +201,12 @@ pub struct Config {
     pub databases: Vec<Database>,
     /// Where test restores run (`[verify] restore-url`); None: each backup's own server.
     pub verify_target: Option<Target>,
+    /// Time limit of a test restore.
+    pub verify_restore_timeout: Option<Duration>,
+    /// `[log] target`.
+    pub log_target: crate::log::LogTarget,
+    /// `[log] syslog-socket`.
+    pub syslog_socket: PathBuf,
     /// Retention policy.
     pub retention: crate::retention::Policy,
     /// node_exporter textfile directory.
@@ -250,6 +274,7 @@ impl Config {
         };
         let cfg = Self::from_file(file, source, env, &mut problems);
         if problems.is_empty() {
+            crate::log::configure(cfg.log_target, &cfg.syslog_socket);
             Ok(cfg)
         } else {
             Err(problems.into())
@@ -608,6 +633,18 @@ impl Config {
         }
 
         // [verify]
+        let verify_restore_timeout = match file.verify.restore_timeout_secs {
+            None => Some(Duration::from_secs(DEFAULT_RESTORE_TIMEOUT_SECS)),
+            Some(0) => None,
+            Some(n) if n > 0 => Some(Duration::from_secs(n as u64)),
+            Some(n) => {
+                problems.push(
+                    key("verify.restore-timeout-secs"),
+                    format!("{n} is negative; use seconds, 0 for no limit"),
+                );
+                None
+            }
+        };
         let verify_target = match &file.verify.restore_url {
             None => {
                 if file.verify.restore_password_file.is_some() {
@@ -644,6 +681,12 @@ impl Config {
         };
 
         Config {
+            log_target: file.log.target,
+            syslog_socket: file
+                .log
+                .syslog_socket
+                .unwrap_or_else(|| PathBuf::from("/dev/log")),
+            verify_restore_timeout,
             retention,
             textfile_dir,
             verify_target,
@@ -675,7 +718,15 @@ impl Config {
             retention: ShownRetention,
             metrics: ShownMetrics<'a>,
             verify: ShownVerify<'a>,
+            log: ShownLog<'a>,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
             database: Vec<ShownDb<'a>>,
+        }
+        #[derive(Serialize)]
+        #[serde(rename_all = "kebab-case")]
+        struct ShownLog<'a> {
+            target: &'a str,
+            syslog_socket: &'a Path,
         }
         #[derive(Serialize)]
         #[serde(rename_all = "kebab-case")]
@@ -696,6 +747,7 @@ impl Config {
         #[serde(rename_all = "kebab-case")]
         struct ShownVerify<'a> {
             restore_url: &'a str,
+            restore_timeout_secs: u64,
         }
         #[derive(Serialize)]
         #[serde(rename_all = "kebab-case")]
@@ -751,6 +803,19 @@ impl Config {
                     .as_ref()
                     .map(|t| t.conn.masked())
                     .unwrap_or("(each backup's own server)"),
+                restore_timeout_secs: self
+                    .verify_restore_timeout
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0),
+            },
+            log: ShownLog {
+                target: match self.log_target {
+                    crate::log::LogTarget::Auto => "auto",
+                    crate::log::LogTarget::Journal => "journal",
+                    crate::log::LogTarget::Stderr => "stderr",
+                    crate::log::LogTarget::Syslog => "syslog",
+                },
+                syslog_socket: &self.syslog_socket,
             },
             database: self
                 .databases

@@ -1,30 +1,84 @@
-//! Logging: human lines on a terminal, journal priorities under systemd.
+//! Logging: human lines on a terminal, journal priorities under systemd, or syslog.
 //!
-//! Under systemd (`JOURNAL_STREAM` set) every line starts with an sd-daemon `<N>` priority prefix,
-//! which journald strips and records as the line's priority. Elsewhere lines go to stderr as
-//! `pgbackup: level: message`. Errors are logged once, by `main`.
+//! `[log] target`: `auto` (the default) writes sd-daemon `<N>` priority prefixes when stderr is
+//! the journal (`JOURNAL_STREAM` set; journald strips them and records the priority) and plain
+//! `pgbackup: level: message` lines otherwise; `journal` and `stderr` force one of the two;
+//! `syslog` sends RFC 3164 messages (facility daemon) to `[log] syslog-socket` (default /dev/log).
+//! Errors are logged once, by `main`.
 
 use std::io::Write;
+use std::path::Path;
 use std::sync::atomic::{AtomicI8, AtomicU8, Ordering};
+use std::sync::Mutex;
 
 static VERBOSITY: AtomicI8 = AtomicI8::new(0);
-/// 0 = undecided, 1 = plain, 2 = journal prefixes.
+/// 0 = undecided, 1 = plain, 2 = journal prefixes, 3 = syslog.
 static MODE: AtomicU8 = AtomicU8::new(0);
+type SyslogLogger = syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>;
+static SYSLOG: Mutex<Option<SyslogLogger>> = Mutex::new(None);
+
+/// Where log lines go (`[log] target`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogTarget {
+    /// Journal prefixes under systemd, plain lines elsewhere.
+    #[default]
+    Auto,
+    /// Always `<N>` prefixes.
+    Journal,
+    /// Always plain lines on stderr.
+    Stderr,
+    /// RFC 3164 messages to a syslog socket.
+    Syslog,
+}
+
+/// Apply `[log]`; a syslog socket that cannot be reached falls back to stderr, with a warning.
+pub fn configure(target: LogTarget, syslog_socket: &Path) {
+    match target {
+        LogTarget::Auto => {}
+        LogTarget::Journal => MODE.store(2, Ordering::Relaxed),
+        LogTarget::Stderr => MODE.store(1, Ordering::Relaxed),
+        LogTarget::Syslog => {
+            let formatter = syslog::Formatter3164 {
+                facility: syslog::Facility::LOG_DAEMON,
+                hostname: None,
+                process: "pgbackup".into(),
+                pid: std::process::id(),
+            };
+            match syslog::unix_custom(formatter, syslog_socket) {
+                Ok(logger) => {
+                    *SYSLOG.lock().unwrap_or_else(|e| e.into_inner()) = Some(logger);
+                    MODE.store(3, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    MODE.store(1, Ordering::Relaxed);
+                    warn(&format!(
+                        "cannot log to syslog at {}: {e}; logging to stderr",
+                        syslog_socket.display()
+                    ));
+                }
+            }
+        }
+    }
+}
 
 /// Set verbosity: negative is quieter (-q), positive louder (-v).
 pub fn set_verbosity(v: i8) {
     VERBOSITY.store(v, Ordering::Relaxed);
 }
 
-fn journal() -> bool {
+fn mode() -> u8 {
     match MODE.load(Ordering::Relaxed) {
-        1 => false,
-        2 => true,
-        _ => {
-            let j = std::env::var_os("JOURNAL_STREAM").is_some();
-            MODE.store(if j { 2 } else { 1 }, Ordering::Relaxed);
-            j
+        0 => {
+            let m = if std::env::var_os("JOURNAL_STREAM").is_some() {
+                2
+            } else {
+                1
+            };
+            MODE.store(m, Ordering::Relaxed);
+            m
         }
+        m => m,
     }
 }
 
@@ -47,8 +101,23 @@ fn emit(level: Level, msg: &str) {
     if !shown {
         return;
     }
+    let mode = mode();
+    if mode == 3 {
+        let mut guard = SYSLOG.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(logger) = guard.as_mut() {
+            let sent = match level {
+                Level::Error => logger.err(msg),
+                Level::Warn => logger.warning(msg),
+                Level::Info => logger.info(msg),
+                Level::Debug => logger.debug(msg),
+            };
+            if sent.is_ok() {
+                return;
+            }
+        }
+    }
     let mut out = std::io::stderr().lock();
-    if journal() {
+    if mode == 2 {
         for line in msg.lines() {
             let _ = writeln!(out, "<{}>{line}", level as u8);
         }

@@ -349,8 +349,7 @@ impl<'a> Psql<'a> {
 pub struct DumpProcess {
     child: Child,
     stderr: Option<JoinHandle<Vec<String>>>,
-    watchdog: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
-    timed_out: Arc<AtomicBool>,
+    watchdog: Option<Watchdog>,
     _env: ClientEnv,
     name: String,
     target: String,
@@ -427,32 +426,12 @@ impl DumpProcess {
         let name = target.name.clone();
         let stderr = collect_stderr(stderr, name.clone());
         crate::signals::set_child(Some(child.id() as i32));
-        let timed_out = Arc::new(AtomicBool::new(false));
-        let watchdog = timeout.map(|limit| {
-            let (tx, rx) = mpsc::channel::<()>();
-            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-            let flag = timed_out.clone();
-            let handle = std::thread::spawn(move || {
-                if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
-                    flag.store(true, Ordering::SeqCst);
-                    // The child is not reaped before this thread is joined, so the pid is still
-                    // pg_dump's.
-                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-                    if let Err(mpsc::RecvTimeoutError::Timeout) =
-                        rx.recv_timeout(Duration::from_secs(5))
-                    {
-                        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-                    }
-                }
-            });
-            (tx, handle)
-        });
+        let watchdog = timeout.map(|limit| Watchdog::start(child.id(), limit));
         Ok((
             DumpProcess {
                 child,
                 stderr: Some(stderr),
                 watchdog,
-                timed_out,
                 _env: env,
                 name,
                 target: target.conn.masked().to_string(),
@@ -468,17 +447,14 @@ impl DumpProcess {
 
     /// Wait for pg_dump and check everything it told us. `timeout_secs` is for the message.
     pub fn finish(mut self, timeout_secs: u64) -> Result<(), DumpError> {
-        if let Some((tx, handle)) = self.watchdog.take() {
-            let _ = tx.send(());
-            let _ = handle.join();
-        }
+        let timed_out = self.watchdog.take().is_some_and(Watchdog::stop);
         let status = crate::signals::reap(|| self.child.wait());
         let lines = self
             .stderr
             .take()
             .and_then(|h| h.join().ok())
             .unwrap_or_default();
-        if self.timed_out.load(Ordering::SeqCst) {
+        if timed_out {
             return Err(DumpError::Timeout {
                 db: self.name.clone(),
                 secs: timeout_secs,
@@ -529,6 +505,44 @@ impl DumpProcess {
     }
 }
 
+/// Stops a child that runs longer than a limit: SIGTERM, then SIGKILL 5 s later.
+#[derive(Debug)]
+struct Watchdog {
+    tx: mpsc::Sender<()>,
+    handle: JoinHandle<()>,
+    fired: Arc<AtomicBool>,
+}
+
+impl Watchdog {
+    fn start(pid: u32, limit: Duration) -> Watchdog {
+        let (tx, rx) = mpsc::channel::<()>();
+        let pid = nix::unistd::Pid::from_raw(pid as i32);
+        let fired = Arc::new(AtomicBool::new(false));
+        let flag = fired.clone();
+        let handle = std::thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+                flag.store(true, Ordering::SeqCst);
+                // The child is not reaped before `stop` joined this thread, so the pid is still
+                // the child's.
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+                if let Err(mpsc::RecvTimeoutError::Timeout) =
+                    rx.recv_timeout(Duration::from_secs(5))
+                {
+                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                }
+            }
+        });
+        Watchdog { tx, handle, fired }
+    }
+
+    /// Call before reaping the child. Whether the limit was hit.
+    fn stop(self) -> bool {
+        let _ = self.tx.send(());
+        let _ = self.handle.join();
+        self.fired.load(Ordering::SeqCst)
+    }
+}
+
 /// Read a child's stderr on a thread: log each line as a warning, keep the last ones.
 fn collect_stderr(stderr: std::process::ChildStderr, label: String) -> JoinHandle<Vec<String>> {
     std::thread::spawn(move || {
@@ -551,6 +565,8 @@ pub struct RestoreOptions {
     pub no_owner: bool,
     /// Run the whole dump in one transaction (`psql --single-transaction`).
     pub single_transaction: bool,
+    /// Stop psql after this long.
+    pub timeout: Option<Duration>,
 }
 
 /// Why a restore failed.
@@ -566,6 +582,14 @@ pub enum RestoreError {
         db: String,
         /// psql's error with its line number and context.
         detail: String,
+    },
+    /// The restore did not finish in time.
+    #[error("restore into {db} did not finish within {secs} s and was stopped")]
+    Timeout {
+        /// The target's name.
+        db: String,
+        /// The limit.
+        secs: u64,
     },
     /// Reading the backup failed.
     #[error("reading {path} failed: {source}")]
@@ -583,7 +607,7 @@ impl RestoreError {
     pub fn exit_code(&self) -> u8 {
         match self {
             RestoreError::Pg(e) => e.exit_code(),
-            RestoreError::Sql { .. } => EXIT_FAILED,
+            RestoreError::Sql { .. } | RestoreError::Timeout { .. } => EXIT_FAILED,
             RestoreError::Read { .. } => crate::error::EXIT_DATAERR,
         }
     }
@@ -632,6 +656,7 @@ pub fn restore_plain(
         source,
     })?;
     crate::signals::set_child(Some(child.id() as i32));
+    let watchdog = opts.timeout.map(|limit| Watchdog::start(child.id(), limit));
     let stderr = collect_stderr(
         child.stderr.take().expect("stderr was piped above"),
         format!("psql {}", target.name),
@@ -686,8 +711,15 @@ pub fn restore_plain(
         let _ = child.kill();
     }
     drop(stdin);
+    let timed_out = watchdog.is_some_and(Watchdog::stop);
     let status = crate::signals::reap(|| child.wait());
     let lines = stderr.join().unwrap_or_default();
+    if timed_out {
+        return Err(RestoreError::Timeout {
+            db: target.name.clone(),
+            secs: opts.timeout.map(|d| d.as_secs()).unwrap_or(0),
+        });
+    }
     if let Some(e) = read_error {
         return Err(read_err(e));
     }

@@ -278,6 +278,7 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
         RestoreOptions {
             no_owner: args.no_owner,
             single_transaction: args.single_transaction,
+            timeout: None,
         },
         every,
         |read, raw| {

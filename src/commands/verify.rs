@@ -426,6 +426,7 @@ fn test_restore_check(
         RestoreOptions {
             no_owner: true,
             single_transaction: false,
+            timeout: cfg.verify_restore_timeout,
         },
         Duration::from_secs(10),
         |_, raw| {
@@ -441,6 +442,8 @@ fn test_restore_check(
         Err(RestoreError::Pg(e @ PgError::Connect { .. })) => {
             return fail(e.to_string(), EXIT_UNAVAILABLE)
         }
+        // Too slow is not corrupt.
+        Err(e @ RestoreError::Timeout { .. }) => return fail(e.to_string(), EXIT_FAILED),
         Err(e) => return fail(e.to_string(), EXIT_DATAERR),
     }
     if crate::signals::interrupted().is_some() {

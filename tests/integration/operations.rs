@@ -428,3 +428,50 @@ fn status_and_check() {
         unknown.stdout
     );
 }
+
+#[test]
+fn log_target_syslog_and_journal_from_config() {
+    let env = TestEnv::new();
+    let sock_path = env.tmp.path().join("syslog.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    env.write_config(&format!(
+        "[log]\ntarget = \"syslog\"\nsyslog-socket = \"{}\"\n\n{}",
+        sock_path.display(),
+        env.db_entry("sl", "no_such_db_syslog")
+    ));
+    let r = env.run(&["backup"]);
+    r.expect_code(69);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = sock.recv(&mut buf) {
+        got.push(String::from_utf8_lossy(&buf[..n]).to_string());
+    }
+    // facility daemon (3 << 3) + err (3) = 27
+    assert!(
+        got.iter().any(|m| m.starts_with("<27>")
+            && m.contains("pgbackup[")
+            && m.contains("sl: backup failed")),
+        "{got:?}"
+    );
+    assert!(
+        !r.stderr.contains("backup failed"),
+        "went to syslog, not stderr: {}",
+        r.stderr
+    );
+
+    env.write_config(&format!(
+        "[log]\ntarget = \"journal\"\n\n{}",
+        env.db_entry("sl", "no_such_db_syslog")
+    ));
+    let r = env.run(&["backup"]);
+    r.expect_code(69);
+    assert!(
+        r.stderr
+            .lines()
+            .any(|l| l.starts_with("<3>sl: backup failed")),
+        "{}",
+        r.stderr
+    );
+}

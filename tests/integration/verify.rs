@@ -17,10 +17,16 @@ fn backed_up(prefix: &str, name: &str) -> (TestEnv, String) {
     (env, db)
 }
 
-fn scratch_databases() -> String {
+/// Scratch databases of test restores of the configured database `name` (other tests run
+/// their own test restores at the same time).
+fn scratch_databases(name: &str) -> String {
+    let prefix = format!("pgbackup_verify_{name}_");
     cluster().sql(
         "postgres",
-        "SELECT string_agg(datname, ',') FROM pg_database WHERE datname LIKE 'pgbackup_verify_%'",
+        &format!(
+            "SELECT coalesce(string_agg(datname, ','), '') FROM pg_database WHERE left(datname, {}) = '{prefix}'",
+            prefix.len()
+        ),
     )
 }
 
@@ -74,7 +80,7 @@ fn test_restore_passes_and_leaves_no_scratch_database() {
             .contains("2 tables with 57 rows"),
         "{check}"
     );
-    assert_eq!(scratch_databases(), "");
+    assert_eq!(scratch_databases("tr"), "");
 }
 
 #[test]
@@ -199,7 +205,7 @@ fn tampered_rows_fail_the_test_restore_row_count_check() {
         "{}",
         r.stdout
     );
-    assert_eq!(scratch_databases(), "");
+    assert_eq!(scratch_databases("tam"), "");
 }
 
 #[test]
@@ -245,7 +251,7 @@ fn least_privilege_role_can_back_up_and_test_restore() {
     let r = env.run(&["verify", "--test-restore"]);
     r.expect_code(0);
     assert!(r.stdout.contains("test-restore"), "{}", r.stdout);
-    assert_eq!(scratch_databases(), "");
+    assert_eq!(scratch_databases("lp"), "");
 }
 
 #[test]
@@ -272,4 +278,45 @@ fn no_backup_at_all_fails_verify() {
     env.run(&["verify"])
         .expect_code(65)
         .expect_stderr("no backup found");
+}
+
+#[test]
+fn scratch_database_is_dropped_on_timeout_and_on_sigterm() {
+    let c = cluster();
+    let db = c.create_db("vslow");
+    // Enough rows that restoring them takes seconds.
+    c.sql(&db, "CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g + 1)::text) AS v FROM generate_series(1, 600000) g");
+    let env = TestEnv::new();
+    env.write_config(&format!(
+        "[verify]\nrestore-timeout-secs = 1\n\n{}",
+        env.db_entry("slowtr", &db)
+    ));
+    env.run(&["backup"]).expect_code(0);
+
+    let r = env.run(&["verify", "--test-restore"]);
+    r.expect_code(1);
+    assert!(
+        r.stdout.contains("did not finish within 1 s"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(scratch_databases("slowtr"), "");
+
+    env.write_config(&env.db_entry("slowtr", &db));
+    let child = env
+        .cmd(&["verify", "--test-restore"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(
+        std::time::Duration::from_secs(30),
+        "the scratch database",
+        || !scratch_databases("slowtr").is_empty(),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    sh(&format!("kill -TERM {}", child.id()));
+    let r = Run::from(child.wait_with_output().unwrap());
+    r.expect_code(143);
+    assert_eq!(scratch_databases("slowtr"), "");
 }
