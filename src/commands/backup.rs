@@ -17,7 +17,6 @@ use crate::config::{Config, Database, EnvFn};
 use crate::conninfo::ConnInfo;
 use crate::error::{Error, Result, EXIT_FAILED};
 use crate::fsutil;
-use crate::lock::RunLock;
 use crate::pipeline::{self, PipelineError};
 use crate::postgres::{major_version, DumpProcess, PgError, PgTools, Psql, Target};
 use crate::{log, notify};
@@ -86,12 +85,7 @@ fn run_databases(cfg: &Config, args: &BackupArgs, env: EnvFn) -> Result<()> {
     }
     let force = args.force
         || env("FORCE_BACKUP").is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes" | "on"));
-    fsutil::ensure_private_dir(&cfg.local_dir).map_err(|source| Error::Output {
-        what: "backup directory",
-        path: cfg.local_dir.clone(),
-        source,
-    })?;
-    let _lock = RunLock::acquire(&cfg.local_dir)?;
+    let _lock = super::lock_root(cfg)?;
     notify::ready("pgbackup: starting backup");
     let tools = cfg.tools();
     let dump_version = tools.pg_dump_version()?;

@@ -4,9 +4,9 @@ use serde::Serialize;
 
 use crate::catalog::{self, Entry};
 use crate::cli::ListArgs;
-use crate::commands::{human_bytes, print};
+use crate::commands::{human_bytes, print, read_root_error, render_table, selected_databases};
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// One row of `list --json`. Field names are a stable interface.
 #[derive(Debug, Serialize)]
@@ -55,24 +55,10 @@ impl From<&Entry> for ListRow {
 
 /// Run `list`.
 pub fn run(cfg: &Config, args: &ListArgs) -> Result<()> {
-    let read_err = |source| Error::Input {
-        what: "backup directory",
-        path: cfg.local_dir.clone(),
-        source,
-    };
-    let databases = if args.databases.is_empty() {
-        catalog::list_databases(&cfg.local_dir).map_err(read_err)?
-    } else {
-        args.databases.clone()
-    };
+    let databases = selected_databases(cfg, &args.databases)?;
     let mut rows = Vec::new();
     for db in &databases {
-        if !catalog::is_valid_dir_name(db) {
-            return Err(Error::Usage(format!(
-                "\"{db}\" is not a database name pgbackup uses"
-            )));
-        }
-        for e in catalog::list_dir(&cfg.local_dir, db).map_err(read_err)? {
+        for e in catalog::list_dir(&cfg.local_dir, db).map_err(|e| read_root_error(cfg, e))? {
             rows.push(ListRow::from(&e));
         }
     }
@@ -85,7 +71,7 @@ pub fn run(cfg: &Config, args: &ListArgs) -> Result<()> {
         crate::log::info(&format!("no backups under {}", cfg.local_dir.display()));
         return Ok(());
     }
-    let mut table = vec![[
+    let mut table = vec![vec![
         "DATABASE".to_string(),
         "TIME (UTC)".to_string(),
         "SIZE".to_string(),
@@ -93,7 +79,7 @@ pub fn run(cfg: &Config, args: &ListArgs) -> Result<()> {
         "DESCRIPTION".to_string(),
     ]];
     for r in &rows {
-        table.push([
+        table.push(vec![
             r.database.clone(),
             r.timestamp
                 .replace('T', " ")
@@ -109,24 +95,5 @@ pub fn run(cfg: &Config, args: &ListArgs) -> Result<()> {
             r.description.clone().unwrap_or_default(),
         ]);
     }
-    let widths: Vec<usize> = (0..5)
-        .map(|i| {
-            table
-                .iter()
-                .map(|row| row[i].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for row in &table {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
-    print(&out)
+    print(&render_table(&table))
 }

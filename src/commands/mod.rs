@@ -125,3 +125,64 @@ pub(crate) fn write_metrics(cfg: &Config, f: impl FnOnce(&mut crate::state::Stat
         ));
     }
 }
+
+/// The database directories a command works on: those named with `--db` (checked against the
+/// naming rule), or every one under the backup root.
+pub(crate) fn selected_databases(cfg: &Config, named: &[String]) -> Result<Vec<String>> {
+    if named.is_empty() {
+        return crate::catalog::list_databases(&cfg.local_dir).map_err(|e| read_root_error(cfg, e));
+    }
+    for db in named {
+        if !crate::catalog::is_valid_dir_name(db) {
+            return Err(crate::error::Error::Usage(format!(
+                "\"{db}\" is not a database name pgbackup uses"
+            )));
+        }
+    }
+    Ok(named.to_vec())
+}
+
+/// An error reading the backup root.
+pub(crate) fn read_root_error(cfg: &Config, source: std::io::Error) -> crate::error::Error {
+    crate::error::Error::Input {
+        what: "backup directory",
+        path: cfg.local_dir.clone(),
+        source,
+    }
+}
+
+/// Create the backup root (0700) and take the run lock.
+pub(crate) fn lock_root(cfg: &Config) -> Result<crate::lock::RunLock> {
+    crate::fsutil::ensure_private_dir(&cfg.local_dir).map_err(|source| {
+        crate::error::Error::Output {
+            what: "backup directory",
+            path: cfg.local_dir.clone(),
+            source,
+        }
+    })?;
+    crate::lock::RunLock::acquire(&cfg.local_dir)
+}
+
+/// Left-aligned columns, two spaces apart, trailing blanks trimmed.
+pub(crate) fn render_table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}

@@ -15,7 +15,6 @@ use crate::commands::print;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::fsutil;
-use crate::lock::RunLock;
 use crate::log;
 use crate::retention::{decide, Policy, Reason};
 
@@ -106,20 +105,11 @@ pub fn run(cfg: &Config, args: &PruneArgs) -> Result<()> {
     if !policy.is_active() {
         log::info("no retention rule is configured ([retention] keep-days / keep-daily / keep-weekly / keep-monthly): nothing is deleted");
     }
-    let read_err = |source| Error::Input {
-        what: "backup directory",
-        path: cfg.local_dir.clone(),
-        source,
-    };
-    let databases = if args.databases.is_empty() {
-        catalog::list_databases(&cfg.local_dir).map_err(read_err)?
-    } else {
-        args.databases.clone()
-    };
+    let databases = crate::commands::selected_databases(cfg, &args.databases)?;
     let _lock = if args.dry_run {
         None
     } else {
-        Some(RunLock::acquire(&cfg.local_dir)?)
+        Some(crate::commands::lock_root(cfg)?)
     };
     let now = Utc::now();
     let mut all = Vec::new();

@@ -17,8 +17,6 @@ use crate::commands::verify::resolve_backup;
 use crate::config::{Config, Database};
 use crate::conninfo::ConnInfo;
 use crate::error::{ConfigProblems, Error, Result};
-use crate::fsutil;
-use crate::lock::RunLock;
 use crate::postgres::{quote_ident, quote_literal, Psql, RestoreOptions, Target};
 use crate::verify::{check_integrity, BackupFiles};
 use crate::{log, notify};
@@ -209,12 +207,7 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
 
     // 4. The lock: no backup or prune runs while we work, and the safety backup goes through the
     //    normal backup path.
-    fsutil::ensure_private_dir(&cfg.local_dir).map_err(|source| Error::Output {
-        what: "backup directory",
-        path: cfg.local_dir.clone(),
-        source,
-    })?;
-    let _lock = RunLock::acquire(&cfg.local_dir)?;
+    let _lock = super::lock_root(cfg)?;
     if safety {
         let name = if args.target.is_none() && configured.is_some() {
             database.clone()
@@ -327,25 +320,13 @@ fn choose(cfg: &Config, args: &RestoreArgs) -> Result<BackupFiles> {
     if let Some(name) = &args.backup {
         return resolve_backup(&cfg.local_dir, name);
     }
-    let read_err = |source| Error::Input {
-        what: "backup directory",
-        path: cfg.local_dir.clone(),
-        source,
-    };
-    let databases = match &args.database {
-        Some(d) => vec![d.clone()],
-        None => catalog::list_databases(&cfg.local_dir).map_err(read_err)?,
-    };
+    let named: Vec<String> = args.database.iter().cloned().collect();
+    let databases = super::selected_databases(cfg, &named)?;
     let mut entries: Vec<Entry> = Vec::new();
     for db in &databases {
-        if !catalog::is_valid_dir_name(db) {
-            return Err(Error::Usage(format!(
-                "\"{db}\" is not a database name pgbackup uses"
-            )));
-        }
         entries.extend(
             catalog::list_dir(&cfg.local_dir, db)
-                .map_err(read_err)?
+                .map_err(|e| super::read_root_error(cfg, e))?
                 .into_iter()
                 .filter(Entry::is_complete),
         );

@@ -180,7 +180,7 @@ pub fn run(cfg: &Config, args: &StatusArgs) -> Result<()> {
             _ => "never".into(),
         }
     ));
-    let mut rows = vec![[
+    let mut rows = vec![vec![
         "DATABASE".to_string(),
         "LAST RUN".into(),
         "NEWEST BACKUP".into(),
@@ -190,7 +190,7 @@ pub fn run(cfg: &Config, args: &StatusArgs) -> Result<()> {
         "LAST VERIFY".into(),
     ]];
     for d in &status.databases {
-        rows.push([
+        rows.push(vec![
             d.database.clone(),
             match d.state.last_run_ok {
                 Some(true) => "ok".into(),
@@ -216,18 +216,7 @@ pub fn run(cfg: &Config, args: &StatusArgs) -> Result<()> {
             },
         ]);
     }
-    let widths: Vec<usize> = (0..7)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    for r in &rows {
-        let line: Vec<String> = r
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
+    out.push_str(&super::render_table(&rows));
     for d in &status.databases {
         if let (Some(false), Some(e)) = (d.state.last_run_ok, &d.state.last_error) {
             out.push_str(&format!("\n{}: last error: {e}\n", d.database));

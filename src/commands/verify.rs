@@ -159,24 +159,11 @@ fn select(cfg: &Config, args: &VerifyArgs) -> Result<Vec<BackupFiles>> {
             .map(|b| resolve_backup(&cfg.local_dir, b))
             .collect();
     }
-    let read_err = |source| Error::Input {
-        what: "backup directory",
-        path: cfg.local_dir.clone(),
-        source,
-    };
-    let databases = if args.databases.is_empty() {
-        catalog::list_databases(&cfg.local_dir).map_err(read_err)?
-    } else {
-        args.databases.clone()
-    };
+    let databases = super::selected_databases(cfg, &args.databases)?;
     let mut out = Vec::new();
     for db in &databases {
-        if !catalog::is_valid_dir_name(db) {
-            return Err(Error::Usage(format!(
-                "\"{db}\" is not a database name pgbackup uses"
-            )));
-        }
-        let entries = catalog::list_dir(&cfg.local_dir, db).map_err(read_err)?;
+        let entries =
+            catalog::list_dir(&cfg.local_dir, db).map_err(|e| super::read_root_error(cfg, e))?;
         if args.all {
             out.extend(entries.iter().map(|e| BackupFiles::for_data(&e.path)));
         } else if let Some(e) = entries.iter().rev().find(|e| e.is_complete()) {
