@@ -10,13 +10,43 @@ use std::path::Path;
 
 use crate::catalog::{BackupName, TEMP_PREFIX};
 
+static OWNER: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
+
+/// When running as root on a backup root that belongs to another user (the `pgbackup` user of
+/// the packaged service), give everything created inside to that user: an operator's
+/// `sudo pgbackup backup` must not leave root-owned files that the timer-run service then cannot
+/// read, update or lock.
+pub fn adopt_owner_of(root: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    if let Ok(m) = fs::metadata(root) {
+        if m.uid() != 0 {
+            let _ = OWNER.set((m.uid(), m.gid()));
+        }
+    }
+}
+
+/// Give `path` to the adopted owner, if any (see `adopt_owner_of`).
+pub fn give_away(path: &Path) -> io::Result<()> {
+    match OWNER.get() {
+        Some(&(uid, gid)) => std::os::unix::fs::chown(path, Some(uid), Some(gid)),
+        None => Ok(()),
+    }
+}
+
 /// Create `dir` (and parents) with mode 0700 for what we create; tighten an existing `dir` to
 /// 0700 when we own it.
 pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
+    let existed = dir.exists();
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
+    if !existed {
+        give_away(dir)?;
+    }
     let meta = fs::metadata(dir)?;
     if !meta.is_dir() {
         return Err(io::Error::other("not a directory"));
@@ -35,9 +65,11 @@ pub fn fsync_dir(dir: &Path) -> io::Result<()> {
 
 /// A new 0600 temp file in `dir` whose name marks it as ours.
 pub fn temp_in(dir: &Path) -> io::Result<tempfile::NamedTempFile> {
-    tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
-        .tempfile_in(dir)
+        .tempfile_in(dir)?;
+    give_away(tmp.path())?;
+    Ok(tmp)
 }
 
 /// Write `bytes` to `dir/name` atomically (temp, fsync, rename). The directory is not fsynced:

@@ -38,6 +38,7 @@ impl RunLock {
                 path: path.clone(),
                 source,
             })?;
+        let _ = crate::fsutil::give_away(&path);
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(mut lock) => {
                 let _ = lock.set_len(0);

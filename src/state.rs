@@ -81,6 +81,7 @@ pub fn update(root: &Path, f: impl FnOnce(&mut State)) -> std::io::Result<State>
         .write(true)
         .mode(0o600)
         .open(root.join(STATE_LOCK))?;
+    crate::fsutil::give_away(&root.join(STATE_LOCK))?;
     let _lock = Flock::lock(lock_file, FlockArg::LockExclusive)
         .map_err(|(_, e)| std::io::Error::from(e))?;
     let mut state = load(root);

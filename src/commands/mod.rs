@@ -19,29 +19,34 @@ use crate::error::Result;
 /// Run the command `cli` asks for.
 pub fn dispatch(cli: &Cli) -> Result<()> {
     let env = &process_env;
+    let load = |path: Option<&std::path::Path>| {
+        let cfg = Config::load(path, env)?;
+        crate::fsutil::adopt_owner_of(&cfg.local_dir);
+        Ok::<Config, crate::error::Error>(cfg)
+    };
     match &cli.command {
         Command::Backup(args) => {
-            let cfg = Config::load(cli.config.as_deref(), env)?;
+            let cfg = load(cli.config.as_deref())?;
             backup::run(&cfg, args, env)
         }
         Command::Verify(args) => {
-            let cfg = Config::load(cli.config.as_deref(), env)?;
+            let cfg = load(cli.config.as_deref())?;
             verify::run(&cfg, args)
         }
         Command::Restore(args) => {
-            let cfg = Config::load(cli.config.as_deref(), env)?;
+            let cfg = load(cli.config.as_deref())?;
             restore::run(&cfg, args)
         }
         Command::List(args) => {
-            let cfg = Config::load(cli.config.as_deref(), env)?;
+            let cfg = load(cli.config.as_deref())?;
             list::run(&cfg, args)
         }
         Command::Prune(args) => {
-            let cfg = Config::load(cli.config.as_deref(), env)?;
+            let cfg = load(cli.config.as_deref())?;
             prune::run(&cfg, args)
         }
         Command::Status(args) => {
-            let cfg = Config::load(cli.config.as_deref(), env)?;
+            let cfg = load(cli.config.as_deref())?;
             status::run(&cfg, args)
         }
         // A health probe answers UNKNOWN (3) even for a broken config.

@@ -475,3 +475,57 @@ fn log_target_syslog_and_journal_from_config() {
         r.stderr
     );
 }
+
+/// `sudo pgbackup backup` on a tree that belongs to the service user leaves nothing the service
+/// cannot use: every file and directory it creates goes to the tree's owner.
+#[test]
+fn root_runs_keep_the_backup_tree_owned_by_its_owner() {
+    use std::os::unix::fs::MetadataExt;
+    let c = cluster();
+    let db = c.create_db("owner");
+    let env = TestEnv::new();
+    // The cluster's socket is trusted: no password file that only root could read.
+    env.write_config(&format!(
+        "[[database]]\nname = \"o\"\nurl = \"host={} port={} user=postgres dbname={db}\"\n",
+        c.dir.display(),
+        c.port
+    ));
+    std::fs::create_dir(&env.backups).unwrap();
+    sh(&format!(
+        "chown postgres: '{}' && chmod 755 '{}' '{}'",
+        env.backups.display(),
+        env.tmp.path().display(),
+        env.backups.display()
+    ));
+    let owner = std::fs::metadata(&env.backups).unwrap().uid();
+    assert_ne!(owner, 0);
+    env.run(&["backup"]).expect_code(0);
+    env.run(&["verify", "--db", "o"]).expect_code(0);
+    let listing = sh(&format!(
+        "find '{}' -printf '%u %p\\n'",
+        env.backups.display()
+    ));
+    for line in listing.lines() {
+        assert!(
+            line.starts_with("postgres "),
+            "not given to the owner: {line}\n{listing}"
+        );
+    }
+    assert!(
+        listing.contains(".pgbackup-state.json") && listing.contains(".pgbackup.lock"),
+        "{listing}"
+    );
+    // And the owner can carry on where root left off.
+    let out = std::process::Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(env!("CARGO_BIN_EXE_pgbackup"))
+        .arg("--config")
+        .arg(&env.config)
+        .arg("backup")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .output()
+        .unwrap();
+    Run::from(out).expect_code(0);
+    assert_eq!(env.data_files("o").len(), 2);
+}
