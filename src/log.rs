@@ -67,6 +67,11 @@ pub fn set_verbosity(v: i8) {
     VERBOSITY.store(v, Ordering::Relaxed);
 }
 
+/// Whether -q was given.
+pub fn quiet() -> bool {
+    VERBOSITY.load(Ordering::Relaxed) < 0
+}
+
 fn mode() -> u8 {
     match MODE.load(Ordering::Relaxed) {
         0 => {

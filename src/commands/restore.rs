@@ -192,7 +192,10 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
     if args.no_owner {
         plan.push_str("  ownership and privilege statements are skipped (--no-owner)\n");
     }
-    eprint!("{plan}");
+    // With --yes and -q (scripts) the plan is not shown; a prompt always shows it.
+    if !(args.yes && log::quiet()) {
+        eprint!("{plan}");
+    }
     if !args.yes {
         if !stdin_is_terminal() {
             return Err(Error::Usage(
