@@ -165,6 +165,9 @@ inside timeout 300 systemctl start pgbackup-verify.service || fail "systemctl st
 inside journalctl -u pgbackup-verify.service --no-pager | grep -q 'test-restore' || true
 inside grep -q 'pgbackup_last_verify_success{database="e2e"} 1' /var/lib/prometheus/node-exporter/pgbackup.prom || fail "verify metric"
 ok "pgbackup-verify.service (test restore) succeeded"
+out=$(inside runuser -u pgbackup -- pgbackup check --max-age 1 --no-connect || true); echo "$out" | grep -q '^PGBACKUP OK' || fail "pgbackup check as the pgbackup user: $out"
+inside runuser -u pgbackup -- pgbackup status >/dev/null || fail "pgbackup status as the pgbackup user"
+ok "check and status work for the pgbackup user"
 
 for unit in pgbackup.service pgbackup-verify.service; do
   exposure=$(inside systemd-analyze security --no-pager "$unit" | tail -n 1)

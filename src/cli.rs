@@ -14,7 +14,8 @@ EXIT STATUS:
   69  database or storage unreachable
   73  cannot create output (directory, permissions, disk full)
   75  another run holds the lock
-  78  configuration error";
+  78  configuration error
+  128+N  stopped by signal N (130 SIGINT, 143 SIGTERM)";
 
 /// systemd-native PostgreSQL backups: complete or invisible, loud on failure.
 #[derive(Debug, Parser)]
