@@ -115,6 +115,38 @@ pub struct VerifyFile {
 pub struct StorageFile {
     /// Root of the local backup tree.
     pub local_dir: Option<PathBuf>,
+    /// `[storage.s3]`.
+    pub s3: Option<S3File>,
+}
+
+/// `[storage.s3]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct S3File {
+    /// Bucket name.
+    pub bucket: Option<String>,
+    /// Endpoint URL (empty or absent for AWS).
+    pub endpoint: Option<String>,
+    /// Region (default us-east-1).
+    pub region: Option<String>,
+    /// Key prefix (default "backups/").
+    pub prefix: Option<String>,
+    /// Access key id (prefer access-key-file).
+    pub access_key: Option<String>,
+    /// File holding the access key id.
+    pub access_key_file: Option<PathBuf>,
+    /// Secret access key (prefer secret-key-file).
+    pub secret_key: Option<String>,
+    /// File holding the secret access key.
+    pub secret_key_file: Option<PathBuf>,
+    /// Path-style addressing (default: on with a custom endpoint).
+    pub path_style: Option<bool>,
+    /// Storage class, e.g. STANDARD_IA.
+    pub storage_class: Option<String>,
+    /// Server-side encryption header value, e.g. AES256.
+    pub server_side_encryption: Option<String>,
+    /// Multipart part size in MiB (5-5120, default 16).
+    pub part_size_mib: Option<i64>,
 }
 
 /// `[backup]`.
@@ -201,6 +233,8 @@ pub struct Config {
     pub databases: Vec<Database>,
     /// Where test restores run (`[verify] restore-url`); None: each backup's own server.
     pub verify_target: Option<Target>,
+    /// S3 upload, when configured.
+    pub s3: Option<crate::s3::S3Config>,
     /// Time limit of a test restore.
     pub verify_restore_timeout: Option<Duration>,
     /// `[log] target`.
@@ -283,7 +317,7 @@ impl Config {
 
     /// Merge the environment over `file` and check it; problems are appended to `problems`.
     pub fn from_file(
-        file: FileConfig,
+        mut file: FileConfig,
         source: Option<PathBuf>,
         env: EnvFn,
         problems: &mut ConfigProblems,
@@ -312,6 +346,16 @@ impl Config {
         if local_dir.as_os_str().is_empty() {
             problems.push(key("storage.local-dir"), "must not be empty");
         }
+
+        // [storage.s3]
+        let s3 = s3_config(
+            file.storage.s3.take(),
+            env,
+            &mut env_get,
+            problems,
+            &key,
+            &mut warnings,
+        );
 
         // [backup]
         let mut int_setting = |env_name: &str,
@@ -681,6 +725,7 @@ impl Config {
         };
 
         Config {
+            s3,
             log_target: file.log.target,
             syslog_socket: file
                 .log
@@ -753,6 +798,22 @@ impl Config {
         #[serde(rename_all = "kebab-case")]
         struct ShownStorage<'a> {
             local_dir: &'a Path,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            s3: Option<ShownS3<'a>>,
+        }
+        #[derive(Serialize)]
+        #[serde(rename_all = "kebab-case")]
+        struct ShownS3<'a> {
+            bucket: &'a str,
+            endpoint: &'a str,
+            region: &'a str,
+            prefix: &'a str,
+            access_key: &'static str,
+            secret_key: &'static str,
+            path_style: bool,
+            storage_class: &'a str,
+            server_side_encryption: &'a str,
+            part_size_mib: usize,
         }
         #[derive(Serialize)]
         #[serde(rename_all = "kebab-case")]
@@ -778,6 +839,18 @@ impl Config {
         let shown = Shown {
             storage: ShownStorage {
                 local_dir: &self.local_dir,
+                s3: self.s3.as_ref().map(|c| ShownS3 {
+                    bucket: &c.bucket,
+                    endpoint: c.endpoint.as_deref().unwrap_or("(AWS)"),
+                    region: &c.region,
+                    prefix: &c.prefix,
+                    access_key: "***",
+                    secret_key: "***",
+                    path_style: c.path_style,
+                    storage_class: c.storage_class.as_deref().unwrap_or("(bucket default)"),
+                    server_side_encryption: c.server_side_encryption.as_deref().unwrap_or("(none)"),
+                    part_size_mib: c.part_size >> 20,
+                }),
             },
             backup: ShownBackup {
                 compression_level: self.compression_level,
@@ -853,6 +926,125 @@ impl Config {
         out.push_str(&toml::to_string_pretty(&shown).unwrap_or_default());
         out
     }
+}
+
+/// `[storage.s3]` with its environment overrides (the names of the common container setups).
+fn s3_config(
+    file: Option<S3File>,
+    env: EnvFn,
+    env_get: &mut dyn FnMut(&str) -> Option<String>,
+    problems: &mut ConfigProblems,
+    key: &dyn Fn(&str) -> String,
+    warnings: &mut Vec<String>,
+) -> Option<crate::s3::S3Config> {
+    let f = file.unwrap_or_default();
+    let mut first = |names: &[&str]| names.iter().find_map(|n| env_get(n));
+    let storage = first(&["BACKUP_STORAGE"]);
+    if storage.as_deref() == Some("local") {
+        return None;
+    }
+    let bucket = first(&["S3_BUCKET", "BACKUP_S3_BUCKET"]).or(f.bucket);
+    let Some(bucket) = bucket else {
+        if storage.as_deref() == Some("s3") {
+            problems.push(
+                "environment variable BACKUP_STORAGE",
+                "is s3, but no bucket is set; set S3_BUCKET or [storage.s3] bucket",
+            );
+        }
+        return None;
+    };
+    let endpoint = first(&["S3_ENDPOINT_URL"])
+        .or(f.endpoint)
+        .filter(|e| !e.is_empty());
+    let region = first(&["S3_REGION", "BACKUP_S3_REGION", "AWS_REGION"])
+        .or(f.region)
+        .unwrap_or_else(|| "us-east-1".into());
+    let mut prefix = f.prefix.unwrap_or_else(|| "backups/".into());
+    if !prefix.is_empty() && !prefix.ends_with('/') {
+        prefix.push('/');
+    }
+    let cred_dir = env("CREDENTIALS_DIRECTORY");
+    let mut secret = |what: &str,
+                      value: Option<String>,
+                      file: Option<PathBuf>,
+                      vars: &[&str],
+                      cred: &str| {
+        if let Some(v) = vars.iter().find_map(|n| env_get(n)) {
+            return Some(Secret::new(v));
+        }
+        for n in vars {
+            if let Some(p) = env_get(&format!("{n}_FILE")) {
+                return match read_secret_file(Path::new(&p), warnings) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        problems.push(format!("environment variable {n}_FILE"), e);
+                        None
+                    }
+                };
+            }
+        }
+        if let Some(p) = file {
+            return match read_secret_file(&p, warnings) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    problems.push(key(&format!("storage.s3.{what}-file")), e);
+                    None
+                }
+            };
+        }
+        if let Some(v) = value {
+            warnings.push(format!(
+                "[storage.s3] {what} is written in the config file; prefer {what}-file or a systemd credential"
+            ));
+            return Some(Secret::new(v));
+        }
+        if let Some(dir) = &cred_dir {
+            if let Ok(s) = std::fs::read_to_string(Path::new(dir).join(cred)) {
+                return Some(Secret::new(s));
+            }
+        }
+        problems.push(
+            key(&format!("storage.s3.{what}")),
+            format!(
+                "missing; set {what}-file, the systemd credential {cred}, or {}",
+                vars.join(" / ")
+            ),
+        );
+        None
+    };
+    let access_key = secret(
+        "access-key",
+        f.access_key,
+        f.access_key_file,
+        &["S3_ACCESS_KEY", "AWS_ACCESS_KEY_ID"],
+        "s3-access-key",
+    );
+    let secret_key = secret(
+        "secret-key",
+        f.secret_key,
+        f.secret_key_file,
+        &["S3_SECRET_KEY", "AWS_SECRET_ACCESS_KEY"],
+        "s3-secret-key",
+    );
+    let part_mib = f.part_size_mib.unwrap_or(16);
+    if !(5..=5120).contains(&part_mib) {
+        problems.push(
+            key("storage.s3.part-size-mib"),
+            format!("{part_mib} is out of range; S3 parts are 5 MiB to 5 GiB"),
+        );
+    }
+    Some(crate::s3::S3Config {
+        path_style: f.path_style.unwrap_or(endpoint.is_some()),
+        endpoint,
+        region,
+        prefix,
+        access_key: access_key?,
+        secret_key: secret_key?,
+        storage_class: f.storage_class,
+        server_side_encryption: f.server_side_encryption,
+        part_size: (part_mib.clamp(5, 5120) as usize) << 20,
+        bucket,
+    })
 }
 
 /// Read a secret from a file; warn when others can read it.

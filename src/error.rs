@@ -136,6 +136,10 @@ pub enum Error {
     #[error("")]
     Silent(u8),
 
+    /// S3 storage failed.
+    #[error(transparent)]
+    S3(#[from] crate::s3::S3Failure),
+
     /// The operator answered no.
     #[error("cancelled; nothing was changed")]
     Cancelled,
@@ -181,6 +185,7 @@ impl Error {
             Error::VerifyFailed { code, .. } => *code,
             Error::Restore(e) => e.exit_code(),
             Error::Cancelled => EXIT_FAILED,
+            Error::S3(e) => e.exit_code(),
             Error::Silent(code) => *code,
             Error::Interrupted(sig) => 128u8.saturating_add(*sig as u8),
         }

@@ -20,6 +20,7 @@ pub mod notify;
 pub mod pipeline;
 pub mod postgres;
 pub mod retention;
+pub mod s3;
 pub mod secret;
 pub mod signals;
 pub mod sqlfilter;

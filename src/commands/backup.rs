@@ -19,6 +19,7 @@ use crate::error::{Error, Result, EXIT_FAILED};
 use crate::fsutil;
 use crate::pipeline::{self, PipelineError};
 use crate::postgres::{major_version, DumpProcess, PgError, PgTools, Psql, Target};
+use crate::s3::{S3Failure, S3Store};
 use crate::{log, notify};
 
 /// How often progress goes to sd-notify and the debug log.
@@ -95,6 +96,7 @@ fn run_databases(cfg: &Config, args: &BackupArgs, env: EnvFn) -> Result<()> {
         log::warn("no database to back up: the server has no connectable non-template database");
     }
     let policy = prune::policy_with(cfg, args.retention);
+    let s3 = cfg.s3.as_ref().map(S3Store::new).transpose()?;
 
     let total = selected.len();
     let mut failed: Vec<(String, u8)> = Vec::new();
@@ -123,6 +125,28 @@ fn run_databases(cfg: &Config, args: &BackupArgs, env: EnvFn) -> Result<()> {
                     manifest.duration_secs,
                     human_bytes(rate as u64),
                 ));
+                // Off-site copy: data first, then sidecar and manifest.
+                if let Some(store) = &s3 {
+                    match upload_backup(store, &path, db.name()) {
+                        Ok(bytes) => log::info(&format!(
+                            "{}: uploaded {} to {}",
+                            db.name(),
+                            human_bytes(bytes),
+                            store.location()
+                        )),
+                        Err(e) => {
+                            let e = Error::S3(e);
+                            log::error(&format!(
+                                "{}: upload failed: {e}; the local backup {} is complete",
+                                db.name(),
+                                path.display()
+                            ));
+                            record(cfg, db.name(), Err(&e));
+                            failed.push((db.name().to_string(), e.exit_code()));
+                            continue;
+                        }
+                    }
+                }
                 record(cfg, db.name(), Ok(&manifest));
                 // Retention only after this database's backup succeeded.
                 match prune::prune_db(&cfg.local_dir, db.name(), &policy, Utc::now(), false) {
@@ -173,6 +197,24 @@ fn run_databases(cfg: &Config, args: &BackupArgs, env: EnvFn) -> Result<()> {
             .join(", "),
         code,
     })
+}
+
+/// Upload a committed local backup: the data object, then the sidecar, then the manifest.
+fn upload_backup(store: &S3Store, data: &Path, db: &str) -> std::result::Result<u64, S3Failure> {
+    let name = data
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let bytes = store.upload_file(data, &store.key(db, &name), "application/gzip")?;
+    for (suffix, ct) in [(".sha256", "text/plain"), (".json", "application/json")] {
+        let local = data.with_file_name(format!("{name}{suffix}"));
+        let content = std::fs::read(&local).map_err(|source| S3Failure::Read {
+            path: local.display().to_string(),
+            source,
+        })?;
+        store.put_bytes(&store.key(db, &format!("{name}{suffix}")), &content, ct)?;
+    }
+    Ok(bytes)
 }
 
 /// The configured databases, or in zero-config mode every connectable non-template database of

@@ -7,6 +7,7 @@ use crate::cli::ListArgs;
 use crate::commands::{human_bytes, print, read_root_error, render_table, selected_databases};
 use crate::config::Config;
 use crate::error::Result;
+use crate::s3::S3Store;
 
 /// One row of `list --json`. Field names are a stable interface.
 #[derive(Debug, Serialize)]
@@ -29,7 +30,7 @@ pub struct ListRow {
     pub sha256: Option<String>,
     /// `--description` given at backup time.
     pub description: Option<String>,
-    /// Where it lives: "local".
+    /// Where it lives: "local", "s3" or "local+s3".
     pub location: &'static str,
 }
 
@@ -53,14 +54,86 @@ impl From<&Entry> for ListRow {
     }
 }
 
+/// Mark local rows that are also in S3, and add the backups that only S3 has. A remote backup,
+/// like a local one, is complete only when its sidecar is there too.
+fn merge_remote(
+    store: &S3Store,
+    db: &str,
+    objects: &[crate::s3::S3Object],
+    rows: &mut Vec<ListRow>,
+) {
+    let names: std::collections::HashSet<&str> = objects
+        .iter()
+        .filter_map(|o| o.key.rsplit('/').next())
+        .collect();
+    for o in objects {
+        let Some(file) = o.key.rsplit('/').next() else {
+            continue;
+        };
+        let Some(name) = catalog::BackupName::parse(file) else {
+            continue;
+        };
+        if name.database != db {
+            continue;
+        }
+        let has_sidecar = names.contains(name.sidecar_name().as_str());
+        if let Some(row) = rows.iter_mut().find(|r| r.file == file) {
+            if has_sidecar {
+                row.location = "local+s3";
+            }
+            continue;
+        }
+        rows.push(ListRow {
+            database: db.to_string(),
+            file: file.to_string(),
+            path: format!("{}{db}/{file}", store.location()),
+            timestamp: name
+                .timestamp
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            size_bytes: o.size,
+            checksum: has_sidecar,
+            complete: has_sidecar,
+            sha256: None,
+            description: None,
+            location: "s3",
+        });
+    }
+}
+
 /// Run `list`.
 pub fn run(cfg: &Config, args: &ListArgs) -> Result<()> {
-    let databases = selected_databases(cfg, &args.databases)?;
+    let mut databases = selected_databases(cfg, &args.databases)?;
+    let store = cfg.s3.as_ref().map(S3Store::new).transpose()?;
+    if let (Some(store), true) = (&store, args.databases.is_empty()) {
+        match store.list_databases() {
+            Ok(remote) => {
+                for d in remote {
+                    if !databases.contains(&d) {
+                        databases.push(d);
+                    }
+                }
+                databases.sort();
+            }
+            Err(e) => crate::log::warn(&format!(
+                "S3 listing failed, showing local backups only: {e}"
+            )),
+        }
+    }
     let mut rows = Vec::new();
     for db in &databases {
-        for e in catalog::list_dir(&cfg.local_dir, db).map_err(|e| read_root_error(cfg, e))? {
-            rows.push(ListRow::from(&e));
+        let mut local: Vec<ListRow> = catalog::list_dir(&cfg.local_dir, db)
+            .map_err(|e| read_root_error(cfg, e))?
+            .iter()
+            .map(ListRow::from)
+            .collect();
+        if let Some(store) = &store {
+            match store.list(db) {
+                Ok(objects) => merge_remote(store, db, &objects, &mut local),
+                Err(e) => crate::log::warn(&format!("S3 listing of {db} failed: {e}")),
+            }
         }
+        local.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));
+        rows.extend(local);
     }
     if args.json {
         let mut s = serde_json::to_string_pretty(&rows).expect("rows are plain data");
@@ -76,6 +149,7 @@ pub fn run(cfg: &Config, args: &ListArgs) -> Result<()> {
         "TIME (UTC)".to_string(),
         "SIZE".to_string(),
         "CHECKSUM".to_string(),
+        "WHERE".to_string(),
         "DESCRIPTION".to_string(),
     ]];
     for r in &rows {
@@ -92,6 +166,7 @@ pub fn run(cfg: &Config, args: &ListArgs) -> Result<()> {
                 "MISSING (not a backup)"
             }
             .to_string(),
+            r.location.to_string(),
             r.description.clone().unwrap_or_default(),
         ]);
     }

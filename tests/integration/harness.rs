@@ -505,3 +505,102 @@ pub fn sh(script: &str) -> String {
     );
     String::from_utf8_lossy(&out.stdout).to_string()
 }
+
+/// A moto S3 server on 127.0.0.1 with signature checking on, shared per test binary, and the
+/// access key of an IAM user allowed s3:*. moto comes from scripts/test.sh's venv (.venv).
+#[derive(Debug)]
+pub struct S3Server {
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+static S3: OnceLock<S3Server> = OnceLock::new();
+
+pub fn venv_bin(name: &str) -> PathBuf {
+    let p = repo().join(".venv/bin").join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/test.sh, which installs moto and awscli into .venv",
+        p.display()
+    );
+    p
+}
+
+pub fn s3_server() -> &'static S3Server {
+    S3.get_or_init(|| {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let endpoint = format!("http://127.0.0.1:{port}");
+        // The first three requests (IAM setup) are not authenticated; everything after is.
+        let watcher = format!(
+            "'{}' -H 127.0.0.1 -p {port} & m=$!; while kill -0 {pid} 2>/dev/null; do sleep 1; done; kill $m",
+            venv_bin("moto_server").display(),
+            pid = std::process::id()
+        );
+        #[allow(clippy::zombie_processes)]
+        let _server = Command::new("setsid")
+            .args(["sh", "-c", &watcher])
+            .env("INITIAL_NO_AUTH_ACTION_COUNT", "3")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        wait_for(Duration::from_secs(30), "moto_server to listen", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        let aws = |args: &[&str]| {
+            let out = Command::new(venv_bin("aws"))
+                .args(["--endpoint-url", &endpoint, "--output", "json"])
+                .args(args)
+                .env("AWS_ACCESS_KEY_ID", "setup")
+                .env("AWS_SECRET_ACCESS_KEY", "setup")
+                .env("AWS_DEFAULT_REGION", "us-east-1")
+                .output()
+                .expect("aws");
+            assert!(out.status.success(), "aws {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stdout).to_string()
+        };
+        aws(&["iam", "create-user", "--user-name", "pgbackup"]);
+        aws(&[
+            "iam", "put-user-policy", "--user-name", "pgbackup", "--policy-name", "s3",
+            "--policy-document",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#,
+        ]);
+        let keys: serde_json::Value =
+            serde_json::from_str(&aws(&["iam", "create-access-key", "--user-name", "pgbackup"])).unwrap();
+        S3Server {
+            endpoint,
+            access_key: keys["AccessKey"]["AccessKeyId"].as_str().unwrap().to_string(),
+            secret_key: keys["AccessKey"]["SecretAccessKey"].as_str().unwrap().to_string(),
+        }
+    })
+}
+
+impl S3Server {
+    /// An independent client (awscli) with the IAM user's keys.
+    pub fn aws(&self, args: &[&str]) -> Run {
+        Run::from(
+            Command::new(venv_bin("aws"))
+                .args(["--endpoint-url", &self.endpoint, "--output", "json"])
+                .args(args)
+                .env("AWS_ACCESS_KEY_ID", &self.access_key)
+                .env("AWS_SECRET_ACCESS_KEY", &self.secret_key)
+                .env("AWS_DEFAULT_REGION", "us-east-1")
+                .output()
+                .expect("aws"),
+        )
+    }
+
+    /// A new bucket with a unique name.
+    pub fn bucket(&self, prefix: &str) -> String {
+        let name = format!(
+            "{prefix}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        self.aws(&["s3api", "create-bucket", "--bucket", &name])
+            .expect_code(0);
+        name
+    }
+}

@@ -17,5 +17,7 @@ mod failures;
 /// Retention, metrics (promtool, node_exporter), alert rules, sd-notify, journal, status, check.
 mod operations;
 mod restore;
+/// S3 upload and listing against moto with signature checking.
+mod s3;
 /// verify, pgbackup-verify and test restores; restore with all its options.
 mod verify;

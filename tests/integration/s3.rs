@@ -1,0 +1,204 @@
+use crate::harness::*;
+
+/// A `[storage.s3]` section for `bucket` on the test server, keys in files.
+fn s3_section(env: &TestEnv, s3: &S3Server, bucket: &str, secret: &str, extra: &str) -> String {
+    let ak = env.tmp.path().join("s3-access-key");
+    let sk = env.tmp.path().join("s3-secret-key");
+    std::fs::write(&ak, &s3.access_key).unwrap();
+    std::fs::write(&sk, secret).unwrap();
+    set_mode(&ak, 0o600);
+    set_mode(&sk, 0o600);
+    format!(
+        "[storage.s3]\nbucket = \"{bucket}\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\naccess-key-file = \"{}\"\nsecret-key-file = \"{}\"\n{extra}\n",
+        s3.endpoint,
+        ak.display(),
+        sk.display()
+    )
+}
+
+#[test]
+fn backup_uploads_data_then_sidecar_and_manifest_and_list_merges() {
+    let c = cluster();
+    let s3 = s3_server();
+    let bucket = s3.bucket("up");
+    let db = c.create_db("s3up");
+    // About 8 MiB of incompressible rows: with 5 MiB parts the data goes up in two parts.
+    c.sql(&db, "CREATE TABLE t AS SELECT g, md5(random()::text) || md5(random()::text) AS v FROM generate_series(1, 250000) g");
+    let env = TestEnv::new();
+    let textfile = env.tmp.path().join("textfile");
+    std::fs::create_dir(&textfile).unwrap();
+    env.write_config(&format!(
+        "{}[metrics]\ntextfile-dir = \"{}\"\n\n{}",
+        s3_section(
+            &env,
+            s3,
+            &bucket,
+            &s3.secret_key,
+            "storage-class = \"STANDARD_IA\"\npart-size-mib = 5"
+        ),
+        textfile.display(),
+        env.db_entry("up", &db)
+    ));
+    let r = env.run(&["backup"]);
+    r.expect_code(0)
+        .expect_stderr("uploaded")
+        .expect_no_secret();
+    assert!(!r.stderr.contains(&s3.secret_key));
+    let local = env.latest("up");
+    let name = local.file_name().unwrap().to_string_lossy().to_string();
+    assert!(
+        std::fs::metadata(&local).unwrap().len() > 5 << 20,
+        "the dump must need two parts"
+    );
+
+    // An independent client sees all three objects under the prefix.
+    let listed = s3.aws(&[
+        "s3api",
+        "list-objects-v2",
+        "--bucket",
+        &bucket,
+        "--prefix",
+        "backups/up/",
+    ]);
+    listed.expect_code(0);
+    let v: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let keys: Vec<&str> = v["Contents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["Key"].as_str().unwrap())
+        .collect();
+    for suffix in ["", ".sha256", ".json"] {
+        assert!(
+            keys.contains(&format!("backups/up/{name}{suffix}").as_str()),
+            "{keys:?}"
+        );
+    }
+    // What S3 holds has the sidecar's checksum, and the configured storage class.
+    let dl = env.tmp.path().join("downloaded.sql.gz");
+    s3.aws(&[
+        "s3",
+        "cp",
+        &format!("s3://{bucket}/backups/up/{name}"),
+        dl.to_str().unwrap(),
+    ])
+    .expect_code(0);
+    let sum = sh(&format!("sha256sum '{}'", dl.display()));
+    let sidecar = std::fs::read_to_string(format!("{}.sha256", local.display())).unwrap();
+    assert_eq!(&sum[..64], &sidecar[..64]);
+    let head = s3.aws(&[
+        "s3api",
+        "head-object",
+        "--bucket",
+        &bucket,
+        "--key",
+        &format!("backups/up/{name}"),
+    ]);
+    head.expect_code(0);
+    assert!(head.stdout.contains("STANDARD_IA"), "{}", head.stdout);
+
+    // list shows where each backup lives; a backup only S3 has is listed too.
+    let j = env.run(&["list", "--json"]);
+    j.expect_code(0);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&j.stdout).unwrap();
+    assert_eq!(rows.len(), 1, "{}", j.stdout);
+    assert_eq!(rows[0]["location"], "local+s3");
+    for suffix in ["", ".sha256", ".json"] {
+        std::fs::remove_file(format!("{}{suffix}", local.display())).unwrap();
+    }
+    let j = env.run(&["list", "--json"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&j.stdout).unwrap();
+    assert_eq!(rows[0]["location"], "s3", "{}", j.stdout);
+    assert_eq!(rows[0]["complete"], true);
+    assert!(std::fs::read_to_string(textfile.join("pgbackup.prom"))
+        .unwrap()
+        .contains("pgbackup_last_run_success{database=\"up\"} 1"));
+}
+
+#[test]
+fn s3_failures_are_69_with_a_clear_message_and_the_local_backup_stays() {
+    let c = cluster();
+    let s3 = s3_server();
+    let bucket = s3.bucket("fail");
+    let db = c.create_db("s3fail");
+    let env = TestEnv::new();
+    let textfile = env.tmp.path().join("textfile");
+    std::fs::create_dir(&textfile).unwrap();
+    let run = |section: String, needle: &str| {
+        env.write_config(&format!(
+            "{section}[metrics]\ntextfile-dir = \"{}\"\n\n{}",
+            textfile.display(),
+            env.db_entry("f", &db)
+        ));
+        let r = env.run(&["backup"]);
+        r.expect_code(69)
+            .expect_stderr(needle)
+            .expect_stderr("the local backup");
+        assert!(!r.stderr.contains("wrong-secret-123"), "{}", r.stderr);
+        let prom = std::fs::read_to_string(textfile.join("pgbackup.prom")).unwrap();
+        assert!(
+            prom.contains("pgbackup_last_run_success{database=\"f\"} 0"),
+            "{prom}"
+        );
+    };
+    run(
+        s3_section(&env, s3, &bucket, "wrong-secret-123", ""),
+        "refused the credentials",
+    );
+    run(
+        s3_section(&env, s3, "no-such-bucket-here", &s3.secret_key, ""),
+        "does not exist",
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = S3Server {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        access_key: s3.access_key.clone(),
+        secret_key: s3.secret_key.clone(),
+    };
+    run(
+        s3_section(&env, &dead, &bucket, &s3.secret_key, ""),
+        "cannot reach S3 endpoint",
+    );
+    // Every attempt left a complete local backup.
+    assert_eq!(env.data_files("f").len(), 3);
+    sh(&format!(
+        "cd '{}' && sha256sum -c --quiet *.sha256",
+        env.db_dir("f").display()
+    ));
+}
+
+#[test]
+fn s3_settings_from_the_environment() {
+    let c = cluster();
+    let s3 = s3_server();
+    let bucket = s3.bucket("env");
+    let db = c.create_db("s3env");
+    let env = TestEnv::new();
+    env.write_config(&env.db_entry("e", &db));
+    let out = env
+        .cmd(&["backup"])
+        .env("BACKUP_STORAGE", "s3")
+        .env("S3_BUCKET", &bucket)
+        .env("S3_ENDPOINT_URL", &s3.endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("S3_ACCESS_KEY", &s3.access_key)
+        .env("S3_SECRET_KEY", &s3.secret_key)
+        .output()
+        .unwrap();
+    Run::from(out).expect_code(0).expect_stderr("uploaded");
+    let listed = s3.aws(&["s3", "ls", &format!("s3://{bucket}/backups/e/")]);
+    assert_eq!(listed.stdout.lines().count(), 3, "{}", listed.stdout);
+    // BACKUP_STORAGE=s3 without a bucket is a configuration error.
+    let out = env
+        .cmd(&["config", "check"])
+        .env("BACKUP_STORAGE", "s3")
+        .output()
+        .unwrap();
+    Run::from(out)
+        .expect_code(78)
+        .expect_stderr("no bucket is set");
+}
