@@ -378,6 +378,14 @@ impl S3Store {
         }
     }
 
+    /// Delete one object (a missing one is not an error: S3 deletes are idempotent).
+    pub fn delete(&self, key: &str) -> Result<(), S3Failure> {
+        self.bucket
+            .delete_object(key)
+            .map(|_| ())
+            .map_err(|e| self.classify("s3:DeleteObject", key, e))
+    }
+
     /// Objects under `<prefix><db>/`.
     pub fn list(&self, db: &str) -> Result<Vec<S3Object>, S3Failure> {
         let prefix = format!("{}{db}/", self.cfg.prefix);

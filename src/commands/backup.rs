@@ -148,11 +148,27 @@ fn run_databases(cfg: &Config, args: &BackupArgs, env: EnvFn) -> Result<()> {
                     }
                 }
                 record(cfg, db.name(), Ok(&manifest));
-                // Retention only after this database's backup succeeded.
-                match prune::prune_db(&cfg.local_dir, db.name(), &policy, Utc::now(), false) {
+                // Retention only after this database's backup succeeded (and was uploaded).
+                let pruned = prune::prune_db(&cfg.local_dir, db.name(), &policy, Utc::now(), false)
+                    .map_err(|e| e.to_string())
+                    .and_then(|mut rows| {
+                        if let Some(store) = &s3 {
+                            rows.extend(
+                                prune::prune_s3(store, db.name(), &policy, Utc::now(), false)
+                                    .map_err(|e| e.to_string())?,
+                            );
+                        }
+                        Ok(rows)
+                    });
+                match pruned {
                     Ok(rows) => {
                         for r in rows.iter().filter(|r| r.action == "delete") {
-                            log::info(&format!("{}: retention deleted {}", db.name(), r.file));
+                            log::info(&format!(
+                                "{}: retention deleted {} ({})",
+                                db.name(),
+                                r.file,
+                                r.location
+                            ));
                         }
                     }
                     Err(e) => {

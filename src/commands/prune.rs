@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::log;
 use crate::retention::{decide, Policy, Reason};
+use crate::s3::S3Store;
 
 /// One backup's fate, as printed by `prune --json`.
 #[derive(Debug, Serialize)]
@@ -29,6 +30,8 @@ pub struct PruneRow {
     pub action: &'static str,
     /// The rules that keep it (empty when deleted).
     pub reasons: Vec<Reason>,
+    /// "local" or "s3".
+    pub location: &'static str,
 }
 
 /// Apply `policy` to one database directory. With `dry_run` nothing is deleted.
@@ -79,10 +82,52 @@ pub fn prune_db(
             file: e.name.file_name(),
             action,
             reasons: d.map(|r| r.into_iter().collect()).unwrap_or_default(),
+            location: "local",
         });
     }
     if deleted {
         fsutil::fsync_dir(&dir)?;
+    }
+    Ok(rows)
+}
+
+/// Apply `policy` to one database's backups in S3: only keys of our naming scheme under
+/// `<prefix><db>/`, complete ones (data and sidecar) only, data object deleted first.
+pub fn prune_s3(
+    store: &S3Store,
+    database: &str,
+    policy: &Policy,
+    now: DateTime<Utc>,
+    dry_run: bool,
+) -> std::result::Result<Vec<PruneRow>, crate::s3::S3Failure> {
+    let objects = store.list(database)?;
+    let files: std::collections::HashSet<String> = objects
+        .iter()
+        .filter_map(|o| o.key.rsplit('/').next().map(str::to_string))
+        .collect();
+    let mut complete: Vec<catalog::BackupName> = files
+        .iter()
+        .filter_map(|f| catalog::BackupName::parse(f))
+        .filter(|n| n.database == database && files.contains(&n.sidecar_name()))
+        .collect();
+    complete.sort_by_key(|n| n.timestamp);
+    let times: Vec<_> = complete.iter().map(|n| n.timestamp).collect();
+    let mut rows = Vec::new();
+    for (n, d) in complete.iter().zip(decide(&times, policy, now)) {
+        if d.is_none() && !dry_run {
+            for f in [n.file_name(), n.sidecar_name(), n.manifest_name()] {
+                if files.contains(&f) {
+                    store.delete(&store.key(database, &f))?;
+                }
+            }
+        }
+        rows.push(PruneRow {
+            database: database.to_string(),
+            file: n.file_name(),
+            action: if d.is_some() { "keep" } else { "delete" },
+            reasons: d.map(|r| r.into_iter().collect()).unwrap_or_default(),
+            location: "s3",
+        });
     }
     Ok(rows)
 }
@@ -105,7 +150,15 @@ pub fn run(cfg: &Config, args: &PruneArgs) -> Result<()> {
     if !policy.is_active() {
         log::info("no retention rule is configured ([retention] keep-days / keep-daily / keep-weekly / keep-monthly): nothing is deleted");
     }
-    let databases = crate::commands::selected_databases(cfg, &args.databases)?;
+    let mut databases = crate::commands::selected_databases(cfg, &args.databases)?;
+    let store = cfg.s3.as_ref().map(S3Store::new).transpose()?;
+    if let (Some(store), true) = (&store, args.databases.is_empty()) {
+        for d in store.list_databases()? {
+            if !databases.contains(&d) {
+                databases.push(d);
+            }
+        }
+    }
     let _lock = if args.dry_run {
         None
     } else {
@@ -127,6 +180,9 @@ pub fn run(cfg: &Config, args: &PruneArgs) -> Result<()> {
             }
         })?;
         all.extend(rows);
+        if let Some(store) = &store {
+            all.extend(prune_s3(store, db, &policy, now, args.dry_run)?);
+        }
     }
     if !args.dry_run {
         crate::commands::write_metrics(cfg, |_| {});
@@ -149,7 +205,10 @@ pub fn run(cfg: &Config, args: &PruneArgs) -> Result<()> {
             ("delete", false) => "deleted",
             _ => "keep",
         };
-        out.push_str(&format!("{verb:<12}  {}/{}  {why}\n", r.database, r.file));
+        out.push_str(&format!(
+            "{verb:<12}  {:<5}  {}/{}  {why}\n",
+            r.location, r.database, r.file
+        ));
     }
     print(&out)
 }

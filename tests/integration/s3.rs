@@ -202,3 +202,92 @@ fn s3_settings_from_the_environment() {
         .expect_code(78)
         .expect_stderr("no bucket is set");
 }
+
+#[test]
+fn retention_applies_to_s3_with_the_same_rules_and_spares_foreign_keys() {
+    let c = cluster();
+    let s3 = s3_server();
+    let bucket = s3.bucket("ret");
+    let db = c.create_db("s3ret");
+    let env = TestEnv::new();
+    env.write_config(&format!(
+        "{}[retention]\nkeep-days = 7\nkeep-min = 2\n\n{}",
+        s3_section(&env, s3, &bucket, &s3.secret_key, ""),
+        env.db_entry("r", &db)
+    ));
+    // 20 synthetic remote backups, one a day, a foreign object under our prefix, one outside
+    // it, and a data object without its sidecar (not a backup: never counted, never deleted).
+    let tree = env.tmp.path().join("tree");
+    let put = |key: &str| {
+        let p = tree.join(key);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, "x").unwrap();
+    };
+    let now = chrono::Utc::now();
+    for d in 1..=20 {
+        let name = format!(
+            "r_{}.sql.gz",
+            (now - chrono::Duration::days(d) - chrono::Duration::hours(1)).format("%Y%m%d_%H%M%S")
+        );
+        put(&format!("backups/r/{name}"));
+        put(&format!("backups/r/{name}.sha256"));
+    }
+    put("backups/r/notes.txt");
+    put("backups/r/r_20200101_000000.sql.gz");
+    put("elsewhere/r/r_20200101_000000.sql.gz");
+    put("elsewhere/r/r_20200101_000000.sql.gz.sha256");
+    s3.aws(&[
+        "s3",
+        "cp",
+        "--recursive",
+        "--quiet",
+        tree.to_str().unwrap(),
+        &format!("s3://{bucket}/"),
+    ])
+    .expect_code(0);
+
+    let dry = env.run(&["prune", "--dry-run", "--json"]);
+    dry.expect_code(0);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&dry.stdout).unwrap();
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r["location"] == "s3" && r["action"] == "delete")
+            .count(),
+        14,
+        "{}",
+        dry.stdout
+    );
+
+    env.run(&["backup"])
+        .expect_code(0)
+        .expect_stderr("retention deleted");
+    let listed = s3.aws(&["s3api", "list-objects-v2", "--bucket", &bucket]);
+    let v: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let keys: Vec<&str> = v["Contents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["Key"].as_str().unwrap())
+        .collect();
+    let remote_backups = keys
+        .iter()
+        .filter(|k| {
+            k.starts_with("backups/r/r_") && k.ends_with(".sql.gz") && !k.contains("20200101")
+        })
+        .count();
+    // The new one plus the six synthetic ones younger than 7 days.
+    assert_eq!(remote_backups, 7, "{keys:?}");
+    for kept in [
+        "backups/r/notes.txt",
+        "backups/r/r_20200101_000000.sql.gz",
+        "elsewhere/r/r_20200101_000000.sql.gz",
+    ] {
+        assert!(keys.contains(&kept), "{kept} was deleted: {keys:?}");
+    }
+    // No orphan sidecars left behind.
+    for k in &keys {
+        if let Some(data) = k.strip_suffix(".sha256") {
+            assert!(keys.contains(&data), "orphan {k}");
+        }
+    }
+}
