@@ -386,6 +386,46 @@ impl S3Store {
             .map_err(|e| self.classify("s3:DeleteObject", key, e))
     }
 
+    /// Download an object into `dest` (streamed; memory stays bounded).
+    pub fn download(&self, key: &str, dest: &Path) -> Result<u64, S3Failure> {
+        let write_err = |source| S3Failure::Read {
+            path: dest.display().to_string(),
+            source,
+        };
+        let mut file = std::fs::File::create(dest).map_err(write_err)?;
+        // A download may take long: no whole-request time limit here.
+        let mut bucket = self.bucket.clone();
+        bucket.set_request_timeout(None);
+        let status = bucket
+            .get_object_to_writer(key, &mut file)
+            .map_err(|e| self.classify("s3:GetObject", key, e))?;
+        if status >= 300 {
+            let body = std::fs::read_to_string(dest).unwrap_or_default();
+            let _ = std::fs::remove_file(dest);
+            return Err(self.classify(
+                "s3:GetObject",
+                key,
+                S3Error::HttpFailWithBody(status, body),
+            ));
+        }
+        file.sync_all().map_err(write_err)?;
+        file.metadata().map(|m| m.len()).map_err(write_err)
+    }
+
+    /// The newest complete backup (data and sidecar) of `db` in the bucket.
+    pub fn latest(&self, db: &str) -> Result<Option<crate::catalog::BackupName>, S3Failure> {
+        let objects = self.list(db)?;
+        let files: std::collections::HashSet<&str> = objects
+            .iter()
+            .filter_map(|o| o.key.rsplit('/').next())
+            .collect();
+        Ok(files
+            .iter()
+            .filter_map(|f| crate::catalog::BackupName::parse(f))
+            .filter(|n| n.database == db && files.contains(n.sidecar_name().as_str()))
+            .max_by_key(|n| n.timestamp))
+    }
+
     /// Objects under `<prefix><db>/`.
     pub fn list(&self, db: &str) -> Result<Vec<S3Object>, S3Failure> {
         let prefix = format!("{}{db}/", self.cfg.prefix);

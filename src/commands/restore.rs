@@ -13,7 +13,7 @@ use crate::catalog::{self, Entry};
 use crate::cli::RestoreArgs;
 use crate::commands::backup::{backup_one, Outcome};
 use crate::commands::human_bytes;
-use crate::commands::verify::resolve_backup;
+use crate::commands::verify::{fetch_from_s3, resolve_backup, resolve_or_fetch, Fetched};
 use crate::config::{Config, Database};
 use crate::conninfo::ConnInfo;
 use crate::error::{ConfigProblems, Error, Result};
@@ -46,7 +46,9 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
     for w in &cfg.warnings {
         log::warn(w);
     }
-    let files = choose(cfg, args)?;
+    // A backup fetched from S3 lives in a temp directory until the restore is over.
+    let mut fetched = Vec::new();
+    let files = choose(cfg, args, &mut fetched)?;
     let file_name = files.file_name();
 
     // 1. Verify before anything else.
@@ -315,13 +317,14 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
 }
 
 /// The backup to restore: --file, --backup, --latest, or a pick from a numbered list.
-fn choose(cfg: &Config, args: &RestoreArgs) -> Result<BackupFiles> {
+fn choose(cfg: &Config, args: &RestoreArgs, fetched: &mut Vec<Fetched>) -> Result<BackupFiles> {
     if let Some(path) = &args.file {
         return resolve_backup(&cfg.local_dir, &path.display().to_string())
             .and_then(|f| require_path(f, path));
     }
+    let store = cfg.s3.as_ref().map(crate::s3::S3Store::new).transpose()?;
     if let Some(name) = &args.backup {
-        return resolve_backup(&cfg.local_dir, name);
+        return resolve_or_fetch(cfg, store.as_ref(), name, fetched);
     }
     let named: Vec<String> = args.database.iter().cloned().collect();
     let databases = super::selected_databases(cfg, &named)?;
@@ -341,10 +344,22 @@ fn choose(cfg: &Config, args: &RestoreArgs) -> Result<BackupFiles> {
                 "--latest needs --db NAME when there is more than one database".into(),
             ));
         }
-        return entries
-            .first()
-            .map(|e| BackupFiles::for_data(&e.path))
-            .ok_or_else(|| Error::Usage(format!("no complete backup of {}", databases[0])));
+        if let Some(e) = entries.first() {
+            return Ok(BackupFiles::for_data(&e.path));
+        }
+        // No local backup: the newest in S3, if S3 is configured.
+        if let Some(store) = &store {
+            if let Some(name) = store.latest(&databases[0])? {
+                let f = fetch_from_s3(cfg, store, &name)?;
+                let files = f.files.clone();
+                fetched.push(f);
+                return Ok(files);
+            }
+        }
+        return Err(Error::Usage(format!(
+            "no complete backup of {}",
+            databases[0]
+        )));
     }
     if !stdin_is_terminal() {
         return Err(Error::Usage(

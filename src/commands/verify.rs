@@ -48,7 +48,9 @@ pub fn run(cfg: &Config, args: &VerifyArgs) -> Result<()> {
     for w in &cfg.warnings {
         log::warn(w);
     }
-    let backups = select(cfg, args)?;
+    // Backups fetched from S3 live in temp directories until the end of the run.
+    let mut fetched = Vec::new();
+    let backups = select(cfg, args, &mut fetched)?;
     if backups.is_empty() {
         return Err(Error::Corrupt(format!(
             "no backup found to verify under {}; run `pgbackup backup` first",
@@ -151,15 +153,23 @@ fn worst_code(a: u8, b: u8) -> u8 {
 }
 
 /// Which backups: the named ones, or the latest (or all) of each selected database.
-fn select(cfg: &Config, args: &VerifyArgs) -> Result<Vec<BackupFiles>> {
+fn select(cfg: &Config, args: &VerifyArgs, fetched: &mut Vec<Fetched>) -> Result<Vec<BackupFiles>> {
+    let store = cfg.s3.as_ref().map(crate::s3::S3Store::new).transpose()?;
     if !args.backups.is_empty() {
-        return args
-            .backups
-            .iter()
-            .map(|b| resolve_backup(&cfg.local_dir, b))
-            .collect();
+        let mut out = Vec::new();
+        for b in &args.backups {
+            out.push(resolve_or_fetch(cfg, store.as_ref(), b, fetched)?);
+        }
+        return Ok(out);
     }
-    let databases = super::selected_databases(cfg, &args.databases)?;
+    let mut databases = super::selected_databases(cfg, &args.databases)?;
+    if let (Some(store), true) = (&store, args.databases.is_empty()) {
+        for d in store.list_databases()? {
+            if !databases.contains(&d) {
+                databases.push(d);
+            }
+        }
+    }
     let mut out = Vec::new();
     for db in &databases {
         let entries =
@@ -168,6 +178,11 @@ fn select(cfg: &Config, args: &VerifyArgs) -> Result<Vec<BackupFiles>> {
             out.extend(entries.iter().map(|e| BackupFiles::for_data(&e.path)));
         } else if let Some(e) = entries.iter().rev().find(|e| e.is_complete()) {
             out.push(BackupFiles::for_data(&e.path));
+        } else if let Some(name) = store.as_ref().map(|s| s.latest(db)).transpose()?.flatten() {
+            // Only S3 has a backup of this database: verify that one.
+            let f = fetch_from_s3(cfg, store.as_ref().expect("checked above"), &name)?;
+            out.push(f.files.clone());
+            fetched.push(f);
         } else if !args.databases.is_empty() {
             return Err(Error::Corrupt(format!(
                 "no complete backup of {db} under {}",
@@ -176,6 +191,72 @@ fn select(cfg: &Config, args: &VerifyArgs) -> Result<Vec<BackupFiles>> {
         }
     }
     Ok(out)
+}
+
+/// A named backup: local when it is there, else from S3 when S3 is configured.
+pub fn resolve_or_fetch(
+    cfg: &Config,
+    store: Option<&crate::s3::S3Store>,
+    arg: &str,
+    fetched: &mut Vec<Fetched>,
+) -> Result<BackupFiles> {
+    match (
+        resolve_backup(&cfg.local_dir, arg),
+        store,
+        BackupName::parse(arg),
+    ) {
+        (Ok(f), _, _) => Ok(f),
+        (Err(_), Some(store), Some(name)) if !arg.contains('/') => {
+            let f = fetch_from_s3(cfg, store, &name)?;
+            let files = f.files.clone();
+            fetched.push(f);
+            Ok(files)
+        }
+        (Err(e), _, _) => Err(e),
+    }
+}
+
+/// A backup fetched from S3 into a private temp directory under the backup root, removed when
+/// this is dropped.
+#[derive(Debug)]
+pub struct Fetched {
+    /// The downloaded files.
+    pub files: BackupFiles,
+    _dir: tempfile::TempDir,
+}
+
+/// Download a backup (data, sidecar, manifest) from S3, to be verified or restored like a
+/// local one. A missing sidecar or manifest stays missing, so the checks report it.
+pub fn fetch_from_s3(
+    cfg: &Config,
+    store: &crate::s3::S3Store,
+    name: &BackupName,
+) -> Result<Fetched> {
+    crate::fsutil::ensure_private_dir(&cfg.local_dir).map_err(|source| Error::Output {
+        what: "backup directory",
+        path: cfg.local_dir.clone(),
+        source,
+    })?;
+    let dir = tempfile::Builder::new()
+        .prefix(crate::catalog::TEMP_PREFIX)
+        .tempdir_in(&cfg.local_dir)
+        .map_err(|source| Error::Output {
+            what: "download directory",
+            path: cfg.local_dir.clone(),
+            source,
+        })?;
+    let file = name.file_name();
+    log::info(&format!("downloading {file} from {}", store.location()));
+    store.download(&store.key(&name.database, &file), &dir.path().join(&file))?;
+    for extra in [name.sidecar_name(), name.manifest_name()] {
+        if let Err(e) = store.download(&store.key(&name.database, &extra), &dir.path().join(&extra))
+        {
+            log::debug(&format!("{extra}: {e}"));
+        }
+    }
+    let mut files = BackupFiles::for_data(&dir.path().join(&file));
+    files.name = Some(name.clone());
+    Ok(Fetched { files, _dir: dir })
 }
 
 /// A backup named on the command line: a path, or a name under the backup root.

@@ -291,3 +291,79 @@ fn retention_applies_to_s3_with_the_same_rules_and_spares_foreign_keys() {
         }
     }
 }
+
+#[test]
+fn verify_and_restore_from_s3_when_the_local_copy_is_gone() {
+    let c = cluster();
+    let s3 = s3_server();
+    let bucket = s3.bucket("rs");
+    let db = c.create_db("s3rs");
+    c.sql(&db, RICH_SCHEMA);
+    let env = TestEnv::new();
+    env.write_config(&format!(
+        "{}{}",
+        s3_section(&env, s3, &bucket, &s3.secret_key, ""),
+        env.db_entry("rs", &db)
+    ));
+    env.run(&["backup"]).expect_code(0);
+    let local = env.latest("rs");
+    let name = local.file_name().unwrap().to_string_lossy().to_string();
+    let good = std::fs::read(&local).unwrap();
+    for suffix in ["", ".sha256", ".json"] {
+        std::fs::remove_file(format!("{}{suffix}", local.display())).unwrap();
+    }
+    // verify fetches the newest remote backup, checks it, and leaves no download behind.
+    let r = env.run(&["verify", "--db", "rs"]);
+    r.expect_code(0).expect_stderr("downloading");
+    assert!(r.stdout.starts_with("ok"), "{}", r.stdout);
+    assert!(!sh(&format!("ls -a '{}'", env.backups.display())).contains(".pgbackup-tmp"));
+
+    // restore from S3 into a new database: identical tables.
+    let dst = format!("s3rs_copy_{}", std::process::id());
+    env.run(&[
+        "restore",
+        "--db",
+        "rs",
+        "--latest",
+        "--target",
+        &c.url(&dst),
+        "--create",
+        "--yes",
+    ])
+    .expect_code(0);
+    assert_eq!(c.fingerprint(&db), c.fingerprint(&dst));
+
+    // A corrupted remote object is refused before anything is restored.
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x20;
+    let badf = env.tmp.path().join("bad");
+    std::fs::write(&badf, &bad).unwrap();
+    s3.aws(&[
+        "s3",
+        "cp",
+        badf.to_str().unwrap(),
+        &format!("s3://{bucket}/backups/rs/{name}"),
+    ])
+    .expect_code(0);
+    env.run(&["verify", &name]).expect_code(65);
+    let dst2 = format!("s3rs_never_{}", std::process::id());
+    env.run(&[
+        "restore",
+        "--backup",
+        &name,
+        "--target",
+        &c.url(&dst2),
+        "--create",
+        "--yes",
+    ])
+    .expect_code(65)
+    .expect_stderr("refusing to restore");
+    assert_eq!(
+        c.sql(
+            "postgres",
+            &format!("SELECT count(*) FROM pg_database WHERE datname = '{dst2}'")
+        ),
+        "0"
+    );
+}
