@@ -133,6 +133,39 @@ pub struct S3Store {
     cfg: S3Config,
 }
 
+/// Attempts per multipart part before the upload is given up (and aborted).
+const PART_ATTEMPTS: u32 = 5;
+
+/// Run an S3 request, retrying transient failures (5xx, 429, timeouts, resets) with backoff
+/// (0.5, 1, 2, 4 s). rust-s3's own retry is switched off (it would also retry a 403).
+fn with_retries<T>(what: &str, mut f: impl FnMut() -> Result<T, S3Error>) -> Result<T, S3Error> {
+    let mut delay = Duration::from_millis(500);
+    let mut attempt = 1;
+    loop {
+        match f() {
+            Err(e) if attempt < PART_ATTEMPTS && is_transient(&e) => {
+                crate::log::warn(&format!(
+                    "S3 request for {what} failed ({e}); retrying in {:.1} s",
+                    delay.as_secs_f64()
+                ));
+                std::thread::sleep(delay);
+                delay *= 2;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Worth another try: server errors, throttling, and transport failures.
+fn is_transient(e: &S3Error) -> bool {
+    match e {
+        S3Error::HttpFailWithBody(status, _) => *status >= 500 || *status == 429,
+        S3Error::Atto(_) | S3Error::Io(_) => true,
+        _ => false,
+    }
+}
+
 fn error_code(body: &str) -> String {
     body.split("<Code>")
         .nth(1)
@@ -178,6 +211,8 @@ impl S3Store {
             key: String::new(),
             detail: e.to_string(),
         };
+        // Retries are ours, for transient failures only (see `with_retries`).
+        s3::set_retries(0);
         let mut bucket = Bucket::new(&cfg.bucket, region, creds).map_err(other)?;
         if cfg.path_style {
             bucket = bucket.with_path_style();
@@ -272,10 +307,11 @@ impl S3Store {
 
     /// Upload a small object in one request.
     pub fn put_bytes(&self, key: &str, bytes: &[u8], content_type: &str) -> Result<(), S3Failure> {
-        let r = self
-            .upload
-            .put_object_with_content_type(key, bytes, content_type)
-            .map_err(|e| self.classify("s3:PutObject", key, e))?;
+        let r = with_retries(key, || {
+            self.upload
+                .put_object_with_content_type(key, bytes, content_type)
+        })
+        .map_err(|e| self.classify("s3:PutObject", key, e))?;
         if r.status_code() >= 300 {
             return Err(self.classify(
                 "s3:PutObject",
@@ -337,13 +373,7 @@ impl S3Store {
             if filled == 0 {
                 break;
             }
-            match self.upload.put_multipart_chunk(
-                &buf[..filled],
-                key,
-                number,
-                &upload_id,
-                content_type,
-            ) {
+            match self.put_part(&buf[..filled], key, number, &upload_id, content_type) {
                 Ok(p) => parts.push(p),
                 Err(e) => {
                     abort(self);
@@ -424,6 +454,21 @@ impl S3Store {
             .filter_map(|f| crate::catalog::BackupName::parse(f))
             .filter(|n| n.database == db && files.contains(n.sidecar_name().as_str()))
             .max_by_key(|n| n.timestamp))
+    }
+
+    /// Upload one part, retrying transient failures.
+    fn put_part(
+        &self,
+        data: &[u8],
+        key: &str,
+        number: u32,
+        upload_id: &str,
+        content_type: &str,
+    ) -> Result<s3::serde_types::Part, S3Error> {
+        with_retries(&format!("part {number} of {key}"), || {
+            self.upload
+                .put_multipart_chunk(data, key, number, upload_id, content_type)
+        })
     }
 
     /// Objects under `<prefix><db>/`.

@@ -367,3 +367,66 @@ fn verify_and_restore_from_s3_when_the_local_copy_is_gone() {
         "0"
     );
 }
+
+#[test]
+fn a_transient_5xx_on_one_part_is_retried_and_the_upload_succeeds() {
+    let c = cluster();
+    let s3 = s3_server();
+    let bucket = s3.bucket("retry");
+    let db = c.create_db("s3retry");
+    c.sql(&db, "CREATE TABLE t AS SELECT g, md5(random()::text) || md5(random()::text) AS v FROM generate_series(1, 250000) g");
+    let target_port: u16 = s3.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut proxy = std::process::Command::new("python3")
+        .arg(repo().join("tests/fixtures/s3_fault_proxy.py"))
+        .args([port.to_string(), target_port.to_string()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(
+        std::time::Duration::from_secs(20),
+        "the fault proxy",
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+    );
+    let via = S3Server {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        access_key: s3.access_key.clone(),
+        secret_key: s3.secret_key.clone(),
+    };
+    let env = TestEnv::new();
+    env.write_config(&format!(
+        "{}{}",
+        s3_section(&env, &via, &bucket, &s3.secret_key, "part-size-mib = 5"),
+        env.db_entry("rt", &db)
+    ));
+    let r = env.run(&["backup"]);
+    let _ = proxy.kill();
+    let out = proxy.wait_with_output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("injected 503"),
+        "the fault was not injected"
+    );
+    r.expect_code(0).expect_stderr("retrying");
+    let name = env
+        .latest("rt")
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
+    let dl = env.tmp.path().join("dl.sql.gz");
+    s3.aws(&[
+        "s3",
+        "cp",
+        &format!("s3://{bucket}/backups/rt/{name}"),
+        dl.to_str().unwrap(),
+    ])
+    .expect_code(0);
+    assert_eq!(
+        std::fs::read(&dl).unwrap(),
+        std::fs::read(env.latest("rt")).unwrap()
+    );
+}
