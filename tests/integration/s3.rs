@@ -368,6 +368,74 @@ fn verify_and_restore_from_s3_when_the_local_copy_is_gone() {
     );
 }
 
+/// Start the fault proxy in front of the shared moto server; returns it and an `S3Server` that
+/// points at it.
+fn fault_proxy(s3: &S3Server, mode: &str) -> (std::process::Child, S3Server) {
+    let target_port: u16 = s3.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let proxy = std::process::Command::new("python3")
+        .arg(repo().join("tests/fixtures/s3_fault_proxy.py"))
+        .args([port.to_string(), target_port.to_string(), mode.to_string()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(
+        std::time::Duration::from_secs(20),
+        "the fault proxy",
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+    );
+    let via = S3Server {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        access_key: s3.access_key.clone(),
+        secret_key: s3.secret_key.clone(),
+    };
+    (proxy, via)
+}
+
+#[test]
+fn server_killed_mid_upload_fails_cleanly_and_keeps_the_local_backup() {
+    let c = cluster();
+    let s3 = s3_server();
+    let bucket = s3.bucket("killed");
+    let db = c.create_db("s3killed");
+    c.sql(&db, "CREATE TABLE t AS SELECT g, md5(random()::text) || md5(random()::text) AS v FROM generate_series(1, 250000) g");
+    let (proxy, via) = fault_proxy(s3, "die");
+    let env = TestEnv::new();
+    let textfile = env.tmp.path().join("textfile");
+    std::fs::create_dir(&textfile).unwrap();
+    env.write_config(&format!(
+        "{}[metrics]\ntextfile-dir = \"{}\"\n\n{}",
+        s3_section(&env, &via, &bucket, &s3.secret_key, "part-size-mib = 5"),
+        textfile.display(),
+        env.db_entry("k", &db)
+    ));
+    let r = env.run(&["backup"]);
+    let out = proxy.wait_with_output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("dying after part 1"),
+        "the server was not killed mid-upload"
+    );
+    r.expect_code(69)
+        .expect_stderr("cannot reach S3 endpoint")
+        .expect_stderr("the local backup");
+    // Nothing that looks like a backup in the bucket; the local one is complete.
+    let listed = s3.aws(&["s3api", "list-objects-v2", "--bucket", &bucket]);
+    assert!(!listed.stdout.contains(".sql.gz"), "{}", listed.stdout);
+    sh(&format!(
+        "cd '{}' && sha256sum -c --quiet *.sha256",
+        env.db_dir("k").display()
+    ));
+    let prom = std::fs::read_to_string(textfile.join("pgbackup.prom")).unwrap();
+    assert!(
+        prom.contains("pgbackup_last_run_success{database=\"k\"} 0"),
+        "{prom}"
+    );
+}
+
 #[test]
 fn a_transient_5xx_on_one_part_is_retried_and_the_upload_succeeds() {
     let c = cluster();
