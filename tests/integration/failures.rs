@@ -14,14 +14,6 @@ fn assert_no_backup(env: &TestEnv, name: &str) {
     );
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn wrong_password_is_unreachable_with_a_hint_and_no_leak() {
     let c = cluster();

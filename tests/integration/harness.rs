@@ -295,6 +295,15 @@ impl Drop for LockHolder {
     }
 }
 
+/// A loopback port nothing listens on (at the moment of asking).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .expect("local addr")
+        .port()
+}
+
 /// Poll `cond` every 100 ms until true or panic after `limit`.
 pub fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -529,7 +538,7 @@ pub fn venv_bin(name: &str) -> PathBuf {
 
 pub fn s3_server() -> &'static S3Server {
     S3.get_or_init(|| {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = free_port();
         let endpoint = format!("http://127.0.0.1:{port}");
         // The first three requests (IAM setup) are not authenticated; everything after is.
         let watcher = format!(

@@ -249,11 +249,7 @@ fn metrics_pass_promtool_and_a_real_node_exporter() {
     assert_eq!(r.code, 0, "promtool: {}{}", r.stdout, r.stderr);
 
     // A real node_exporter reads it without a scrape error.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut ne = std::process::Command::new("prometheus-node-exporter")
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg("--collector.disable-defaults")

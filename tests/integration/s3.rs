@@ -149,11 +149,7 @@ fn s3_failures_are_69_with_a_clear_message_and_the_local_backup_stays() {
         s3_section(&env, s3, "no-such-bucket-here", &s3.secret_key, ""),
         "does not exist",
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let dead = S3Server {
         endpoint: format!("http://127.0.0.1:{port}"),
         access_key: s3.access_key.clone(),
@@ -372,11 +368,7 @@ fn verify_and_restore_from_s3_when_the_local_copy_is_gone() {
 /// points at it.
 fn fault_proxy(s3: &S3Server, mode: &str) -> (std::process::Child, S3Server) {
     let target_port: u16 = s3.endpoint.rsplit(':').next().unwrap().parse().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let proxy = std::process::Command::new("python3")
         .arg(repo().join("tests/fixtures/s3_fault_proxy.py"))
         .args([port.to_string(), target_port.to_string(), mode.to_string()])
@@ -443,28 +435,7 @@ fn a_transient_5xx_on_one_part_is_retried_and_the_upload_succeeds() {
     let bucket = s3.bucket("retry");
     let db = c.create_db("s3retry");
     c.sql(&db, "CREATE TABLE t AS SELECT g, md5(random()::text) || md5(random()::text) AS v FROM generate_series(1, 250000) g");
-    let target_port: u16 = s3.endpoint.rsplit(':').next().unwrap().parse().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut proxy = std::process::Command::new("python3")
-        .arg(repo().join("tests/fixtures/s3_fault_proxy.py"))
-        .args([port.to_string(), target_port.to_string()])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for(
-        std::time::Duration::from_secs(20),
-        "the fault proxy",
-        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
-    );
-    let via = S3Server {
-        endpoint: format!("http://127.0.0.1:{port}"),
-        access_key: s3.access_key.clone(),
-        secret_key: s3.secret_key.clone(),
-    };
+    let (mut proxy, via) = fault_proxy(s3, "503");
     let env = TestEnv::new();
     env.write_config(&format!(
         "{}{}",

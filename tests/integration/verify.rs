@@ -257,11 +257,7 @@ fn least_privilege_role_can_back_up_and_test_restore() {
 #[test]
 fn test_restore_against_an_unreachable_server_is_69() {
     let (env, db) = backed_up("vunreach", "un");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     env.write_config(&format!(
         "[verify]\nrestore-url = \"postgresql://postgres@127.0.0.1:{port}/postgres\"\n\n{}",
         env.db_entry("un", &db)
