@@ -165,8 +165,16 @@ pub struct ClientEnv {
 }
 
 impl ClientEnv {
-    /// Prepare the environment for a child connecting to `target`.
-    pub fn new(target: &Target) -> std::io::Result<Self> {
+    /// Prepare the environment for `program` (its config key: `key`) connecting to `target`.
+    pub fn new(target: &Target, program: &str, key: &'static str) -> Result<Self, PgError> {
+        Self::write(target).map_err(|source| PgError::Spawn {
+            program: format!("{program} (passfile)"),
+            key,
+            source,
+        })
+    }
+
+    fn write(target: &Target) -> std::io::Result<Self> {
         let passfile = match &target.password {
             None => None,
             Some(pw) => {
@@ -267,11 +275,7 @@ impl<'a> Psql<'a> {
 
     /// Run one SQL command; rows are returned as vectors of fields.
     pub fn query(&self, sql: &str) -> Result<Vec<Vec<String>>, PgError> {
-        let env = ClientEnv::new(self.target).map_err(|source| PgError::Spawn {
-            program: "psql (passfile)".into(),
-            key: "psql-path",
-            source,
-        })?;
+        let env = ClientEnv::new(self.target, "psql", "psql-path")?;
         let mut cmd = Command::new(&self.tools.psql);
         cmd.args([
             "-X",
@@ -397,11 +401,7 @@ impl DumpProcess {
         extra_args: &[String],
         timeout: Option<Duration>,
     ) -> Result<(DumpProcess, ChildStdout), PgError> {
-        let env = ClientEnv::new(target).map_err(|source| PgError::Spawn {
-            program: "pg_dump (passfile)".into(),
-            key: "pg-dump-path",
-            source,
-        })?;
+        let env = ClientEnv::new(target, "pg_dump", "pg-dump-path")?;
         let mut cmd = Command::new(&tools.pg_dump);
         cmd.arg("--format=plain")
             .arg("--no-password")
@@ -635,11 +635,7 @@ pub fn restore_plain(
     };
     let mut gz = flate2::read::MultiGzDecoder::new(counted);
 
-    let env = ClientEnv::new(target).map_err(|source| PgError::Spawn {
-        program: "psql (passfile)".into(),
-        key: "psql-path",
-        source,
-    })?;
+    let env = ClientEnv::new(target, "psql", "psql-path")?;
     let mut cmd = Command::new(&tools.psql);
     cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1"]);
     if opts.single_transaction {

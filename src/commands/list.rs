@@ -104,20 +104,12 @@ fn merge_remote(
 pub fn run(cfg: &Config, args: &ListArgs) -> Result<()> {
     let mut databases = selected_databases(cfg, &args.databases)?;
     let store = cfg.s3.as_ref().map(S3Store::new).transpose()?;
-    if let (Some(store), true) = (&store, args.databases.is_empty()) {
-        match store.list_databases() {
-            Ok(remote) => {
-                for d in remote {
-                    if !databases.contains(&d) {
-                        databases.push(d);
-                    }
-                }
-                databases.sort();
-            }
-            Err(e) => crate::log::warn(&format!(
-                "S3 listing failed, showing local backups only: {e}"
-            )),
-        }
+    if let Err(e) =
+        crate::commands::add_s3_databases(store.as_ref(), &args.databases, &mut databases)
+    {
+        crate::log::warn(&format!(
+            "S3 listing failed, showing local backups only: {e}"
+        ));
     }
     let mut rows = Vec::new();
     for db in &databases {

@@ -156,16 +156,39 @@ pub(crate) fn read_root_error(cfg: &Config, source: std::io::Error) -> crate::er
     }
 }
 
-/// Create the backup root (0700) and take the run lock.
-pub(crate) fn lock_root(cfg: &Config) -> Result<crate::lock::RunLock> {
+/// Create the backup root (0700) if it is missing.
+pub(crate) fn ensure_root(cfg: &Config) -> Result<()> {
     crate::fsutil::ensure_private_dir(&cfg.local_dir).map_err(|source| {
         crate::error::Error::Output {
             what: "backup directory",
             path: cfg.local_dir.clone(),
             source,
         }
-    })?;
+    })
+}
+
+/// Create the backup root (0700) and take the run lock.
+pub(crate) fn lock_root(cfg: &Config) -> Result<crate::lock::RunLock> {
+    ensure_root(cfg)?;
     crate::lock::RunLock::acquire(&cfg.local_dir)
+}
+
+/// Without `--db`, a command also covers the databases that only S3 holds: add them, sorted.
+pub(crate) fn add_s3_databases(
+    store: Option<&crate::s3::S3Store>,
+    named: &[String],
+    databases: &mut Vec<String>,
+) -> std::result::Result<(), crate::s3::S3Failure> {
+    let Some(store) = store.filter(|_| named.is_empty()) else {
+        return Ok(());
+    };
+    for d in store.list_databases()? {
+        if !databases.contains(&d) {
+            databases.push(d);
+        }
+    }
+    databases.sort();
+    Ok(())
 }
 
 /// Left-aligned columns, two spaces apart, trailing blanks trimmed.

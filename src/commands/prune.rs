@@ -152,13 +152,7 @@ pub fn run(cfg: &Config, args: &PruneArgs) -> Result<()> {
     }
     let mut databases = crate::commands::selected_databases(cfg, &args.databases)?;
     let store = cfg.s3.as_ref().map(S3Store::new).transpose()?;
-    if let (Some(store), true) = (&store, args.databases.is_empty()) {
-        for d in store.list_databases()? {
-            if !databases.contains(&d) {
-                databases.push(d);
-            }
-        }
-    }
+    crate::commands::add_s3_databases(store.as_ref(), &args.databases, &mut databases)?;
     let _lock = if args.dry_run {
         None
     } else {

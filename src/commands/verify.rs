@@ -163,13 +163,7 @@ fn select(cfg: &Config, args: &VerifyArgs, fetched: &mut Vec<Fetched>) -> Result
         return Ok(out);
     }
     let mut databases = super::selected_databases(cfg, &args.databases)?;
-    if let (Some(store), true) = (&store, args.databases.is_empty()) {
-        for d in store.list_databases()? {
-            if !databases.contains(&d) {
-                databases.push(d);
-            }
-        }
-    }
+    crate::commands::add_s3_databases(store.as_ref(), &args.databases, &mut databases)?;
     let mut out = Vec::new();
     for db in &databases {
         let entries =
@@ -232,11 +226,7 @@ pub fn fetch_from_s3(
     store: &crate::s3::S3Store,
     name: &BackupName,
 ) -> Result<Fetched> {
-    crate::fsutil::ensure_private_dir(&cfg.local_dir).map_err(|source| Error::Output {
-        what: "backup directory",
-        path: cfg.local_dir.clone(),
-        source,
-    })?;
+    super::ensure_root(cfg)?;
     let dir = tempfile::Builder::new()
         .prefix(crate::catalog::TEMP_PREFIX)
         .tempdir_in(&cfg.local_dir)

@@ -85,12 +85,7 @@ fn backend_terminated_mid_dump_fails_and_leaves_nothing() {
     let env = TestEnv::new();
     env.write_config(&env.db_entry("t", &db));
     let lock = c.hold_lock(&db, "t");
-    let child = env
-        .cmd(&["backup"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = env.spawn(&["backup"]);
     let pid = c.wait_for_blocked_dump(&db);
     c.sql("postgres", &format!("SELECT pg_terminate_backend({pid})"));
     let r = Run::from(child.wait_with_output().unwrap());
@@ -309,12 +304,7 @@ fn sigterm_mid_dump_stops_pg_dump_and_removes_the_temp_file() {
         env.db_entry("s2", &db)
     ));
     let lock = c.hold_lock(&db, "t");
-    let child = env
-        .cmd(&["backup"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = env.spawn(&["backup"]);
     c.wait_for_blocked_dump(&db);
     // Only pgbackup gets the signal, as with a plain `kill`: it must stop pg_dump itself.
     sh(&format!("kill -TERM {}", child.id()));

@@ -190,61 +190,49 @@ impl Cluster {
     /// Hold an ACCESS EXCLUSIVE lock on `table` in `db` until the returned guard is dropped;
     /// pg_dump then waits on its ACCESS SHARE lock, which makes "mid-dump" deterministic.
     pub fn hold_lock(&self, db: &str, table: &str) -> LockHolder {
-        let tag = format!("locker_{}", COUNTER.fetch_add(1, Ordering::SeqCst));
-        let child = self
-            .psql_cmd(db)
-            .env("PGAPPNAME", &tag)
-            .arg("-c")
-            .arg(format!(
-                "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120);"
-            ))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn locker");
-        let holder = LockHolder {
-            child,
-            tag,
-            db: db.to_string(),
-        };
-        wait_for(Duration::from_secs(20), "lock to be granted", || {
-            self.sql(
-                "postgres",
-                &format!(
-                    "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
-                     WHERE a.application_name = '{}' AND l.mode = 'AccessExclusiveLock' AND l.granted \
-                     AND l.locktype = 'relation'",
-                    holder.tag
-                ),
-            ) != "0"
-        });
-        holder
+        self.session(
+            db,
+            &format!("BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120);"),
+            "the lock to be granted",
+            "JOIN pg_locks l USING (pid) WHERE l.mode = 'AccessExclusiveLock' AND l.granted \
+             AND l.locktype = 'relation' AND",
+        )
     }
 
     /// An idle session connected to `db` (it would block DROP DATABASE), until dropped.
     pub fn hold_session(&self, db: &str) -> LockHolder {
+        self.session(
+            db,
+            "SELECT pg_sleep(120)",
+            "the session to connect",
+            "WHERE",
+        )
+    }
+
+    /// A psql session running `sql` in `db`, once pg_stat_activity `a` joined by `condition`
+    /// (which ends with WHERE or AND) shows it; killed and terminated when the guard drops.
+    fn session(&self, db: &str, sql: &str, what: &str, condition: &str) -> LockHolder {
         let tag = format!("session_{}", COUNTER.fetch_add(1, Ordering::SeqCst));
         let child = self
             .psql_cmd(db)
             .env("PGAPPNAME", &tag)
             .arg("-c")
-            .arg("SELECT pg_sleep(120)")
+            .arg(sql)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("spawn session");
+            .expect("spawn psql session");
         let holder = LockHolder {
             child,
             tag,
             db: db.to_string(),
         };
-        wait_for(Duration::from_secs(20), "the session to connect", || {
+        wait_for(Duration::from_secs(20), what, || {
             self.sql(
                 "postgres",
                 &format!(
-                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = '{}'",
+                    "SELECT count(*) FROM pg_stat_activity a {condition} a.application_name = '{}'",
                     holder.tag
                 ),
             ) != "0"
@@ -368,6 +356,22 @@ impl TestEnv {
             .args(args)
             .stdin(Stdio::null());
         c
+    }
+
+    /// Start `pgbackup ARGS` in the background, output captured.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn pgbackup")
+    }
+
+    /// A fresh node_exporter textfile directory in this test's temp dir.
+    pub fn textfile_dir(&self) -> PathBuf {
+        let dir = self.tmp.path().join("textfile");
+        std::fs::create_dir_all(&dir).expect("create textfile dir");
+        dir
     }
 
     pub fn run(&self, args: &[&str]) -> Run {

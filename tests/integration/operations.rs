@@ -190,8 +190,7 @@ fn http_get(port: u16, path: &str) -> String {
 
 fn metrics_env(name: &str, db: &str) -> (TestEnv, std::path::PathBuf) {
     let env = TestEnv::new();
-    let textfile = env.tmp.path().join("textfile");
-    std::fs::create_dir(&textfile).unwrap();
+    let textfile = env.textfile_dir();
     env.write_config(&format!(
         "[metrics]\ntextfile-dir = \"{}\"\n\n{}{}",
         textfile.display(),

@@ -1,5 +1,13 @@
 use crate::harness::*;
 
+/// About 8 MiB of incompressible rows: with 5 MiB parts the data goes up in two parts.
+fn fill_two_parts(db: &str) {
+    cluster().sql(
+        db,
+        "CREATE TABLE t AS SELECT g, md5(random()::text) || md5(random()::text) AS v FROM generate_series(1, 250000) g",
+    );
+}
+
 /// A `[storage.s3]` section for `bucket` on the test server, keys in files.
 fn s3_section(env: &TestEnv, s3: &S3Server, bucket: &str, secret: &str, extra: &str) -> String {
     let ak = env.tmp.path().join("s3-access-key");
@@ -22,11 +30,9 @@ fn backup_uploads_data_then_sidecar_and_manifest_and_list_merges() {
     let s3 = s3_server();
     let bucket = s3.bucket("up");
     let db = c.create_db("s3up");
-    // About 8 MiB of incompressible rows: with 5 MiB parts the data goes up in two parts.
-    c.sql(&db, "CREATE TABLE t AS SELECT g, md5(random()::text) || md5(random()::text) AS v FROM generate_series(1, 250000) g");
+    fill_two_parts(&db);
     let env = TestEnv::new();
-    let textfile = env.tmp.path().join("textfile");
-    std::fs::create_dir(&textfile).unwrap();
+    let textfile = env.textfile_dir();
     env.write_config(&format!(
         "{}[metrics]\ntextfile-dir = \"{}\"\n\n{}",
         s3_section(
@@ -122,8 +128,7 @@ fn s3_failures_are_69_with_a_clear_message_and_the_local_backup_stays() {
     let bucket = s3.bucket("fail");
     let db = c.create_db("s3fail");
     let env = TestEnv::new();
-    let textfile = env.tmp.path().join("textfile");
-    std::fs::create_dir(&textfile).unwrap();
+    let textfile = env.textfile_dir();
     let run = |section: String, needle: &str| {
         env.write_config(&format!(
             "{section}[metrics]\ntextfile-dir = \"{}\"\n\n{}",
@@ -394,11 +399,10 @@ fn server_killed_mid_upload_fails_cleanly_and_keeps_the_local_backup() {
     let s3 = s3_server();
     let bucket = s3.bucket("killed");
     let db = c.create_db("s3killed");
-    c.sql(&db, "CREATE TABLE t AS SELECT g, md5(random()::text) || md5(random()::text) AS v FROM generate_series(1, 250000) g");
+    fill_two_parts(&db);
     let (proxy, via) = fault_proxy(s3, "die");
     let env = TestEnv::new();
-    let textfile = env.tmp.path().join("textfile");
-    std::fs::create_dir(&textfile).unwrap();
+    let textfile = env.textfile_dir();
     env.write_config(&format!(
         "{}[metrics]\ntextfile-dir = \"{}\"\n\n{}",
         s3_section(&env, &via, &bucket, &s3.secret_key, "part-size-mib = 5"),
@@ -434,7 +438,7 @@ fn a_transient_5xx_on_one_part_is_retried_and_the_upload_succeeds() {
     let s3 = s3_server();
     let bucket = s3.bucket("retry");
     let db = c.create_db("s3retry");
-    c.sql(&db, "CREATE TABLE t AS SELECT g, md5(random()::text) || md5(random()::text) AS v FROM generate_series(1, 250000) g");
+    fill_two_parts(&db);
     let (mut proxy, via) = fault_proxy(s3, "503");
     let env = TestEnv::new();
     env.write_config(&format!(

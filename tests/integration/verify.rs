@@ -299,12 +299,7 @@ fn scratch_database_is_dropped_on_timeout_and_on_sigterm() {
     assert_eq!(scratch_databases("slowtr"), "");
 
     env.write_config(&env.db_entry("slowtr", &db));
-    let child = env
-        .cmd(&["verify", "--test-restore"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = env.spawn(&["verify", "--test-restore"]);
     wait_for(
         std::time::Duration::from_secs(30),
         "the scratch database",
