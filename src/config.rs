@@ -147,6 +147,14 @@ pub struct S3File {
     pub server_side_encryption: Option<String>,
     /// Multipart part size in MiB (5-5120, default 16).
     pub part_size_mib: Option<i64>,
+    /// Keep the local copy after the upload (default true); false streams straight to S3.
+    pub keep_local: Option<bool>,
+    /// Extra prefixes that `list` (and verify/restore) read, never write or prune.
+    pub list_prefixes: Option<Vec<String>>,
+    /// A transfer with no progress for this many seconds is a stall (default 120).
+    pub stall_timeout_secs: Option<i64>,
+    /// Abort our incomplete multipart uploads older than this many hours (default 24).
+    pub abort_incomplete_after_hours: Option<i64>,
 }
 
 /// `[backup]`.
@@ -814,6 +822,10 @@ impl Config {
             storage_class: &'a str,
             server_side_encryption: &'a str,
             part_size_mib: usize,
+            keep_local: bool,
+            list_prefixes: &'a [String],
+            stall_timeout_secs: u64,
+            abort_incomplete_after_hours: u64,
         }
         #[derive(Serialize)]
         #[serde(rename_all = "kebab-case")]
@@ -850,6 +862,10 @@ impl Config {
                     storage_class: c.storage_class.as_deref().unwrap_or("(bucket default)"),
                     server_side_encryption: c.server_side_encryption.as_deref().unwrap_or("(none)"),
                     part_size_mib: c.part_size >> 20,
+                    keep_local: c.keep_local,
+                    list_prefixes: &c.list_prefixes,
+                    stall_timeout_secs: c.stall_timeout.as_secs(),
+                    abort_incomplete_after_hours: c.abort_incomplete_after.as_secs() / 3600,
                 }),
             },
             backup: ShownBackup {
@@ -959,6 +975,7 @@ fn s3_config(
     let region = first(&["S3_REGION", "BACKUP_S3_REGION", "AWS_REGION"])
         .or(f.region)
         .unwrap_or_else(|| "us-east-1".into());
+    let keep_local_env = first(&["BACKUP_KEEP_LOCAL"]);
     let mut prefix = f.prefix.unwrap_or_else(|| "backups/".into());
     if !prefix.is_empty() && !prefix.ends_with('/') {
         prefix.push('/');
@@ -1033,7 +1050,59 @@ fn s3_config(
             format!("{part_mib} is out of range; S3 parts are 5 MiB to 5 GiB"),
         );
     }
+    let keep_local = match keep_local_env {
+        Some(v) => match parse_bool(&v) {
+            Some(b) => b,
+            None => {
+                problems.push(
+                    "environment variable BACKUP_KEEP_LOCAL",
+                    format!("\"{v}\" is not a boolean; use true or false"),
+                );
+                true
+            }
+        },
+        None => f.keep_local.unwrap_or(true),
+    };
+    let list_prefixes: Vec<String> = f
+        .list_prefixes
+        .unwrap_or_default()
+        .into_iter()
+        .map(|mut p| {
+            if !p.is_empty() && !p.ends_with('/') {
+                p.push('/');
+            }
+            p
+        })
+        .collect();
+    if list_prefixes.contains(&prefix) {
+        problems.push(
+            key("storage.s3.list-prefixes"),
+            format!(
+                "contains the write prefix \"{prefix}\"; list only other (legacy) prefixes there"
+            ),
+        );
+    }
+    let stall = f.stall_timeout_secs.unwrap_or(120);
+    if !(1..=86_400).contains(&stall) {
+        problems.push(
+            key("storage.s3.stall-timeout-secs"),
+            format!("{stall} is out of range; use 1 to 86400 seconds"),
+        );
+    }
+    let abort_after = f.abort_incomplete_after_hours.unwrap_or(24);
+    if !(0..=8760).contains(&abort_after) {
+        problems.push(
+            key("storage.s3.abort-incomplete-after-hours"),
+            format!("{abort_after} is out of range; use 0 to 8760 hours"),
+        );
+    }
     Some(crate::s3::S3Config {
+        keep_local,
+        list_prefixes,
+        stall_timeout: std::time::Duration::from_secs(stall.clamp(1, 86_400) as u64),
+        abort_incomplete_after: std::time::Duration::from_secs(
+            abort_after.clamp(0, 8760) as u64 * 3600,
+        ),
         path_style: f.path_style.unwrap_or(endpoint.is_some()),
         endpoint,
         region,
@@ -1045,6 +1114,15 @@ fn s3_config(
         part_size: (part_mib.clamp(5, 5120) as usize) << 20,
         bucket,
     })
+}
+
+/// A boolean from the environment: 1/true/yes/on or 0/false/no/off.
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
 }
 
 /// Read a secret from a file; warn when others can read it.

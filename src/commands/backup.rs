@@ -5,6 +5,7 @@
 //! commit point), then fsync of the directory. Any failure before the rename leaves nothing that
 //! a reader could take for a backup. One database failing does not stop the others.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -16,10 +17,10 @@ use crate::commands::{human_bytes, prune, write_metrics};
 use crate::config::{Config, Database, EnvFn};
 use crate::conninfo::ConnInfo;
 use crate::error::{Error, Result, EXIT_FAILED};
-use crate::fsutil;
 use crate::pipeline::{self, PipelineError};
 use crate::postgres::{major_version, DumpProcess, PgError, PgTools, Psql, Target};
 use crate::s3::{S3Failure, S3Store};
+use crate::storage::{LocalStorage, Storage};
 use crate::{log, notify};
 
 /// How often progress goes to sd-notify and the debug log.
@@ -30,8 +31,8 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 pub enum Outcome {
     /// A new backup exists.
     Done {
-        /// Its data file.
-        path: PathBuf,
+        /// Its data file (path or URL).
+        path: String,
         /// Its manifest.
         manifest: Box<Manifest>,
     },
@@ -96,7 +97,14 @@ fn run_databases(cfg: &Config, args: &BackupArgs, env: EnvFn) -> Result<()> {
         log::warn("no database to back up: the server has no connectable non-template database");
     }
     let policy = prune::policy_with(cfg, args.retention);
-    let s3 = cfg.s3.as_ref().map(S3Store::new).transpose()?;
+    let s3 = super::s3_stores(cfg)?.into_iter().next();
+    let local = LocalStorage::new(&cfg.local_dir);
+    // With keep-local = false the dump streams straight into S3; otherwise it is written
+    // locally and uploaded after the local commit.
+    let primary: &dyn Storage = match &s3 {
+        Some(store) if !store.keep_local() => store,
+        _ => &local,
+    };
 
     let total = selected.len();
     let mut failed: Vec<(String, u8)> = Vec::new();
@@ -112,13 +120,14 @@ fn run_databases(cfg: &Config, args: &BackupArgs, env: EnvFn) -> Result<()> {
             db,
             force,
             args.description.as_deref(),
+            primary,
         ) {
             Ok(Outcome::Done { path, manifest }) => {
                 let rate = manifest.raw_bytes as f64 / manifest.duration_secs.max(0.001);
                 log::info(&format!(
                     "{}: backup complete: {} ({}, {} uncompressed, {} tables, {:.1} s, {}/s)",
                     db.name(),
-                    path.display(),
+                    path,
                     human_bytes(manifest.compressed_bytes),
                     human_bytes(manifest.raw_bytes),
                     manifest.tables.len(),
@@ -126,8 +135,8 @@ fn run_databases(cfg: &Config, args: &BackupArgs, env: EnvFn) -> Result<()> {
                     human_bytes(rate as u64),
                 ));
                 // Off-site copy: data first, then sidecar and manifest.
-                if let Some(store) = &s3 {
-                    match upload_backup(store, &path, db.name()) {
+                if let Some(store) = s3.as_ref().filter(|s| s.keep_local()) {
+                    match upload_backup(store, &cfg.local_dir, &manifest) {
                         Ok(bytes) => log::info(&format!(
                             "{}: uploaded {} to {}",
                             db.name(),
@@ -135,11 +144,10 @@ fn run_databases(cfg: &Config, args: &BackupArgs, env: EnvFn) -> Result<()> {
                             store.location()
                         )),
                         Err(e) => {
-                            let e = Error::S3(e);
                             log::error(&format!(
                                 "{}: upload failed: {e}; the local backup {} is complete",
                                 db.name(),
-                                path.display()
+                                path
                             ));
                             record(cfg, db.name(), Err(&e));
                             failed.push((db.name().to_string(), e.exit_code()));
@@ -149,17 +157,8 @@ fn run_databases(cfg: &Config, args: &BackupArgs, env: EnvFn) -> Result<()> {
                 }
                 record(cfg, db.name(), Ok(&manifest));
                 // Retention only after this database's backup succeeded (and was uploaded).
-                let pruned = prune::prune_db(&cfg.local_dir, db.name(), &policy, Utc::now(), false)
-                    .map_err(|e| e.to_string())
-                    .and_then(|mut rows| {
-                        if let Some(store) = &s3 {
-                            rows.extend(
-                                prune::prune_s3(store, db.name(), &policy, Utc::now(), false)
-                                    .map_err(|e| e.to_string())?,
-                            );
-                        }
-                        Ok(rows)
-                    });
+                let pruned =
+                    prune::prune_all(cfg, s3.as_ref(), db.name(), &policy, Utc::now(), false);
                 match pruned {
                     Ok(rows) => {
                         for r in rows.iter().filter(|r| r.action == "delete") {
@@ -216,19 +215,19 @@ fn run_databases(cfg: &Config, args: &BackupArgs, env: EnvFn) -> Result<()> {
 }
 
 /// Upload a committed local backup: the data object, then the sidecar, then the manifest.
-fn upload_backup(store: &S3Store, data: &Path, db: &str) -> std::result::Result<u64, S3Failure> {
-    let name = data
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let bytes = store.upload_file(data, &store.key(db, &name), "application/gzip")?;
-    for (suffix, ct) in [(".sha256", "text/plain"), (".json", "application/json")] {
-        let local = data.with_file_name(format!("{name}{suffix}"));
-        let content = std::fs::read(&local).map_err(|source| S3Failure::Read {
-            path: local.display().to_string(),
+fn upload_backup(store: &S3Store, root: &Path, manifest: &Manifest) -> Result<u64> {
+    let db = &manifest.database;
+    let dir = catalog::db_dir(root, db);
+    let bytes = store.upload_file(&dir.join(&manifest.file), db, &manifest.file)?;
+    for suffix in [".sha256", ".json"] {
+        let name = format!("{}{suffix}", manifest.file);
+        let path = dir.join(&name);
+        let content = std::fs::read(&path).map_err(|source| Error::Input {
+            what: "backup file",
+            path,
             source,
         })?;
-        store.put_bytes(&store.key(db, &format!("{name}{suffix}")), &content, ct)?;
+        store.put(db, &name, &content)?;
     }
     Ok(bytes)
 }
@@ -295,9 +294,20 @@ fn select(all: Vec<Database>, wanted: &[String]) -> Result<Vec<Database>> {
         .collect())
 }
 
-fn output_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
-    let path = path.to_path_buf();
-    move |source| Error::Output { what, path, source }
+/// A failed write of the backup stream: an S3 failure comes out as itself, anything else
+/// (disk full, I/O error) as a write error on the backup file.
+fn write_error(e: std::io::Error, dest: &str) -> Error {
+    if e.get_ref().is_some_and(|i| i.is::<S3Failure>()) {
+        if let Some(Ok(f)) = e.into_inner().map(|i| i.downcast::<S3Failure>()) {
+            return Error::S3(*f);
+        }
+        return Error::Usage("internal: S3 failure lost".into());
+    }
+    Error::Output {
+        what: "backup file",
+        path: PathBuf::from(dest),
+        source: e,
+    }
 }
 
 /// Back up one database. On any error nothing new is visible under a backup name.
@@ -308,20 +318,17 @@ pub fn backup_one(
     db: &Database,
     force: bool,
     description: Option<&str>,
+    store: &dyn Storage,
 ) -> Result<Outcome> {
     let name = db.name();
-    let dir = catalog::db_dir(&cfg.local_dir, name);
-    fsutil::ensure_private_dir(&dir).map_err(output_err("backup directory", &dir))?;
-    for removed in fsutil::clean_debris(&dir).map_err(output_err("backup directory", &dir))? {
+    for removed in LocalStorage::new(&cfg.local_dir).clean_incomplete(name)? {
         log::info(&format!(
             "{name}: removed debris of an interrupted run: {removed}"
         ));
     }
 
     if cfg.respawn_protection_hours > 0 && !force {
-        let latest = catalog::latest_complete(&cfg.local_dir, name)
-            .map_err(output_err("backup directory", &dir))?;
-        if let Some(latest) = latest {
+        if let Some(latest) = store.latest(name)? {
             let age = Utc::now() - latest.name.timestamp;
             let limit = chrono::Duration::hours(i64::from(cfg.respawn_protection_hours));
             if age < limit {
@@ -353,26 +360,28 @@ pub fn backup_one(
     // A free name: two runs within one second must not overwrite each other.
     let started_at = Utc::now();
     let mut ts = started_at;
+    let existing: HashSet<String> = store.files(name)?.into_iter().map(|f| f.name).collect();
     let backup_name = loop {
         let n = BackupName::new(name, ts, Kind::SqlGz);
         let taken = [n.file_name(), n.sidecar_name(), n.manifest_name()]
             .iter()
-            .any(|f| dir.join(f).exists());
+            .any(|f| existing.contains(f));
         if !taken {
             break n;
         }
         ts += chrono::Duration::seconds(1);
     };
-    let final_path = dir.join(backup_name.file_name());
+    let file = backup_name.file_name();
+    let final_path = store.describe(name, &file);
 
-    let tmp = fsutil::temp_in(&dir).map_err(output_err("backup file", &final_path))?;
+    let writer = store.create(name, &file)?;
     let clock = Instant::now();
     let (mut proc, stdout) =
         DumpProcess::spawn(tools, &db.target, &db.pg_dump_args, cfg.dump_timeout)?;
     let timeout_secs = cfg.dump_timeout.map(|d| d.as_secs()).unwrap_or(0);
     let result = pipeline::run(
         stdout,
-        tmp.as_file(),
+        writer,
         cfg.compression_level,
         PROGRESS_EVERY,
         |raw, written| {
@@ -387,12 +396,12 @@ pub fn backup_one(
             log::debug(&msg);
         },
     );
-    let out = match result {
-        Ok((_, out)) => out,
+    let (writer, out) = match result {
+        Ok(done) => done,
         Err(PipelineError::Write(e)) => {
             proc.kill();
             let _ = proc.finish(timeout_secs);
-            return Err(output_err("backup file", &final_path)(e));
+            return Err(write_error(e, &final_path));
         }
         Err(PipelineError::Read(e)) => {
             proc.kill();
@@ -410,9 +419,6 @@ pub fn backup_one(
             db: name.to_string(),
         });
     }
-    tmp.as_file()
-        .sync_all()
-        .map_err(output_err("backup file", &final_path))?;
     let finished_at = Utc::now();
 
     let manifest = Manifest {
@@ -440,22 +446,16 @@ pub fn backup_one(
     };
     let manifest_json = catalog::manifest_bytes(&manifest);
 
-    // Sidecar and manifest first; the data file's rename is the commit point.
-    let sidecar = catalog::sidecar_line(&out.sha256, &backup_name.file_name());
-    let commit = (|| {
-        fsutil::write_atomic(&dir, &backup_name.sidecar_name(), sidecar.as_bytes())?;
-        fsutil::write_atomic(&dir, &backup_name.manifest_name(), &manifest_json)?;
-        tmp.persist(&final_path).map_err(|e| e.error)?;
-        fsutil::fsync_dir(&dir)?;
-        fsutil::fsync_dir(&cfg.local_dir)
-    })();
-    if let Err(e) = commit {
-        if !final_path.exists() {
-            let _ = std::fs::remove_file(dir.join(backup_name.sidecar_name()));
-            let _ = std::fs::remove_file(dir.join(backup_name.manifest_name()));
-        }
-        return Err(output_err("backup file", &final_path)(e));
-    }
+    // The storage commits in its own order (locally the data file's rename is the commit
+    // point; in S3 the data object goes first and the sidecar makes it a backup).
+    let sidecar = catalog::sidecar_line(&out.sha256, &file);
+    store.commit_backup(
+        name,
+        &backup_name,
+        writer,
+        sidecar.as_bytes(),
+        &manifest_json,
+    )?;
     Ok(Outcome::Done {
         path: final_path,
         manifest: Box::new(manifest),

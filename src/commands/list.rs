@@ -8,6 +8,7 @@ use crate::commands::{human_bytes, print, read_root_error, render_table, selecte
 use crate::config::Config;
 use crate::error::Result;
 use crate::s3::S3Store;
+use crate::storage::Storage;
 
 /// One row of `list --json`. Field names are a stable interface.
 #[derive(Debug, Serialize)]
@@ -30,7 +31,8 @@ pub struct ListRow {
     pub sha256: Option<String>,
     /// `--description` given at backup time.
     pub description: Option<String>,
-    /// Where it lives: "local", "s3" or "local+s3".
+    /// Where it lives: "local", "s3", "local+s3", or "s3-legacy" (a read-only list-prefixes
+    /// location).
     pub location: &'static str,
 }
 
@@ -54,59 +56,47 @@ impl From<&Entry> for ListRow {
     }
 }
 
-/// Mark local rows that are also in S3, and add the backups that only S3 has. A remote backup,
-/// like a local one, is complete only when its sidecar is there too.
+/// Add the complete backups of `db` in a remote store: a file the rows already have is marked
+/// as being in both places, others are added. A remote backup, like a local one, is listed as
+/// complete only when its sidecar is there too.
 fn merge_remote(
     store: &S3Store,
+    location: &'static str,
     db: &str,
-    objects: &[crate::s3::S3Object],
     rows: &mut Vec<ListRow>,
-) {
-    let names: std::collections::HashSet<&str> = objects
-        .iter()
-        .filter_map(|o| o.key.rsplit('/').next())
-        .collect();
-    for o in objects {
-        let Some(file) = o.key.rsplit('/').next() else {
-            continue;
-        };
-        let Some(name) = catalog::BackupName::parse(file) else {
-            continue;
-        };
-        if name.database != db {
-            continue;
-        }
-        let has_sidecar = names.contains(name.sidecar_name().as_str());
+) -> Result<()> {
+    for b in store.backups(db)? {
+        let file = b.name.file_name();
         if let Some(row) = rows.iter_mut().find(|r| r.file == file) {
-            if has_sidecar {
+            if b.has_sidecar && row.location == "local" && location == "s3" {
                 row.location = "local+s3";
             }
             continue;
         }
         rows.push(ListRow {
             database: db.to_string(),
-            file: file.to_string(),
-            path: format!("{}{db}/{file}", store.location()),
-            timestamp: name
+            path: store.describe(db, &file),
+            timestamp: b
+                .name
                 .timestamp
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            size_bytes: o.size,
-            checksum: has_sidecar,
-            complete: has_sidecar,
+            file,
+            size_bytes: b.size,
+            checksum: b.has_sidecar,
+            complete: b.has_sidecar,
             sha256: None,
             description: None,
-            location: "s3",
+            location,
         });
     }
+    Ok(())
 }
 
 /// Run `list`.
 pub fn run(cfg: &Config, args: &ListArgs) -> Result<()> {
     let mut databases = selected_databases(cfg, &args.databases)?;
-    let store = cfg.s3.as_ref().map(S3Store::new).transpose()?;
-    if let Err(e) =
-        crate::commands::add_s3_databases(store.as_ref(), &args.databases, &mut databases)
-    {
+    let stores = crate::commands::s3_stores(cfg)?;
+    if let Err(e) = crate::commands::add_databases(&stores, &args.databases, &mut databases) {
         crate::log::warn(&format!(
             "S3 listing failed, showing local backups only: {e}"
         ));
@@ -118,10 +108,14 @@ pub fn run(cfg: &Config, args: &ListArgs) -> Result<()> {
             .iter()
             .map(ListRow::from)
             .collect();
-        if let Some(store) = &store {
-            match store.list(db) {
-                Ok(objects) => merge_remote(store, db, &objects, &mut local),
-                Err(e) => crate::log::warn(&format!("S3 listing of {db} failed: {e}")),
+        for (i, store) in stores.iter().enumerate() {
+            // The first store is the write prefix; the others are read-only list-prefixes.
+            let location = if i == 0 { "s3" } else { "s3-legacy" };
+            if let Err(e) = merge_remote(store, location, db, &mut local) {
+                crate::log::warn(&format!(
+                    "S3 listing of {db} at {} failed: {e}",
+                    store.location()
+                ));
             }
         }
         local.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));

@@ -173,18 +173,33 @@ pub(crate) fn lock_root(cfg: &Config) -> Result<crate::lock::RunLock> {
     crate::lock::RunLock::acquire(&cfg.local_dir)
 }
 
-/// Without `--db`, a command also covers the databases that only S3 holds: add them, sorted.
-pub(crate) fn add_s3_databases(
-    store: Option<&crate::s3::S3Store>,
+/// The S3 stores to read: the configured bucket and prefix first, then the read-only
+/// `list-prefixes`. Streamed uploads spool their parts in the backup root.
+pub(crate) fn s3_stores(cfg: &Config) -> Result<Vec<crate::s3::S3Store>> {
+    let Some(c) = &cfg.s3 else {
+        return Ok(Vec::new());
+    };
+    let main = crate::s3::S3Store::new(c)?.with_spool_dir(&cfg.local_dir);
+    let mut stores = main.legacy_stores();
+    stores.insert(0, main);
+    Ok(stores)
+}
+
+/// Without `--db`, a command also covers the databases that only `stores` hold: add them,
+/// sorted.
+pub(crate) fn add_databases(
+    stores: &[crate::s3::S3Store],
     named: &[String],
     databases: &mut Vec<String>,
-) -> std::result::Result<(), crate::s3::S3Failure> {
-    let Some(store) = store.filter(|_| named.is_empty()) else {
+) -> Result<()> {
+    if !named.is_empty() {
         return Ok(());
-    };
-    for d in store.list_databases()? {
-        if !databases.contains(&d) {
-            databases.push(d);
+    }
+    for store in stores {
+        for d in crate::storage::Storage::databases(store)? {
+            if !databases.contains(&d) {
+                databases.push(d);
+            }
         }
     }
     databases.sort();

@@ -4,20 +4,18 @@
 //! directory (not a symlink), are candidates; each is deleted with its sidecar and manifest, data
 //! file first so that it stops being a backup at once. Everything else is left alone.
 
-use std::path::Path;
-
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::catalog::{self, Entry};
+use crate::catalog;
 use crate::cli::PruneArgs;
 use crate::commands::print;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::fsutil;
 use crate::log;
 use crate::retention::{decide, Policy, Reason};
 use crate::s3::S3Store;
+use crate::storage::{backups_in, LocalStorage, Storage};
 
 /// One backup's fate, as printed by `prune --json`.
 #[derive(Debug, Serialize)]
@@ -34,100 +32,70 @@ pub struct PruneRow {
     pub location: &'static str,
 }
 
-/// Apply `policy` to one database directory. With `dry_run` nothing is deleted.
-pub fn prune_db(
-    root: &Path,
+/// Apply `policy` to one database's complete backups in `store` (local or S3). Only names of
+/// our scheme count, each backup is deleted data file first (so it stops being a backup at
+/// once), then sidecar and manifest. With `dry_run` nothing is deleted.
+pub fn prune_storage(
+    store: &dyn Storage,
     database: &str,
     policy: &Policy,
     now: DateTime<Utc>,
     dry_run: bool,
-) -> std::io::Result<Vec<PruneRow>> {
-    let dir = catalog::db_dir(root, database);
-    match std::fs::symlink_metadata(&dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-        Ok(m) if !m.file_type().is_dir() => {
-            return Err(std::io::Error::other(format!(
-                "{} is not a directory (a symlink?); retention never follows links",
-                dir.display()
-            )))
-        }
-        Ok(_) => {}
-    }
-    let complete: Vec<Entry> = catalog::list_dir(root, database)?
+) -> Result<Vec<PruneRow>> {
+    let files = store.files(database)?;
+    let present: std::collections::HashSet<&str> = files.iter().map(|f| f.name.as_str()).collect();
+    let complete: Vec<_> = backups_in(database, &files)
         .into_iter()
-        .filter(Entry::is_complete)
+        .filter(|b| b.has_sidecar)
         .collect();
-    let times: Vec<_> = complete.iter().map(|e| e.name.timestamp).collect();
-    let decisions = decide(&times, policy, now);
+    let times: Vec<_> = complete.iter().map(|b| b.name.timestamp).collect();
     let mut rows = Vec::new();
-    let mut deleted = false;
-    for (e, d) in complete.iter().zip(decisions) {
-        let action = if d.is_some() { "keep" } else { "delete" };
+    for (b, d) in complete.iter().zip(decide(&times, policy, now)) {
         if d.is_none() && !dry_run {
-            for name in [
-                e.name.file_name(),
-                e.name.sidecar_name(),
-                e.name.manifest_name(),
+            for f in [
+                b.name.file_name(),
+                b.name.sidecar_name(),
+                b.name.manifest_name(),
             ] {
-                match std::fs::remove_file(dir.join(&name)) {
-                    Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
-                    _ => {}
+                if present.contains(f.as_str()) {
+                    store.delete(database, &f)?;
                 }
             }
-            deleted = true;
         }
         rows.push(PruneRow {
             database: database.to_string(),
-            file: e.name.file_name(),
-            action,
+            file: b.name.file_name(),
+            action: if d.is_some() { "keep" } else { "delete" },
             reasons: d.map(|r| r.into_iter().collect()).unwrap_or_default(),
-            location: "local",
+            location: store.kind(),
         });
-    }
-    if deleted {
-        fsutil::fsync_dir(&dir)?;
     }
     Ok(rows)
 }
 
-/// Apply `policy` to one database's backups in S3: only keys of our naming scheme under
-/// `<prefix><db>/`, complete ones (data and sidecar) only, data object deleted first.
-pub fn prune_s3(
-    store: &S3Store,
+/// Retention for one database in every writable storage, after a successful backup or by
+/// `prune`: the policy, then the debris of interrupted writes (S3's stale multipart uploads).
+pub fn prune_all(
+    cfg: &Config,
+    s3: Option<&S3Store>,
     database: &str,
     policy: &Policy,
     now: DateTime<Utc>,
     dry_run: bool,
-) -> std::result::Result<Vec<PruneRow>, crate::s3::S3Failure> {
-    let objects = store.list(database)?;
-    let files: std::collections::HashSet<String> = objects
-        .iter()
-        .filter_map(|o| o.key.rsplit('/').next().map(str::to_string))
-        .collect();
-    let mut complete: Vec<catalog::BackupName> = files
-        .iter()
-        .filter_map(|f| catalog::BackupName::parse(f))
-        .filter(|n| n.database == database && files.contains(&n.sidecar_name()))
-        .collect();
-    complete.sort_by_key(|n| n.timestamp);
-    let times: Vec<_> = complete.iter().map(|n| n.timestamp).collect();
+) -> Result<Vec<PruneRow>> {
+    let local = LocalStorage::new(&cfg.local_dir);
+    let mut stores: Vec<&dyn Storage> = vec![&local];
+    if let Some(s3) = s3 {
+        stores.push(s3);
+    }
     let mut rows = Vec::new();
-    for (n, d) in complete.iter().zip(decide(&times, policy, now)) {
-        if d.is_none() && !dry_run {
-            for f in [n.file_name(), n.sidecar_name(), n.manifest_name()] {
-                if files.contains(&f) {
-                    store.delete(&store.key(database, &f))?;
-                }
+    for store in stores {
+        rows.extend(prune_storage(store, database, policy, now, dry_run)?);
+        if !dry_run && store.kind() == "s3" {
+            for removed in store.clean_incomplete(database)? {
+                log::info(&format!("{database}: aborted {removed}"));
             }
         }
-        rows.push(PruneRow {
-            database: database.to_string(),
-            file: n.file_name(),
-            action: if d.is_some() { "keep" } else { "delete" },
-            reasons: d.map(|r| r.into_iter().collect()).unwrap_or_default(),
-            location: "s3",
-        });
     }
     Ok(rows)
 }
@@ -151,8 +119,14 @@ pub fn run(cfg: &Config, args: &PruneArgs) -> Result<()> {
         log::info("no retention rule is configured ([retention] keep-days / keep-daily / keep-weekly / keep-monthly): nothing is deleted");
     }
     let mut databases = crate::commands::selected_databases(cfg, &args.databases)?;
-    let store = cfg.s3.as_ref().map(S3Store::new).transpose()?;
-    crate::commands::add_s3_databases(store.as_ref(), &args.databases, &mut databases)?;
+    let stores = crate::commands::s3_stores(cfg)?;
+    let store = stores.first();
+    // Only the write prefix: list-prefixes are read-only.
+    crate::commands::add_databases(
+        &stores[..stores.len().min(1)],
+        &args.databases,
+        &mut databases,
+    )?;
     let _lock = if args.dry_run {
         None
     } else {
@@ -166,17 +140,7 @@ pub fn run(cfg: &Config, args: &PruneArgs) -> Result<()> {
                 "\"{db}\" is not a database name pgbackup uses"
             )));
         }
-        let rows = prune_db(&cfg.local_dir, db, &policy, now, args.dry_run).map_err(|source| {
-            Error::Output {
-                what: "backup directory",
-                path: catalog::db_dir(&cfg.local_dir, db),
-                source,
-            }
-        })?;
-        all.extend(rows);
-        if let Some(store) = &store {
-            all.extend(prune_s3(store, db, &policy, now, args.dry_run)?);
-        }
+        all.extend(prune_all(cfg, store, db, &policy, now, args.dry_run)?);
     }
     if !args.dry_run {
         crate::commands::write_metrics(cfg, |_| {});

@@ -13,7 +13,7 @@ use crate::catalog::{self, Entry};
 use crate::cli::RestoreArgs;
 use crate::commands::backup::{backup_one, Outcome};
 use crate::commands::human_bytes;
-use crate::commands::verify::{fetch_from_s3, resolve_backup, resolve_or_fetch, Fetched};
+use crate::commands::verify::{fetch_latest, resolve_backup, resolve_or_fetch, Fetched};
 use crate::config::{Config, Database};
 use crate::conninfo::ConnInfo;
 use crate::error::{ConfigProblems, Error, Result};
@@ -230,9 +230,18 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
         };
         let dump_version = tools.pg_dump_version()?;
         let description = format!("safety backup before restoring {file_name}");
-        match backup_one(cfg, &tools, &dump_version, &db, true, Some(&description))? {
+        let local = crate::storage::LocalStorage::new(&cfg.local_dir);
+        match backup_one(
+            cfg,
+            &tools,
+            &dump_version,
+            &db,
+            true,
+            Some(&description),
+            &local,
+        )? {
             Outcome::Done { path, .. } => {
-                log::info(&format!("safety backup of {target_db}: {}", path.display()))
+                log::info(&format!("safety backup of {target_db}: {path}"))
             }
             Outcome::Skipped { .. } => unreachable!("forced backups are never skipped"),
         }
@@ -322,9 +331,9 @@ fn choose(cfg: &Config, args: &RestoreArgs, fetched: &mut Vec<Fetched>) -> Resul
         return resolve_backup(&cfg.local_dir, &path.display().to_string())
             .and_then(|f| require_path(f, path));
     }
-    let store = cfg.s3.as_ref().map(crate::s3::S3Store::new).transpose()?;
+    let stores = super::s3_stores(cfg)?;
     if let Some(name) = &args.backup {
-        return resolve_or_fetch(cfg, store.as_ref(), name, fetched);
+        return resolve_or_fetch(cfg, &stores, name, fetched);
     }
     let named: Vec<String> = args.database.iter().cloned().collect();
     let databases = super::selected_databases(cfg, &named)?;
@@ -348,13 +357,10 @@ fn choose(cfg: &Config, args: &RestoreArgs, fetched: &mut Vec<Fetched>) -> Resul
             return Ok(BackupFiles::for_data(&e.path));
         }
         // No local backup: the newest in S3, if S3 is configured.
-        if let Some(store) = &store {
-            if let Some(name) = store.latest(&databases[0])? {
-                let f = fetch_from_s3(cfg, store, &name)?;
-                let files = f.files.clone();
-                fetched.push(f);
-                return Ok(files);
-            }
+        if let Some(f) = fetch_latest(cfg, &stores, &databases[0])? {
+            let files = f.files.clone();
+            fetched.push(f);
+            return Ok(files);
         }
         return Err(Error::Usage(format!(
             "no complete backup of {}",

@@ -20,6 +20,8 @@ use crate::conninfo::ConnInfo;
 use crate::error::{Error, Result, EXIT_DATAERR, EXIT_FAILED, EXIT_UNAVAILABLE};
 use crate::fsutil;
 use crate::postgres::{quote_ident, PgError, PgTools, Psql, RestoreError, RestoreOptions, Target};
+use crate::s3::S3Store;
+use crate::storage::Storage;
 use crate::verify::{check_integrity, BackupFiles};
 use crate::{log, notify};
 
@@ -154,16 +156,16 @@ fn worst_code(a: u8, b: u8) -> u8 {
 
 /// Which backups: the named ones, or the latest (or all) of each selected database.
 fn select(cfg: &Config, args: &VerifyArgs, fetched: &mut Vec<Fetched>) -> Result<Vec<BackupFiles>> {
-    let store = cfg.s3.as_ref().map(crate::s3::S3Store::new).transpose()?;
+    let stores = super::s3_stores(cfg)?;
     if !args.backups.is_empty() {
         let mut out = Vec::new();
         for b in &args.backups {
-            out.push(resolve_or_fetch(cfg, store.as_ref(), b, fetched)?);
+            out.push(resolve_or_fetch(cfg, &stores, b, fetched)?);
         }
         return Ok(out);
     }
     let mut databases = super::selected_databases(cfg, &args.databases)?;
-    crate::commands::add_s3_databases(store.as_ref(), &args.databases, &mut databases)?;
+    super::add_databases(&stores, &args.databases, &mut databases)?;
     let mut out = Vec::new();
     for db in &databases {
         let entries =
@@ -172,9 +174,8 @@ fn select(cfg: &Config, args: &VerifyArgs, fetched: &mut Vec<Fetched>) -> Result
             out.extend(entries.iter().map(|e| BackupFiles::for_data(&e.path)));
         } else if let Some(e) = entries.iter().rev().find(|e| e.is_complete()) {
             out.push(BackupFiles::for_data(&e.path));
-        } else if let Some(name) = store.as_ref().map(|s| s.latest(db)).transpose()?.flatten() {
+        } else if let Some(f) = fetch_latest(cfg, &stores, db)? {
             // Only S3 has a backup of this database: verify that one.
-            let f = fetch_from_s3(cfg, store.as_ref().expect("checked above"), &name)?;
             out.push(f.files.clone());
             fetched.push(f);
         } else if !args.databases.is_empty() {
@@ -187,27 +188,40 @@ fn select(cfg: &Config, args: &VerifyArgs, fetched: &mut Vec<Fetched>) -> Result
     Ok(out)
 }
 
-/// A named backup: local when it is there, else from S3 when S3 is configured.
+/// A named backup: local when it is there, else from the first S3 location that has it.
 pub fn resolve_or_fetch(
     cfg: &Config,
-    store: Option<&crate::s3::S3Store>,
+    stores: &[S3Store],
     arg: &str,
     fetched: &mut Vec<Fetched>,
 ) -> Result<BackupFiles> {
-    match (
-        resolve_backup(&cfg.local_dir, arg),
-        store,
-        BackupName::parse(arg),
-    ) {
-        (Ok(f), _, _) => Ok(f),
-        (Err(_), Some(store), Some(name)) if !arg.contains('/') => {
-            let f = fetch_from_s3(cfg, store, &name)?;
+    let local = resolve_backup(&cfg.local_dir, arg);
+    let Some(name) = BackupName::parse(arg).filter(|_| local.is_err() && !arg.contains('/')) else {
+        return local;
+    };
+    for store in stores {
+        let found = store
+            .backups(&name.database)?
+            .into_iter()
+            .any(|b| b.name == name);
+        if found {
+            let f = fetch_backup(cfg, store, &name)?;
             let files = f.files.clone();
             fetched.push(f);
-            Ok(files)
+            return Ok(files);
         }
-        (Err(e), _, _) => Err(e),
     }
+    local
+}
+
+/// The newest complete backup of `db` in the first S3 location that has one, downloaded.
+pub fn fetch_latest(cfg: &Config, stores: &[S3Store], db: &str) -> Result<Option<Fetched>> {
+    for store in stores {
+        if let Some(b) = store.latest(db)? {
+            return fetch_backup(cfg, store, &b.name).map(Some);
+        }
+    }
+    Ok(None)
 }
 
 /// A backup fetched from S3 into a private temp directory under the backup root, removed when
@@ -219,13 +233,10 @@ pub struct Fetched {
     _dir: tempfile::TempDir,
 }
 
-/// Download a backup (data, sidecar, manifest) from S3, to be verified or restored like a
-/// local one. A missing sidecar or manifest stays missing, so the checks report it.
-pub fn fetch_from_s3(
-    cfg: &Config,
-    store: &crate::s3::S3Store,
-    name: &BackupName,
-) -> Result<Fetched> {
+/// Download a backup (data, sidecar, manifest) from a storage, streamed, to be verified or
+/// restored like a local one. A missing sidecar or manifest stays missing, so the checks
+/// report it.
+pub fn fetch_backup(cfg: &Config, store: &dyn Storage, name: &BackupName) -> Result<Fetched> {
     super::ensure_root(cfg)?;
     let dir = tempfile::Builder::new()
         .prefix(crate::catalog::TEMP_PREFIX)
@@ -236,11 +247,25 @@ pub fn fetch_from_s3(
             source,
         })?;
     let file = name.file_name();
-    log::info(&format!("downloading {file} from {}", store.location()));
-    store.download(&store.key(&name.database, &file), &dir.path().join(&file))?;
+    log::info(&format!(
+        "downloading {}",
+        store.describe(&name.database, &file)
+    ));
+    let download = |f: &str| -> Result<()> {
+        let path = dir.path().join(f);
+        let out_err = |source| Error::Output {
+            what: "download",
+            path: path.clone(),
+            source,
+        };
+        let mut out = std::fs::File::create(&path).map_err(out_err)?;
+        store.fetch(&name.database, f, &mut out)?;
+        out.sync_all().map_err(out_err)
+    };
+    download(&file)?;
     for extra in [name.sidecar_name(), name.manifest_name()] {
-        if let Err(e) = store.download(&store.key(&name.database, &extra), &dir.path().join(&extra))
-        {
+        if let Err(e) = download(&extra) {
+            let _ = std::fs::remove_file(dir.path().join(&extra));
             log::debug(&format!("{extra}: {e}"));
         }
     }

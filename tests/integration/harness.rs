@@ -521,11 +521,14 @@ pub fn sh(script: &str) -> String {
 
 /// A moto S3 server on 127.0.0.1 with signature checking on, shared per test binary, and the
 /// access key of an IAM user allowed s3:*. moto comes from scripts/test.sh's venv (.venv).
-#[derive(Debug)]
+/// With `PGBACKUP_TEST_S3_ENDPOINT` set (scripts/test-s3-garage.sh does), the tests use that
+/// server instead, with `PGBACKUP_TEST_S3_ACCESS_KEY`, `_SECRET_KEY` and `_REGION`.
+#[derive(Debug, Clone)]
 pub struct S3Server {
     pub endpoint: String,
     pub access_key: String,
     pub secret_key: String,
+    pub region: String,
 }
 
 static S3: OnceLock<S3Server> = OnceLock::new();
@@ -542,6 +545,18 @@ pub fn venv_bin(name: &str) -> PathBuf {
 
 pub fn s3_server() -> &'static S3Server {
     S3.get_or_init(|| {
+        if let Ok(endpoint) = std::env::var("PGBACKUP_TEST_S3_ENDPOINT") {
+            let var = |n: &str| {
+                std::env::var(format!("PGBACKUP_TEST_S3_{n}"))
+                    .unwrap_or_else(|_| panic!("PGBACKUP_TEST_S3_ENDPOINT is set, so PGBACKUP_TEST_S3_{n} must be too"))
+            };
+            return S3Server {
+                endpoint,
+                access_key: var("ACCESS_KEY"),
+                secret_key: var("SECRET_KEY"),
+                region: var("REGION"),
+            };
+        }
         let port = free_port();
         let endpoint = format!("http://127.0.0.1:{port}");
         // The first three requests (IAM setup) are not authenticated; everything after is.
@@ -556,7 +571,11 @@ pub fn s3_server() -> &'static S3Server {
             .env("INITIAL_NO_AUTH_ACTION_COUNT", "3")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // Its log, for when a test fails on a server error.
+            .stderr(
+                std::fs::File::create(std::env::temp_dir().join("pgbackup-test-moto.log"))
+                    .expect("moto log"),
+            )
             .spawn()
             .expect("start moto_server");
         wait_for(Duration::from_secs(30), "moto_server to listen", || {
@@ -586,6 +605,7 @@ pub fn s3_server() -> &'static S3Server {
             endpoint,
             access_key: keys["AccessKey"]["AccessKeyId"].as_str().unwrap().to_string(),
             secret_key: keys["AccessKey"]["SecretAccessKey"].as_str().unwrap().to_string(),
+            region: "us-east-1".into(),
         }
     })
 }
@@ -599,7 +619,7 @@ impl S3Server {
                 .args(args)
                 .env("AWS_ACCESS_KEY_ID", &self.access_key)
                 .env("AWS_SECRET_ACCESS_KEY", &self.secret_key)
-                .env("AWS_DEFAULT_REGION", "us-east-1")
+                .env("AWS_DEFAULT_REGION", &self.region)
                 .output()
                 .expect("aws"),
         )

@@ -19,5 +19,7 @@ mod operations;
 mod restore;
 /// S3 upload and listing against moto with signature checking.
 mod s3;
+/// The conformance suite every storage (local, S3) passes.
+mod storage;
 /// verify, pgbackup-verify and test restores; restore with all its options.
 mod verify;

@@ -1,7 +1,7 @@
 use crate::harness::*;
 
 /// About 8 MiB of incompressible rows: with 5 MiB parts the data goes up in two parts.
-fn fill_two_parts(db: &str) {
+pub fn fill_two_parts(db: &str) {
     cluster().sql(
         db,
         "CREATE TABLE t AS SELECT g, md5(random()::text) || md5(random()::text) AS v FROM generate_series(1, 250000) g",
@@ -9,7 +9,7 @@ fn fill_two_parts(db: &str) {
 }
 
 /// A `[storage.s3]` section for `bucket` on the test server, keys in files.
-fn s3_section(env: &TestEnv, s3: &S3Server, bucket: &str, secret: &str, extra: &str) -> String {
+pub fn s3_section(env: &TestEnv, s3: &S3Server, bucket: &str, secret: &str, extra: &str) -> String {
     let ak = env.tmp.path().join("s3-access-key");
     let sk = env.tmp.path().join("s3-secret-key");
     std::fs::write(&ak, &s3.access_key).unwrap();
@@ -17,8 +17,9 @@ fn s3_section(env: &TestEnv, s3: &S3Server, bucket: &str, secret: &str, extra: &
     set_mode(&ak, 0o600);
     set_mode(&sk, 0o600);
     format!(
-        "[storage.s3]\nbucket = \"{bucket}\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\naccess-key-file = \"{}\"\nsecret-key-file = \"{}\"\n{extra}\n",
+        "[storage.s3]\nbucket = \"{bucket}\"\nendpoint = \"{}\"\nregion = \"{}\"\naccess-key-file = \"{}\"\nsecret-key-file = \"{}\"\n{extra}\n",
         s3.endpoint,
+        s3.region,
         ak.display(),
         sk.display()
     )
@@ -157,8 +158,7 @@ fn s3_failures_are_69_with_a_clear_message_and_the_local_backup_stays() {
     let port = free_port();
     let dead = S3Server {
         endpoint: format!("http://127.0.0.1:{port}"),
-        access_key: s3.access_key.clone(),
-        secret_key: s3.secret_key.clone(),
+        ..s3.clone()
     };
     run(
         s3_section(&env, &dead, &bucket, &s3.secret_key, ""),
@@ -371,7 +371,7 @@ fn verify_and_restore_from_s3_when_the_local_copy_is_gone() {
 
 /// Start the fault proxy in front of the shared moto server; returns it and an `S3Server` that
 /// points at it.
-fn fault_proxy(s3: &S3Server, mode: &str) -> (std::process::Child, S3Server) {
+pub fn fault_proxy(s3: &S3Server, mode: &str) -> (std::process::Child, S3Server) {
     let target_port: u16 = s3.endpoint.rsplit(':').next().unwrap().parse().unwrap();
     let port = free_port();
     let proxy = std::process::Command::new("python3")
@@ -387,8 +387,7 @@ fn fault_proxy(s3: &S3Server, mode: &str) -> (std::process::Child, S3Server) {
     );
     let via = S3Server {
         endpoint: format!("http://127.0.0.1:{port}"),
-        access_key: s3.access_key.clone(),
-        secret_key: s3.secret_key.clone(),
+        ..s3.clone()
     };
     (proxy, via)
 }

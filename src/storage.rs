@@ -1,0 +1,389 @@
+//! Where backups live: the local directory tree and S3-compatible buckets, behind one trait.
+//!
+//! Both use the same layout, `<root>/<db>/<db>_<ts>.sql.gz` plus `.sha256` and `.json`, and the
+//! same reader rule: a backup exists only when its data file AND its sidecar exist. What differs
+//! is the commit order (see [`Storage::commit_backup`]) and what an interrupted write leaves
+//! behind (temp files locally, incomplete multipart uploads in S3; [`Storage::clean_incomplete`]).
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::catalog::{self, BackupName};
+use crate::error::{Error, Result};
+use crate::fsutil;
+
+/// One file (object) in a database's directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFile {
+    /// File name inside the database directory.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// One backup by our naming scheme, as a storage sees it.
+#[derive(Debug, Clone)]
+pub struct StoredBackup {
+    /// The parsed name.
+    pub name: BackupName,
+    /// Size of the data file.
+    pub size: u64,
+    /// Whether the sidecar is there (the reader rule: without it, this is not a backup).
+    pub has_sidecar: bool,
+    /// Whether the manifest is there.
+    pub has_manifest: bool,
+}
+
+/// A data file being written: invisible under its name until [`ObjectWriter::commit`]; dropping
+/// it uncommitted discards everything written (temp file removed, multipart upload aborted).
+pub trait ObjectWriter: Write + Send {
+    /// Make the object durable and visible under its name; returns its size.
+    fn commit(self: Box<Self>) -> Result<u64>;
+}
+
+/// A place that holds backups.
+pub trait Storage: std::fmt::Debug {
+    /// "local" or "s3": what `list` and `prune` print in their WHERE column.
+    fn kind(&self) -> &'static str;
+
+    /// Where this is, for messages: a directory or `s3://bucket/prefix`.
+    fn location(&self) -> String;
+
+    /// The path or URL of one file, for messages and `list`.
+    fn describe(&self, db: &str, file: &str) -> String {
+        format!("{}/{db}/{file}", self.location().trim_end_matches('/'))
+    }
+
+    /// The database directories (valid names only, sorted).
+    fn databases(&self) -> Result<Vec<String>>;
+
+    /// The regular files in one database directory, any name (none when it does not exist).
+    fn files(&self, db: &str) -> Result<Vec<StoredFile>>;
+
+    /// Start writing `file` of `db`, streamed.
+    fn create(&self, db: &str, file: &str) -> Result<Box<dyn ObjectWriter>>;
+
+    /// Write a small file atomically (complete or not at all).
+    fn put(&self, db: &str, file: &str, bytes: &[u8]) -> Result<()>;
+
+    /// Stream a file's content into `out`; returns the byte count.
+    fn fetch(&self, db: &str, file: &str, out: &mut dyn Write) -> Result<u64>;
+
+    /// Delete a file; a missing one is not an error.
+    fn delete(&self, db: &str, file: &str) -> Result<()>;
+
+    /// Remove what interrupted writes of ours left in `db` (never a backup, never a foreign
+    /// file); returns what was removed. Must run under the run lock.
+    fn clean_incomplete(&self, db: &str) -> Result<Vec<String>>;
+
+    /// Commit a new backup so that it becomes visible only when complete. The default is the S3
+    /// order: data object first, then the sidecar (which makes it a backup), then the manifest.
+    fn commit_backup(
+        &self,
+        db: &str,
+        name: &BackupName,
+        data: Box<dyn ObjectWriter>,
+        sidecar: &[u8],
+        manifest: &[u8],
+    ) -> Result<u64> {
+        let size = data.commit()?;
+        self.put(db, &name.sidecar_name(), sidecar)?;
+        self.put(db, &name.manifest_name(), manifest)?;
+        Ok(size)
+    }
+
+    /// The data files of `db` that match our naming scheme, oldest first, with what else of each
+    /// backup is there. Foreign files are never listed.
+    fn backups(&self, db: &str) -> Result<Vec<StoredBackup>> {
+        Ok(backups_in(db, &self.files(db)?))
+    }
+
+    /// Only the complete ones (data and sidecar), oldest first.
+    fn complete_backups(&self, db: &str) -> Result<Vec<StoredBackup>> {
+        Ok(self
+            .backups(db)?
+            .into_iter()
+            .filter(|b| b.has_sidecar)
+            .collect())
+    }
+
+    /// The newest complete backup of `db`.
+    fn latest(&self, db: &str) -> Result<Option<StoredBackup>> {
+        Ok(self.complete_backups(db)?.pop())
+    }
+}
+
+/// Group a directory listing into backups by our naming scheme, oldest first.
+pub fn backups_in(db: &str, files: &[StoredFile]) -> Vec<StoredBackup> {
+    let names: HashSet<&str> = files.iter().map(|f| f.name.as_str()).collect();
+    let mut out: Vec<StoredBackup> = files
+        .iter()
+        .filter_map(|f| {
+            let name = BackupName::parse(&f.name)?;
+            (name.database == db).then(|| StoredBackup {
+                has_sidecar: names.contains(name.sidecar_name().as_str()),
+                has_manifest: names.contains(name.manifest_name().as_str()),
+                size: f.size,
+                name,
+            })
+        })
+        .collect();
+    out.sort_by_key(|b| b.name.timestamp);
+    out
+}
+
+/// The local backup tree.
+#[derive(Debug, Clone)]
+pub struct LocalStorage {
+    root: PathBuf,
+}
+
+impl LocalStorage {
+    /// Backups under `root`.
+    pub fn new(root: &Path) -> Self {
+        LocalStorage {
+            root: root.to_path_buf(),
+        }
+    }
+
+    /// The directory of `db`.
+    pub fn dir(&self, db: &str) -> PathBuf {
+        catalog::db_dir(&self.root, db)
+    }
+
+    /// The directory of `db`, created (0700) if missing; a symlink is refused.
+    fn ensure_dir(&self, db: &str) -> Result<PathBuf> {
+        let dir = self.dir(db);
+        check_not_symlink(&dir)?;
+        fsutil::ensure_private_dir(&dir).map_err(|source| Error::Output {
+            what: "backup directory",
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(dir)
+    }
+}
+
+/// Retention and writes never follow a symlinked database directory.
+fn check_not_symlink(dir: &Path) -> Result<()> {
+    match fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() => Err(Error::Output {
+            what: "backup directory",
+            path: dir.to_path_buf(),
+            source: io::Error::other("it is a symlink; pgbackup never follows links here"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A local data file being written: a temp file in the database directory.
+#[derive(Debug)]
+struct LocalWriter {
+    tmp: tempfile::NamedTempFile,
+    dest: PathBuf,
+}
+
+/// Writes go to the file itself: NamedTempFile's own `Write` wraps errors in a path message
+/// that hides the OS error (and with it the "disk is full" hint).
+impl Write for LocalWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tmp.as_file_mut().write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.tmp.as_file_mut().flush()
+    }
+}
+
+impl ObjectWriter for LocalWriter {
+    fn commit(self: Box<Self>) -> Result<u64> {
+        let dest = self.dest.clone();
+        let out = |source| Error::Output {
+            what: "backup file",
+            path: dest.clone(),
+            source,
+        };
+        self.tmp.as_file().sync_all().map_err(out)?;
+        let size = self.tmp.as_file().metadata().map_err(out)?.len();
+        self.tmp.persist(&self.dest).map_err(|e| out(e.error))?;
+        if let Some(dir) = self.dest.parent() {
+            fsutil::fsync_dir(dir).map_err(out)?;
+        }
+        Ok(size)
+    }
+}
+
+impl Storage for LocalStorage {
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn databases(&self) -> Result<Vec<String>> {
+        catalog::list_databases(&self.root).map_err(|source| Error::Input {
+            what: "backup directory",
+            path: self.root.clone(),
+            source,
+        })
+    }
+
+    fn files(&self, db: &str) -> Result<Vec<StoredFile>> {
+        let dir = self.dir(db);
+        check_not_symlink(&dir)?;
+        let input = |source| Error::Input {
+            what: "backup directory",
+            path: dir.clone(),
+            source,
+        };
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(input(e)),
+        };
+        let mut out = Vec::new();
+        for de in rd {
+            let de = de.map_err(input)?;
+            // Symlinks are not followed: only regular files count.
+            let meta = fs::symlink_metadata(de.path()).map_err(input)?;
+            if !meta.file_type().is_file() {
+                continue;
+            }
+            if let Some(name) = de.file_name().to_str() {
+                out.push(StoredFile {
+                    name: name.to_string(),
+                    size: meta.len(),
+                });
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn create(&self, db: &str, file: &str) -> Result<Box<dyn ObjectWriter>> {
+        let dir = self.ensure_dir(db)?;
+        let dest = dir.join(file);
+        let tmp = fsutil::temp_in(&dir).map_err(|source| Error::Output {
+            what: "backup file",
+            path: dest.clone(),
+            source,
+        })?;
+        Ok(Box::new(LocalWriter { tmp, dest }))
+    }
+
+    fn put(&self, db: &str, file: &str, bytes: &[u8]) -> Result<()> {
+        let dir = self.ensure_dir(db)?;
+        fsutil::write_atomic(&dir, file, bytes)
+            .and_then(|()| fsutil::fsync_dir(&dir))
+            .map_err(|source| Error::Output {
+                what: "backup file",
+                path: dir.join(file),
+                source,
+            })
+    }
+
+    fn fetch(&self, db: &str, file: &str, out: &mut dyn Write) -> Result<u64> {
+        let path = self.dir(db).join(file);
+        let input = |source| Error::Input {
+            what: "backup file",
+            path: path.clone(),
+            source,
+        };
+        let mut f = fs::File::open(&path).map_err(input)?;
+        io::copy(&mut f, out).map_err(input)
+    }
+
+    fn delete(&self, db: &str, file: &str) -> Result<()> {
+        let dir = self.dir(db);
+        check_not_symlink(&dir)?;
+        let out = |source| Error::Output {
+            what: "backup file",
+            path: dir.join(file),
+            source,
+        };
+        match fs::remove_file(dir.join(file)) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(out(e)),
+            Ok(()) => fsutil::fsync_dir(&dir).map_err(out),
+        }
+    }
+
+    fn clean_incomplete(&self, db: &str) -> Result<Vec<String>> {
+        let dir = self.dir(db);
+        check_not_symlink(&dir)?;
+        fsutil::clean_debris(&dir).map_err(|source| Error::Output {
+            what: "backup directory",
+            path: dir,
+            source,
+        })
+    }
+
+    /// Locally the data file's rename is the single commit point: sidecar and manifest go
+    /// first, and are removed again when the data file does not make it.
+    fn commit_backup(
+        &self,
+        db: &str,
+        name: &BackupName,
+        data: Box<dyn ObjectWriter>,
+        sidecar: &[u8],
+        manifest: &[u8],
+    ) -> Result<u64> {
+        let dir = self.dir(db);
+        let result = (|| {
+            self.put(db, &name.sidecar_name(), sidecar)?;
+            self.put(db, &name.manifest_name(), manifest)?;
+            let size = data.commit()?;
+            fsutil::fsync_dir(&self.root).map_err(|source| Error::Output {
+                what: "backup directory",
+                path: self.root.clone(),
+                source,
+            })?;
+            Ok(size)
+        })();
+        if result.is_err() && !dir.join(name.file_name()).exists() {
+            let _ = fs::remove_file(dir.join(name.sidecar_name()));
+            let _ = fs::remove_file(dir.join(name.manifest_name()));
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(name: &str) -> StoredFile {
+        StoredFile {
+            name: name.into(),
+            size: 1,
+        }
+    }
+
+    #[test]
+    fn backups_follow_the_reader_rule_and_skip_foreign_names() {
+        let files = [
+            f("db_20260102_000000.sql.gz"),
+            f("db_20260102_000000.sql.gz.sha256"),
+            f("db_20260101_000000.sql.gz"),
+            f("db_20260101_000000.sql.gz.json"),
+            f("other_20260101_000000.sql.gz"),
+            f("notes.txt"),
+            f("db_20260103_000000.sql.gz.sha256"),
+        ];
+        let b = backups_in("db", &files);
+        let names: Vec<_> = b
+            .iter()
+            .map(|b| (b.name.file_name(), b.has_sidecar, b.has_manifest))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("db_20260101_000000.sql.gz".to_string(), false, true),
+                ("db_20260102_000000.sql.gz".to_string(), true, false),
+            ]
+        );
+    }
+}
