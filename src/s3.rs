@@ -427,6 +427,16 @@ impl S3Store {
                     }
                 }
                 let code = error_code(&body);
+                // Garage answers a bad signature or unknown key with AccessDenied and says so.
+                let message = xml_field(&body, "Message").to_ascii_lowercase();
+                let bad_key = code == "AccessDenied"
+                    && (message.contains("signature") || message.contains("no such key"));
+                if bad_key {
+                    return S3Failure::BadCredentials {
+                        bucket: self.cfg.bucket.clone(),
+                        code: format!("{code}: {}", xml_field(&body, "Message")),
+                    };
+                }
                 match (status, code.as_str()) {
                     (_, "SignatureDoesNotMatch" | "InvalidAccessKeyId" | "InvalidToken") => {
                         S3Failure::BadCredentials {
@@ -657,12 +667,12 @@ impl S3Store {
                     attempt += 1;
                 }
                 Err(DownloadError::S3(e)) => {
-                    progress.finish(false);
+                    progress.finish(false, done);
                     return Err(self.classify("s3:GetObject", key, e));
                 }
             }
         }
-        progress.finish(true);
+        progress.finish(true, done);
         Ok(done)
     }
 
@@ -817,9 +827,10 @@ impl Progress {
         );
     }
 
-    fn finish(&self, ok: bool) {
+    fn finish(&self, ok: bool, done: u64) {
         if self.tty {
             if ok {
+                self.draw(done, Some(done));
                 let _ = writeln!(io::stderr());
             } else {
                 let _ = write!(io::stderr(), "\r\x1b[K");
@@ -1017,18 +1028,18 @@ impl Write for S3Writer {
 
 impl ObjectWriter for S3Writer {
     fn commit(mut self: Box<Self>) -> crate::error::Result<u64> {
-        // The last part (or the only one, however small; an empty object is one empty part).
-        if self.spool.is_some() || self.mp.next_part == 1 {
-            if self.spool.is_none() {
-                self.spool = Some(tempfile::tempfile_in(&self.spool_dir).map_err(|source| {
-                    crate::error::Error::Output {
-                        what: "upload spool",
-                        path: self.spool_dir.clone(),
-                        source,
-                    }
-                })?);
-            }
-            let f = self.spool.take().expect("set above");
+        if self.total == 0 {
+            // Some servers (Garage) refuse an empty part: an empty object is one plain PUT, and
+            // the multipart upload is aborted when `mp` is dropped.
+            let store = self.mp.shared.store.clone();
+            let key = self.mp.shared.key.clone();
+            drop(self);
+            store.put_bytes(&key, b"", "application/gzip")?;
+            return Ok(0);
+        }
+        // The last part.
+        if self.spool.is_some() {
+            let f = self.spool.take().expect("checked above");
             let len = self.spool_len;
             self.mp.send(f, 0, len)?;
         }
