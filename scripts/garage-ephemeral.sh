@@ -53,6 +53,10 @@ TOML
   secret=$(echo "$keyinfo" | awk -F': *' 'tolower($1) ~ /secret key/ {print $2; exit}')
   [ -n "$key_id" ] && [ -n "$secret" ] || { echo "cannot read the new key from garage's output" >&2; exit 1; }
   g key allow --create-bucket pgbackup-test >/dev/null
+  # A key with no permission on any bucket: writes are denied.
+  denied=$(g key create pgbackup-denied)
+  denied_id=$(echo "$denied" | awk -F': *' 'tolower($1) ~ /key id/ {print $2; exit}')
+  denied_secret=$(echo "$denied" | awk -F': *' 'tolower($1) ~ /secret key/ {print $2; exit}')
   for _ in $(seq 1 60); do
     curl -s -o /dev/null "http://127.0.0.1:$s3_port/" && break
     sleep 0.5
@@ -61,6 +65,8 @@ TOML
   echo "export PGBACKUP_TEST_S3_ACCESS_KEY=$key_id"
   echo "export PGBACKUP_TEST_S3_SECRET_KEY=$secret"
   echo "export PGBACKUP_TEST_S3_REGION=garage"
+  echo "export PGBACKUP_TEST_S3_DENIED_ACCESS_KEY=$denied_id"
+  echo "export PGBACKUP_TEST_S3_DENIED_SECRET_KEY=$denied_secret"
   ;;
 stop)
   if [ -f "$dir/garage.pid" ]; then

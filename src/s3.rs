@@ -1186,6 +1186,66 @@ mod tests {
         assert_eq!(part_len(16 << 20, 597), 16 << 20);
     }
 
+    fn offline_store(region: &str) -> S3Store {
+        S3Store::new(&S3Config {
+            bucket: "b".into(),
+            endpoint: Some("http://127.0.0.1:9".into()),
+            region: region.into(),
+            prefix: "backups/".into(),
+            access_key: Secret::new("AK"),
+            secret_key: Secret::new("SK"),
+            path_style: true,
+            storage_class: None,
+            server_side_encryption: None,
+            part_size: 5 << 20,
+            keep_local: true,
+            list_prefixes: Vec::new(),
+            stall_timeout: Duration::from_secs(5),
+            abort_incomplete_after: Duration::from_secs(3600),
+        })
+        .unwrap()
+    }
+
+    /// Error documents as AWS and Garage send them, mapped to what the operator must fix.
+    #[test]
+    fn errors_are_classified_in_words() {
+        let s = offline_store("us-east-1");
+        let http = |status, body: &str| S3Error::HttpFailWithBody(status, body.to_string());
+        let wrong_region = s.classify("s3:PutObject", "k", http(400, "<Error><Code>AuthorizationHeaderMalformed</Code><Message>The authorization header is malformed; the region 'us-east-1' is wrong; expecting 'eu-west-1'</Message><Region>eu-west-1</Region></Error>"));
+        assert!(
+            matches!(&wrong_region, S3Failure::WrongRegion { expected, .. } if expected == "eu-west-1"),
+            "{wrong_region:?}"
+        );
+        assert!(wrong_region.to_string().contains("fix [storage.s3] region"));
+        assert_eq!(wrong_region.exit_code(), EXIT_UNAVAILABLE);
+        let garage_sig = s.classify("s3:PutObject", "k", http(403, "<Error><Code>AccessDenied</Code><Message>Forbidden: Invalid signature</Message></Error>"));
+        assert!(
+            matches!(garage_sig, S3Failure::BadCredentials { .. }),
+            "{garage_sig:?}"
+        );
+        let denied = s.classify(
+            "s3:DeleteObject",
+            "k",
+            http(
+                403,
+                "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>",
+            ),
+        );
+        assert!(
+            denied.to_string().contains("denied s3:DeleteObject"),
+            "{denied}"
+        );
+        let stalled = s.classify(
+            "s3:GetObject",
+            "k",
+            S3Error::Io(io::Error::new(io::ErrorKind::WouldBlock, "x")),
+        );
+        assert!(
+            stalled.to_string().contains("no progress for 5 s"),
+            "{stalled}"
+        );
+    }
+
     #[test]
     fn error_text_never_carries_a_url() {
         let e = S3Error::HttpFailWithBody(403, "<Error><Code>AccessDenied</Code></Error>".into());

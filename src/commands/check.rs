@@ -3,7 +3,6 @@
 
 use chrono::Utc;
 
-use crate::catalog;
 use crate::cli::CheckArgs;
 use crate::commands::status::{free_space, known_databases};
 use crate::commands::{human_age, print};
@@ -62,13 +61,18 @@ fn evaluate(cfg: &Config, args: &CheckArgs) -> (u8, String) {
         worst = worst.max(level);
         problems.push(msg);
     };
+    // S3 is asked only about a database without a local backup (keep-local = false).
+    let stores = match super::s3_stores(cfg) {
+        Ok(s) => s,
+        Err(e) => return (UNKNOWN, format!("S3 configuration: {e}")),
+    };
     let max_age = chrono::Duration::seconds((args.max_age * 3600.0) as i64);
     let mut newest_age: Option<chrono::Duration> = None;
     for db in &databases {
         let s = st.databases.get(db).cloned().unwrap_or_default();
-        match catalog::latest_complete(&cfg.local_dir, db) {
-            Ok(Some(e)) => {
-                let age = now - e.name.timestamp;
+        match super::newest_backup(cfg, &stores, db) {
+            Ok(Some((name, _))) => {
+                let age = now - name.timestamp;
                 newest_age = Some(newest_age.map_or(age, |a: chrono::Duration| a.max(age)));
                 if age > max_age {
                     flag(

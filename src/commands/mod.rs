@@ -185,6 +185,27 @@ pub(crate) fn s3_stores(cfg: &Config) -> Result<Vec<crate::s3::S3Store>> {
     Ok(stores)
 }
 
+/// The newest complete backup of `db`: the local one, else (when S3 is configured, e.g. with
+/// keep-local = false) the newest in S3. Returns its name and where it is.
+pub(crate) fn newest_backup(
+    cfg: &Config,
+    stores: &[crate::s3::S3Store],
+    db: &str,
+) -> Result<Option<(crate::catalog::BackupName, String)>> {
+    use crate::storage::Storage;
+    if let Some(e) =
+        crate::catalog::latest_complete(&cfg.local_dir, db).map_err(|e| read_root_error(cfg, e))?
+    {
+        return Ok(Some((e.name, "local".into())));
+    }
+    for store in stores {
+        if let Some(b) = store.latest(db)? {
+            return Ok(Some((b.name, store.location())));
+        }
+    }
+    Ok(None)
+}
+
 /// Without `--db`, a command also covers the databases that only `stores` hold: add them,
 /// sorted.
 pub(crate) fn add_databases(

@@ -93,11 +93,12 @@ fn retention_summary(cfg: &Config) -> String {
 pub fn run(cfg: &Config, args: &StatusArgs) -> Result<()> {
     let st = state::load(&cfg.local_dir);
     let now = Utc::now();
+    let stores = super::s3_stores(cfg)?;
     let databases: Vec<DbStatus> = known_databases(cfg, &st)
         .into_iter()
         .map(|db| {
             let disk = disk_usage(&cfg.local_dir, &db);
-            let newest = catalog::latest_complete(&cfg.local_dir, &db).ok().flatten();
+            let newest = super::newest_backup(cfg, &stores, &db).ok().flatten();
             DbStatus {
                 url: cfg
                     .databases
@@ -108,8 +109,8 @@ pub fn run(cfg: &Config, args: &StatusArgs) -> Result<()> {
                 backups_bytes: disk.bytes,
                 newest_backup_age_secs: newest
                     .as_ref()
-                    .map(|e| (now - e.name.timestamp).num_seconds()),
-                newest_backup: newest.map(|e| e.name.file_name()),
+                    .map(|(n, _)| (now - n.timestamp).num_seconds()),
+                newest_backup: newest.map(|(n, _)| n.file_name()),
                 state: st.databases.get(&db).cloned().unwrap_or_default(),
                 database: db,
             }

@@ -529,6 +529,8 @@ pub struct S3Server {
     pub access_key: String,
     pub secret_key: String,
     pub region: String,
+    /// Keys that may read the bucket but not write to it.
+    pub denied_key: (String, String),
 }
 
 static S3: OnceLock<S3Server> = OnceLock::new();
@@ -555,11 +557,12 @@ pub fn s3_server() -> &'static S3Server {
                 access_key: var("ACCESS_KEY"),
                 secret_key: var("SECRET_KEY"),
                 region: var("REGION"),
+                denied_key: (var("DENIED_ACCESS_KEY"), var("DENIED_SECRET_KEY")),
             };
         }
         let port = free_port();
         let endpoint = format!("http://127.0.0.1:{port}");
-        // The first three requests (IAM setup) are not authenticated; everything after is.
+        // The first six requests (IAM setup) are not authenticated; everything after is.
         let watcher = format!(
             "'{}' -H 127.0.0.1 -p {port} & m=$!; while kill -0 {pid} 2>/dev/null; do sleep 1; done; kill $m",
             venv_bin("moto_server").display(),
@@ -568,7 +571,7 @@ pub fn s3_server() -> &'static S3Server {
         #[allow(clippy::zombie_processes)]
         let _server = Command::new("setsid")
             .args(["sh", "-c", &watcher])
-            .env("INITIAL_NO_AUTH_ACTION_COUNT", "3")
+            .env("INITIAL_NO_AUTH_ACTION_COUNT", "6")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             // Its log, for when a test fails on a server error.
@@ -593,19 +596,30 @@ pub fn s3_server() -> &'static S3Server {
             assert!(out.status.success(), "aws {args:?}: {}", String::from_utf8_lossy(&out.stderr));
             String::from_utf8_lossy(&out.stdout).to_string()
         };
-        aws(&["iam", "create-user", "--user-name", "pgbackup"]);
-        aws(&[
-            "iam", "put-user-policy", "--user-name", "pgbackup", "--policy-name", "s3",
-            "--policy-document",
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#,
-        ]);
-        let keys: serde_json::Value =
-            serde_json::from_str(&aws(&["iam", "create-access-key", "--user-name", "pgbackup"])).unwrap();
+        let user = |name: &str, actions: &str| {
+            aws(&["iam", "create-user", "--user-name", name]);
+            let policy = format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":{actions},"Resource":"*"}}]}}"#
+            );
+            aws(&[
+                "iam", "put-user-policy", "--user-name", name, "--policy-name", "s3",
+                "--policy-document", &policy,
+            ]);
+            let keys: serde_json::Value =
+                serde_json::from_str(&aws(&["iam", "create-access-key", "--user-name", name])).unwrap();
+            (
+                keys["AccessKey"]["AccessKeyId"].as_str().unwrap().to_string(),
+                keys["AccessKey"]["SecretAccessKey"].as_str().unwrap().to_string(),
+            )
+        };
+        let (access_key, secret_key) = user("pgbackup", r#""s3:*""#);
+        let denied_key = user("pgbackup-reader", r#"["s3:ListBucket","s3:GetObject"]"#);
         S3Server {
             endpoint,
-            access_key: keys["AccessKey"]["AccessKeyId"].as_str().unwrap().to_string(),
-            secret_key: keys["AccessKey"]["SecretAccessKey"].as_str().unwrap().to_string(),
+            access_key,
+            secret_key,
             region: "us-east-1".into(),
+            denied_key,
         }
     })
 }

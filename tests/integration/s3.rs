@@ -169,8 +169,17 @@ fn s3_failures_are_69_with_a_clear_message_and_the_local_backup_stays() {
         s3_section(&env, &dead, &bucket, &s3.secret_key, ""),
         "cannot reach S3 endpoint",
     );
+    // Keys that may read but not write: the refused action is named.
+    let reader = S3Server {
+        access_key: s3.denied_key.0.clone(),
+        ..s3.clone()
+    };
+    run(
+        s3_section(&env, &reader, &bucket, &s3.denied_key.1, ""),
+        "denied s3:PutObject (CreateMultipartUpload)",
+    );
     // Every attempt left a complete local backup.
-    assert_eq!(env.data_files("f").len(), 3);
+    assert_eq!(env.data_files("f").len(), 4);
     sh(&format!(
         "cd '{}' && sha256sum -c --quiet *.sha256",
         env.db_dir("f").display()
@@ -612,6 +621,11 @@ fn keep_local_false_streams_to_s3_with_part_sized_spool_and_cleans_stale_uploads
         "no download progress on a terminal: {pty}"
     );
     assert!(pty.contains("ok    st/"), "{pty}");
+    // check and status find the backup in S3 (nothing is on local disk).
+    env.run(&["check", "--no-connect"]).expect_code(0);
+    let status = env.run(&["status", "--json"]);
+    status.expect_code(0);
+    assert!(status.stdout.contains(&name), "{}", status.stdout);
     // A second run with respawn protection off finds the name taken in S3, not on disk.
     env.run(&["backup", "--force"]).expect_code(0);
 }
