@@ -42,8 +42,9 @@ db=bench_s3
 rows=${BENCH_S3_ROWS:-14000000}
 echo "== generating $rows rows of random-looking text (md5 hex: it compresses to about half)"
 psql -q -d postgres -c "CREATE DATABASE $db"
-psql -q -d "$db" -c "CREATE TABLE blob AS SELECT g, md5(g::text) || md5((g + 1)::text) || md5((g + 2)::text) || md5((g + 3)::text)
-    || md5((g + 4)::text) || md5((g + 5)::text) || md5((g + 6)::text) || md5((g + 7)::text) AS v
+psql -q -d "$db" -c "CREATE TABLE blob AS SELECT g, md5(random()::text) || md5(random()::text) || md5(random()::text)
+    || md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text)
+    || md5(random()::text) AS v
   FROM generate_series(1, $rows) g"
 pg_dump -d "$db" > /dev/null   # warm the cache
 
@@ -85,6 +86,7 @@ for row in "pgbackup-keep-local=false $r_stream $size" "pgbackup-keep-local=true
 done
 echo
 echo "object: pgbackup $((size / 1000000)) MB, awscli $((aws_size / 1000000)) MB; dump text $(pg_dump -d "$db" | wc -c | awk '{printf "%d", $1/1e6}') MB"
+echo "dump MB/s: pgbackup keep-local=false $(echo "$r_stream" | awk -v d="$(pg_dump -d "$db" | wc -c)" '{printf "%.1f", d/1e6/$1}')"
 echo "gz_MB/s = object bytes / wall time. tree_RSS = /usr/bin/time's maximum over the process tree"
 echo "(for the awscli pipeline that is aws's python); own_RSS = pgbackup's own peak (VmHWM); MiB."
 echo "Parts: pgbackup 16 MiB (part-size-mib), up to 4 in flight, spooled to disk; awscli 8 MiB, up to 10."
