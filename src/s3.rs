@@ -152,6 +152,15 @@ pub enum S3Failure {
         /// The object key.
         key: String,
     },
+    /// Writing a download to local disk failed.
+    #[error("cannot write the download of {key}: {source}; check free space and permissions under [storage] local-dir")]
+    LocalWrite {
+        /// The object key.
+        key: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// Reading the local file failed.
     #[error("reading {path} for upload failed: {source}")]
     Read {
@@ -171,6 +180,7 @@ impl S3Failure {
                 EXIT_FAILED
             }
             S3Failure::ReadOnly { .. } => crate::error::EXIT_USAGE,
+            S3Failure::LocalWrite { .. } => crate::error::EXIT_CANTCREAT,
             _ => EXIT_UNAVAILABLE,
         }
     }
@@ -649,11 +659,12 @@ impl S3Store {
         loop {
             match self.download_from(key, done, &mut total, out, &progress, &mut done) {
                 Ok(()) => break,
-                Err(DownloadError::Write(e)) => {
-                    return Err(S3Failure::Read {
-                        path: "the download's destination".into(),
-                        source: e,
-                    })
+                Err(DownloadError::Write(source)) => {
+                    progress.finish(false, done);
+                    return Err(S3Failure::LocalWrite {
+                        key: key.to_string(),
+                        source,
+                    });
                 }
                 Err(DownloadError::S3(e)) if attempt < ATTEMPTS && is_transient(&e) => {
                     crate::log::warn(&format!(

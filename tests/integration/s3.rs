@@ -176,7 +176,12 @@ fn s3_failures_are_69_with_a_clear_message_and_the_local_backup_stays() {
     };
     run(
         s3_section(&env, &reader, &bucket, &s3.denied_key.1, ""),
-        "denied s3:PutObject (CreateMultipartUpload)",
+        if s3.region == "garage" {
+            // Garage hides a bucket from a key without any permission on it.
+            "does not exist"
+        } else {
+            "denied s3:PutObject (CreateMultipartUpload)"
+        },
     );
     // Every attempt left a complete local backup.
     assert_eq!(env.data_files("f").len(), 4);
