@@ -6,6 +6,7 @@
 #
 #   scripts/test-s3-garage.sh              # garage must be on PATH or in /opt/garage/bin
 #   scripts/test-s3-garage.sh --install    # cargo install garage first (takes 20-30 min)
+#   scripts/test-s3-garage.sh s3::keep     # only the tests whose names match
 #
 # Not part of scripts/test.sh / CI: building Garage takes longer than the whole CI budget.
 set -euo pipefail
@@ -31,4 +32,6 @@ trap '"$root/scripts/garage-ephemeral.sh" stop "$work"' EXIT
 eval "$("$root/scripts/garage-ephemeral.sh" start "$work")"
 echo "== garage $(garage --version | awk '{print $2}') at $PGBACKUP_TEST_S3_ENDPOINT"
 cd "$root"
-cargo test --locked --test integration -- s3:: storage:: "$@"
+# Test name filters may be given; by default every S3 test and the conformance suites.
+[ $# -gt 0 ] || set -- s3:: storage::
+cargo test --locked --test integration -- "$@"

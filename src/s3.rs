@@ -582,6 +582,17 @@ impl S3Store {
         })
     }
 
+    /// Whether `key` exists as a multipart object of `parts` parts (the `-N` ETag suffix).
+    fn completed_with(&self, key: &str, parts: usize) -> bool {
+        matches!(
+            self.bucket.head_object(key),
+            Ok((head, 200)) if head
+                .e_tag
+                .as_deref()
+                .is_some_and(|t| t.trim_matches('"').ends_with(&format!("-{parts}")))
+        )
+    }
+
     /// Upload one part from `job.file`, retrying transient failures; each attempt re-reads
     /// the part from the file.
     fn put_part(
@@ -951,20 +962,29 @@ impl Multipart {
             });
         }
         let action = "s3:PutObject (CompleteMultipartUpload)";
-        let r = with_retries(key, || {
+        let count = parts.len();
+        let result = with_retries(key, || {
             store
                 .bucket
                 .complete_multipart_upload(key, &self.shared.upload_id, parts.clone())
         })
-        .map_err(|e| store.classify(action, key, e))?;
-        // S3 may answer 200 with an error document.
-        let body = r.as_str().unwrap_or_default();
-        if r.status_code() >= 300 || body.contains("<Error>") {
-            return Err(store.classify(
-                action,
-                key,
-                S3Error::HttpFailWithBody(r.status_code().max(500), body.to_string()),
-            ));
+        .and_then(|r| {
+            // S3 may answer 200 with an error document.
+            let body = r.as_str().unwrap_or_default().to_string();
+            if r.status_code() >= 300 || body.contains("<Error>") {
+                Err(S3Error::HttpFailWithBody(r.status_code().max(500), body))
+            } else {
+                Ok(())
+            }
+        });
+        match result {
+            Ok(()) => {}
+            // A completion whose answer was lost, and whose retry then found no such upload
+            // (AWS, Garage), has still made the object: its ETag says how many parts.
+            Err(_) if store.completed_with(key, count) => {
+                crate::log::debug(&format!("{key}: completed by an earlier attempt"));
+            }
+            Err(e) => return Err(store.classify(action, key, e)),
         }
         self.done = true;
         Ok(())

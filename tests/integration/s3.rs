@@ -748,3 +748,33 @@ fn list_prefixes_are_listed_and_restorable_but_never_pruned() {
     .expect_code(0);
     assert_eq!(c.sql(&target, "SELECT count(*) FROM t").trim(), "100");
 }
+
+/// The retried completion succeeds on moto; Garage (like AWS) answers NoSuchUpload, and the
+/// object's `-N` ETag shows the first attempt did complete (this fails on Garage without that).
+#[test]
+fn a_completion_whose_answer_is_lost_is_recognised_as_done() {
+    let c = cluster();
+    let s3 = s3_server();
+    let bucket = s3.bucket("lost");
+    let db = c.create_db("s3lost");
+    fill_two_parts(&db);
+    let (mut proxy, via) = fault_proxy(s3, "lose-complete");
+    let env = TestEnv::new();
+    env.write_config(&format!(
+        "{}{}",
+        s3_section(&env, &via, &bucket, &s3.secret_key, "part-size-mib = 5"),
+        env.db_entry("lc", &db)
+    ));
+    let r = env.run(&["backup"]);
+    let _ = proxy.kill();
+    let out = proxy.wait_with_output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("lost the answer"),
+        "the fault was not injected"
+    );
+    r.expect_code(0)
+        .expect_stderr("retrying")
+        .expect_stderr("uploaded");
+    let listed = s3.aws(&["s3", "ls", &format!("s3://{bucket}/backups/lc/")]);
+    assert_eq!(listed.stdout.lines().count(), 3, "{}", listed.stdout);
+}
