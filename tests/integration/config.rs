@@ -140,3 +140,18 @@ fn every_shipped_config_parses() {
         }
     }
 }
+
+#[test]
+fn s3_settings_out_of_range_are_all_listed() {
+    broken(
+        "[storage.s3]\nbucket = \"b\"\naccess-key = \"a\"\nsecret-key = \"s\"\npart-size-mib = 4\nstall-timeout-secs = 0\nabort-incomplete-after-hours = -1\nprefix = \"new/\"\nlist-prefixes = [\"old/\", \"new\"]\n",
+        &[
+            "storage.s3.part-size-mib",
+            "5 MiB to 5 GiB",
+            "storage.s3.stall-timeout-secs",
+            "storage.s3.abort-incomplete-after-hours",
+            "storage.s3.list-prefixes",
+            "the write prefix",
+        ],
+    );
+}
