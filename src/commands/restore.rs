@@ -9,15 +9,16 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use crate::catalog::{self, Entry};
+use crate::catalog::{self, BackupName, Entry};
 use crate::cli::RestoreArgs;
 use crate::commands::backup::{backup_one, Outcome};
 use crate::commands::human_bytes;
-use crate::commands::verify::{fetch_latest, resolve_backup, resolve_or_fetch, Fetched};
+use crate::commands::verify::{fetch_backup, resolve_backup, resolve_or_fetch, Fetched};
 use crate::config::{Config, Database};
 use crate::conninfo::ConnInfo;
 use crate::error::{ConfigProblems, Error, Result};
 use crate::postgres::{quote_ident, quote_literal, Psql, RestoreOptions, Target};
+use crate::storage::Storage;
 use crate::verify::{check_integrity, BackupFiles};
 use crate::{log, notify};
 
@@ -336,75 +337,120 @@ fn choose(cfg: &Config, args: &RestoreArgs, fetched: &mut Vec<Fetched>) -> Resul
         return resolve_or_fetch(cfg, &stores, name, fetched);
     }
     let named: Vec<String> = args.database.iter().cloned().collect();
-    let databases = super::selected_databases(cfg, &named)?;
-    let mut entries: Vec<Entry> = Vec::new();
+    let mut databases = super::selected_databases(cfg, &named)?;
+    // Backups that only S3 holds (keep-local = false, or a lost disk) are candidates too.
+    super::add_databases(&stores, &named, &mut databases)?;
+    let mut candidates: Vec<Candidate> = Vec::new();
     for db in &databases {
-        entries.extend(
-            catalog::list_dir(&cfg.local_dir, db)
-                .map_err(|e| super::read_root_error(cfg, e))?
-                .into_iter()
-                .filter(Entry::is_complete),
-        );
+        for e in catalog::list_dir(&cfg.local_dir, db)
+            .map_err(|e| super::read_root_error(cfg, e))?
+            .into_iter()
+            .filter(Entry::is_complete)
+        {
+            candidates.push(Candidate {
+                description: e.manifest.as_ref().and_then(|m| m.description.clone()),
+                size: e.size,
+                name: e.name.clone(),
+                source: Source::Local(e.path),
+            });
+        }
+        for (i, store) in stores.iter().enumerate() {
+            for b in store.complete_backups(db)? {
+                if !candidates.iter().any(|c| c.name == b.name) {
+                    candidates.push(Candidate {
+                        name: b.name,
+                        size: b.size,
+                        description: None,
+                        source: Source::Remote(i),
+                    });
+                }
+            }
+        }
     }
-    entries.sort_by_key(|e| std::cmp::Reverse(e.name.timestamp));
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.name.timestamp));
+    let take = |c: &Candidate, fetched: &mut Vec<Fetched>| -> Result<BackupFiles> {
+        match &c.source {
+            Source::Local(path) => Ok(BackupFiles::for_data(path)),
+            Source::Remote(i) => {
+                let f = fetch_backup(cfg, &stores[*i], &c.name)?;
+                let files = f.files.clone();
+                fetched.push(f);
+                Ok(files)
+            }
+        }
+    };
     if args.latest {
         if databases.len() != 1 {
             return Err(Error::Usage(
                 "--latest needs --db NAME when there is more than one database".into(),
             ));
         }
-        if let Some(e) = entries.first() {
-            return Ok(BackupFiles::for_data(&e.path));
-        }
-        // No local backup: the newest in S3, if S3 is configured.
-        if let Some(f) = fetch_latest(cfg, &stores, &databases[0])? {
-            let files = f.files.clone();
-            fetched.push(f);
-            return Ok(files);
-        }
-        return Err(Error::Usage(format!(
-            "no complete backup of {}",
-            databases[0]
-        )));
+        // The newest, local or in S3 (a local copy wins a tie: it needs no download).
+        return match candidates.first() {
+            Some(c) => take(c, fetched),
+            None => Err(Error::Usage(format!(
+                "no complete backup of {}",
+                databases[0]
+            ))),
+        };
     }
     if !stdin_is_terminal() {
         return Err(Error::Usage(
             "no backup selected: pass --latest (with --db), --backup NAME or --file PATH, or run on a terminal to pick one".into(),
         ));
     }
-    if entries.is_empty() {
+    if candidates.is_empty() {
         return Err(Error::Usage(format!(
-            "no complete backup under {}",
-            cfg.local_dir.display()
+            "no complete backup under {}{}",
+            cfg.local_dir.display(),
+            if stores.is_empty() { "" } else { " or in S3" }
         )));
     }
-    let mut menu = String::from("     DATABASE  TIME (UTC)           SIZE      DESCRIPTION\n");
-    for (i, e) in entries.iter().enumerate() {
+    let mut menu =
+        String::from("     DATABASE  TIME (UTC)           SIZE      WHERE  DESCRIPTION\n");
+    for (i, c) in candidates.iter().enumerate() {
         menu.push_str(&format!(
-            "{:>3}  {:<8}  {}  {:<8}  {}\n",
+            "{:>3}  {:<8}  {}  {:<8}  {:<5}  {}\n",
             i + 1,
-            e.name.database,
-            e.name.timestamp.format("%Y-%m-%d %H:%M:%S"),
-            human_bytes(e.size),
-            e.manifest
-                .as_ref()
-                .and_then(|m| m.description.clone())
-                .unwrap_or_default()
+            c.name.database,
+            c.name.timestamp.format("%Y-%m-%d %H:%M:%S"),
+            human_bytes(c.size),
+            match c.source {
+                Source::Local(_) => "local",
+                Source::Remote(_) => "s3",
+            },
+            c.description.clone().unwrap_or_default()
         ));
     }
     eprint!("{menu}");
-    let answer = prompt(&format!("Restore which backup? [1-{}]: ", entries.len()))?;
+    let answer = prompt(&format!("Restore which backup? [1-{}]: ", candidates.len()))?;
     let n: usize = answer
         .parse()
         .ok()
-        .filter(|n| (1..=entries.len()).contains(n))
+        .filter(|n| (1..=candidates.len()).contains(n))
         .ok_or_else(|| {
             Error::Usage(format!(
                 "\"{answer}\" is not a number from 1 to {}",
-                entries.len()
+                candidates.len()
             ))
         })?;
-    Ok(BackupFiles::for_data(&entries[n - 1].path))
+    take(&candidates[n - 1], fetched)
+}
+
+/// A backup the operator can pick, and where it is.
+#[derive(Debug)]
+struct Candidate {
+    name: BackupName,
+    size: u64,
+    description: Option<String>,
+    source: Source,
+}
+
+#[derive(Debug)]
+enum Source {
+    Local(std::path::PathBuf),
+    /// Index into the S3 stores.
+    Remote(usize),
 }
 
 fn require_path(f: BackupFiles, path: &std::path::Path) -> Result<BackupFiles> {

@@ -626,6 +626,20 @@ fn keep_local_false_streams_to_s3_with_part_sized_spool_and_cleans_stale_uploads
         "no download progress on a terminal: {pty}"
     );
     assert!(pty.contains("ok    st/"), "{pty}");
+    // restore --latest picks it from S3 (nothing is on local disk) and restores it.
+    let target = format!("{db}_restored");
+    env.run(&[
+        "restore",
+        "--latest",
+        "--db",
+        "st",
+        "--target",
+        &c.url(&target),
+        "--create",
+        "--yes",
+    ])
+    .expect_code(0);
+    assert_eq!(c.fingerprint(&db), c.fingerprint(&target));
     // check and status find the backup in S3 (nothing is on local disk).
     env.run(&["check", "--no-connect"]).expect_code(0);
     let status = env.run(&["status", "--json"]);
