@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::metrics::disk_usage;
 use crate::state::{self, DbState};
+use crate::storage::Storage;
 
 /// Free and total bytes of the file system holding `path`.
 pub fn free_space(path: &std::path::Path) -> Option<(u64, u64)> {
@@ -55,6 +56,10 @@ struct Status {
     config_file: Option<String>,
     env_overrides: Vec<String>,
     local_dir: String,
+    /// The S3 location, when configured.
+    s3: Option<String>,
+    /// Whether backups are also kept locally (false: S3 only).
+    keep_local: bool,
     free_bytes: Option<u64>,
     total_bytes: Option<u64>,
     retention: String,
@@ -121,6 +126,8 @@ pub fn run(cfg: &Config, args: &StatusArgs) -> Result<()> {
         config_file: cfg.source.as_ref().map(|p| p.display().to_string()),
         env_overrides: cfg.env_overrides.clone(),
         local_dir: cfg.local_dir.display().to_string(),
+        s3: stores.first().map(|s| s.location()),
+        keep_local: stores.first().map_or(true, |s| s.keep_local()),
         free_bytes: space.map(|s| s.0),
         total_bytes: space.map(|s| s.1),
         retention: retention_summary(cfg),
@@ -167,6 +174,16 @@ pub fn run(cfg: &Config, args: &StatusArgs) -> Result<()> {
             _ => String::new(),
         }
     ));
+    if let Some(s3) = &status.s3 {
+        out.push_str(&format!(
+            "s3:         {s3}{}\n",
+            if status.keep_local {
+                " (and local copies)"
+            } else {
+                " (keep-local = false: no local copies; KEPT counts local ones)"
+            }
+        ));
+    }
     out.push_str(&format!("retention:  {}\n", status.retention));
     out.push_str(&format!("metrics:    {}\n", status.metrics_file));
     out.push_str(&format!(

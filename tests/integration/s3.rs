@@ -645,6 +645,13 @@ fn keep_local_false_streams_to_s3_with_part_sized_spool_and_cleans_stale_uploads
     let status = env.run(&["status", "--json"]);
     status.expect_code(0);
     assert!(status.stdout.contains(&name), "{}", status.stdout);
+    assert!(
+        status.stdout.contains("\"keep_local\": false"),
+        "{}",
+        status.stdout
+    );
+    env.run(&["status"]).expect_code(0);
+    assert!(env.run(&["status"]).stdout.contains("keep-local = false"));
     // A second run with respawn protection off finds the name taken in S3, not on disk.
     env.run(&["backup", "--force"]).expect_code(0);
 }
