@@ -411,28 +411,55 @@ pub fn fault_proxy(s3: &S3Server, mode: &str) -> (std::process::Child, S3Server)
     (proxy, via)
 }
 
-#[test]
-fn server_killed_mid_upload_fails_cleanly_and_keeps_the_local_backup() {
+/// A backup of a fresh two-part database `name` through the fault proxy in `mode` (5 MiB parts
+/// plus `extra_s3`; `extra` sections before the database), checking that the proxy did inject
+/// its fault (its log says `injected`). Returns the run, the bucket, and how long it took.
+fn backup_through_fault(
+    env: &TestEnv,
+    name: &str,
+    mode: &str,
+    extra_s3: &str,
+    extra: &str,
+    injected: &str,
+) -> (Run, String, std::time::Duration) {
     let c = cluster();
     let s3 = s3_server();
-    let bucket = s3.bucket("killed");
-    let db = c.create_db("s3killed");
+    let bucket = s3.bucket(name);
+    let db = c.create_db(&format!("s3{name}"));
     fill_two_parts(&db);
-    let (proxy, via) = fault_proxy(s3, "die");
-    let env = TestEnv::new();
-    let textfile = env.textfile_dir();
+    let (mut proxy, via) = fault_proxy(s3, mode);
     env.write_config(&format!(
-        "{}[metrics]\ntextfile-dir = \"{}\"\n\n{}",
-        s3_section(&env, &via, &bucket, &s3.secret_key, "part-size-mib = 5"),
-        textfile.display(),
-        env.db_entry("k", &db)
+        "{}{extra}{}",
+        s3_section(
+            env,
+            &via,
+            &bucket,
+            &s3.secret_key,
+            &format!("part-size-mib = 5\n{extra_s3}")
+        ),
+        env.db_entry(name, &db)
     ));
+    let started = std::time::Instant::now();
     let r = env.run(&["backup"]);
+    let took = started.elapsed();
+    // "die" has exited by itself; the others serve until killed.
+    let _ = proxy.kill();
     let out = proxy.wait_with_output().unwrap();
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("dying after part 1"),
-        "the server was not killed mid-upload"
+        String::from_utf8_lossy(&out.stderr).contains(injected),
+        "the fault ({mode}) was not injected"
     );
+    (r, bucket, took)
+}
+
+#[test]
+fn server_killed_mid_upload_fails_cleanly_and_keeps_the_local_backup() {
+    let s3 = s3_server();
+    let env = TestEnv::new();
+    let textfile = env.textfile_dir();
+    let metrics = format!("[metrics]\ntextfile-dir = \"{}\"\n\n", textfile.display());
+    let (r, bucket, _) =
+        backup_through_fault(&env, "killed", "die", "", &metrics, "dying after part 1");
     r.expect_code(69)
         .expect_stderr("cannot reach S3 endpoint")
         .expect_stderr("the local backup");
@@ -441,39 +468,23 @@ fn server_killed_mid_upload_fails_cleanly_and_keeps_the_local_backup() {
     assert!(!listed.stdout.contains(".sql.gz"), "{}", listed.stdout);
     sh(&format!(
         "cd '{}' && sha256sum -c --quiet *.sha256",
-        env.db_dir("k").display()
+        env.db_dir("killed").display()
     ));
     let prom = std::fs::read_to_string(textfile.join("pgbackup.prom")).unwrap();
     assert!(
-        prom.contains("pgbackup_last_run_success{database=\"k\"} 0"),
+        prom.contains("pgbackup_last_run_success{database=\"killed\"} 0"),
         "{prom}"
     );
 }
 
 #[test]
 fn a_transient_5xx_on_one_part_is_retried_and_the_upload_succeeds() {
-    let c = cluster();
     let s3 = s3_server();
-    let bucket = s3.bucket("retry");
-    let db = c.create_db("s3retry");
-    fill_two_parts(&db);
-    let (mut proxy, via) = fault_proxy(s3, "503");
     let env = TestEnv::new();
-    env.write_config(&format!(
-        "{}{}",
-        s3_section(&env, &via, &bucket, &s3.secret_key, "part-size-mib = 5"),
-        env.db_entry("rt", &db)
-    ));
-    let r = env.run(&["backup"]);
-    let _ = proxy.kill();
-    let out = proxy.wait_with_output().unwrap();
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("injected 503"),
-        "the fault was not injected"
-    );
+    let (r, bucket, _) = backup_through_fault(&env, "retry", "503", "", "", "injected 503");
     r.expect_code(0).expect_stderr("retrying");
     let name = env
-        .latest("rt")
+        .latest("retry")
         .file_name()
         .unwrap()
         .to_string_lossy()
@@ -482,13 +493,13 @@ fn a_transient_5xx_on_one_part_is_retried_and_the_upload_succeeds() {
     s3.aws(&[
         "s3",
         "cp",
-        &format!("s3://{bucket}/backups/rt/{name}"),
+        &format!("s3://{bucket}/backups/retry/{name}"),
         dl.to_str().unwrap(),
     ])
     .expect_code(0);
     assert_eq!(
         std::fs::read(&dl).unwrap(),
-        std::fs::read(env.latest("rt")).unwrap()
+        std::fs::read(env.latest("retry")).unwrap()
     );
 }
 
@@ -650,47 +661,35 @@ fn keep_local_false_streams_to_s3_with_part_sized_spool_and_cleans_stale_uploads
         "{}",
         status.stdout
     );
-    env.run(&["status"]).expect_code(0);
-    assert!(env.run(&["status"]).stdout.contains("keep-local = false"));
+    let human = env.run(&["status"]);
+    human.expect_code(0);
+    assert!(
+        human.stdout.contains("keep-local = false"),
+        "{}",
+        human.stdout
+    );
     // A second run with respawn protection off finds the name taken in S3, not on disk.
     env.run(&["backup", "--force"]).expect_code(0);
 }
 
 #[test]
 fn a_stalled_part_upload_is_detected_and_retried() {
-    let c = cluster();
     let s3 = s3_server();
-    let bucket = s3.bucket("stall");
-    let db = c.create_db("s3stall");
-    fill_two_parts(&db);
-    let (mut proxy, via) = fault_proxy(s3, "stall");
     let env = TestEnv::new();
-    env.write_config(&format!(
-        "{}{}",
-        s3_section(
-            &env,
-            &via,
-            &bucket,
-            &s3.secret_key,
-            "part-size-mib = 5\nstall-timeout-secs = 2"
-        ),
-        env.db_entry("sl", &db)
-    ));
-    let started = std::time::Instant::now();
-    let r = env.run(&["backup"]);
-    let took = started.elapsed();
-    let _ = proxy.kill();
-    let out = proxy.wait_with_output().unwrap();
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("stalling part 2"),
-        "the stall was not injected"
+    let (r, bucket, took) = backup_through_fault(
+        &env,
+        "stall",
+        "stall",
+        "stall-timeout-secs = 2",
+        "",
+        "stalling part 2",
     );
     r.expect_code(0)
         .expect_stderr("no progress within the stall timeout")
         .expect_stderr("uploaded");
     // Detected within the stall timeout (plus the retry), not after the proxy's 60 s.
     assert!(took < std::time::Duration::from_secs(40), "took {took:?}");
-    let listed = s3.aws(&["s3", "ls", &format!("s3://{bucket}/backups/sl/")]);
+    let listed = s3.aws(&["s3", "ls", &format!("s3://{bucket}/backups/stall/")]);
     assert_eq!(listed.stdout.lines().count(), 3, "{}", listed.stdout);
 }
 
@@ -774,28 +773,13 @@ fn list_prefixes_are_listed_and_restorable_but_never_pruned() {
 /// object's `-N` ETag shows the first attempt did complete (this fails on Garage without that).
 #[test]
 fn a_completion_whose_answer_is_lost_is_recognised_as_done() {
-    let c = cluster();
     let s3 = s3_server();
-    let bucket = s3.bucket("lost");
-    let db = c.create_db("s3lost");
-    fill_two_parts(&db);
-    let (mut proxy, via) = fault_proxy(s3, "lose-complete");
     let env = TestEnv::new();
-    env.write_config(&format!(
-        "{}{}",
-        s3_section(&env, &via, &bucket, &s3.secret_key, "part-size-mib = 5"),
-        env.db_entry("lc", &db)
-    ));
-    let r = env.run(&["backup"]);
-    let _ = proxy.kill();
-    let out = proxy.wait_with_output().unwrap();
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("lost the answer"),
-        "the fault was not injected"
-    );
+    let (r, bucket, _) =
+        backup_through_fault(&env, "lost", "lose-complete", "", "", "lost the answer");
     r.expect_code(0)
         .expect_stderr("retrying")
         .expect_stderr("uploaded");
-    let listed = s3.aws(&["s3", "ls", &format!("s3://{bucket}/backups/lc/")]);
+    let listed = s3.aws(&["s3", "ls", &format!("s3://{bucket}/backups/lost/")]);
     assert_eq!(listed.stdout.lines().count(), 3, "{}", listed.stdout);
 }
