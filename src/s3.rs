@@ -807,11 +807,13 @@ struct Progress {
 
 impl Progress {
     fn new(name: &str) -> Self {
+        let now = Instant::now();
         Progress {
             name: name.to_string(),
             tty: io::stderr().is_terminal(),
-            started: Instant::now(),
-            last: Mutex::new(Instant::now()),
+            started: now,
+            // `last == started` until a progress line has been drawn.
+            last: Mutex::new(now),
         }
     }
 
@@ -849,8 +851,11 @@ impl Progress {
         );
     }
 
+    /// The final line; small objects (sidecar, manifest) that went by without a progress line
+    /// get none.
     fn finish(&self, ok: bool, done: u64) {
-        if self.tty {
+        let drawn = self.last.lock().map(|l| *l > self.started).unwrap_or(true);
+        if self.tty && (drawn || done >= 1 << 20) {
             if ok {
                 self.draw(done, Some(done));
                 let _ = writeln!(io::stderr());
