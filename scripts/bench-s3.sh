@@ -15,10 +15,7 @@ root=$PWD
 export PATH="$PATH:/opt/garage/bin"
 command -v garage >/dev/null 2>&1 || { echo "bench-s3.sh: garage is not installed: scripts/test-s3-garage.sh --install" >&2; exit 69; }
 [ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
-if [ ! -x .venv/bin/aws ]; then
-  python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check "moto[server]>=5,<6" "awscli>=1.32,<2"
-fi
+scripts/test-venv.sh
 cargo build --release --locked -q
 bin=$root/target/release/pgbackup
 

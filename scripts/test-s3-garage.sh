@@ -22,10 +22,7 @@ if ! command -v garage >/dev/null 2>&1; then
   echo "test-s3-garage.sh: garage is not installed; run with --install (cargo install garage, 20-30 min)" >&2
   exit 69
 fi
-if [ ! -x .venv/bin/aws ]; then
-  python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check "moto[server]>=5,<6" "awscli>=1.32,<2"
-fi
+scripts/test-venv.sh
 
 work=$(mktemp -d /tmp/pgbackup-garage.XXXXXX)
 trap '"$root/scripts/garage-ephemeral.sh" stop "$work"' EXIT

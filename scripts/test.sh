@@ -28,16 +28,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 # A real S3-compatible server for the tests: moto (signature checking on) and awscli as the
 # independent client, in a venv of the repository's own (.venv, ignored by git).
-if ! python3 -m venv --help >/dev/null 2>&1; then
-  SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
-fi
-if [ ! -x .venv/bin/moto_server ] || [ ! -x .venv/bin/aws ]; then
-  echo "test.sh: installing moto[server] and awscli into .venv"
-  python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check "moto[server]>=5,<6" "awscli>=1.32,<2"
-fi
+scripts/test-venv.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -4,6 +4,7 @@
 //! sidecar exist. Everything else in a database directory is either debris from an interrupted
 //! run (temp files, a sidecar whose data never arrived) or a foreign file we never touch.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -287,11 +288,10 @@ pub fn db_dir(root: &Path, database: &str) -> PathBuf {
     root.join(database)
 }
 
-/// All data files of one database directory, oldest first. A missing directory is empty.
-/// Symlinks are not followed: only regular files count.
-pub fn list_dir(root: &Path, database: &str) -> io::Result<Vec<Entry>> {
-    let dir = db_dir(root, database);
-    let rd = match fs::read_dir(&dir) {
+/// The regular files of a directory (symlinks and subdirectories are not followed), sorted by
+/// name; a missing directory is empty.
+pub fn regular_files(dir: &Path) -> io::Result<Vec<StoredFile>> {
+    let rd = match fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
@@ -299,35 +299,80 @@ pub fn list_dir(root: &Path, database: &str) -> io::Result<Vec<Entry>> {
     let mut out = Vec::new();
     for de in rd {
         let de = de?;
-        let Some(fname) = de.file_name().to_str().map(str::to_string) else {
-            continue;
-        };
-        let Some(name) = BackupName::parse(&fname) else {
-            continue;
-        };
-        if name.database != database {
-            continue;
-        }
         let meta = fs::symlink_metadata(de.path())?;
         if !meta.file_type().is_file() {
             continue;
         }
-        let has_sidecar = fs::symlink_metadata(dir.join(name.sidecar_name()))
-            .map(|m| m.file_type().is_file())
-            .unwrap_or(false);
-        let manifest = fs::read(dir.join(name.manifest_name()))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        out.push(Entry {
-            path: de.path(),
-            size: meta.len(),
-            has_sidecar,
-            manifest,
-            name,
-        });
+        if let Some(name) = de.file_name().to_str() {
+            out.push(StoredFile {
+                name: name.to_string(),
+                size: meta.len(),
+            });
+        }
     }
-    out.sort_by_key(|e| e.name.timestamp);
+    out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+/// All data files of one database directory, oldest first, with the reader rule applied by
+/// [`backups_in`] (the same for every storage). A missing directory is empty.
+pub fn list_dir(root: &Path, database: &str) -> io::Result<Vec<Entry>> {
+    let dir = db_dir(root, database);
+    Ok(backups_in(database, &regular_files(&dir)?)
+        .into_iter()
+        .map(|b| Entry {
+            path: dir.join(b.name.file_name()),
+            size: b.size,
+            has_sidecar: b.has_sidecar,
+            manifest: b
+                .has_manifest
+                .then(|| fs::read(dir.join(b.name.manifest_name())).ok())
+                .flatten()
+                .and_then(|bytes| serde_json::from_slice(&bytes).ok()),
+            name: b.name,
+        })
+        .collect())
+}
+
+/// One file (object) in a database's directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFile {
+    /// File name inside the database directory.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// One backup by our naming scheme, as a storage sees it.
+#[derive(Debug, Clone)]
+pub struct StoredBackup {
+    /// The parsed name.
+    pub name: BackupName,
+    /// Size of the data file.
+    pub size: u64,
+    /// Whether the sidecar is there (the reader rule: without it, this is not a backup).
+    pub has_sidecar: bool,
+    /// Whether the manifest is there.
+    pub has_manifest: bool,
+}
+
+/// Group a directory listing into backups by our naming scheme, oldest first.
+pub fn backups_in(db: &str, files: &[StoredFile]) -> Vec<StoredBackup> {
+    let names: HashSet<&str> = files.iter().map(|f| f.name.as_str()).collect();
+    let mut out: Vec<StoredBackup> = files
+        .iter()
+        .filter_map(|f| {
+            let name = BackupName::parse(&f.name)?;
+            (name.database == db).then(|| StoredBackup {
+                has_sidecar: names.contains(name.sidecar_name().as_str()),
+                has_manifest: names.contains(name.manifest_name().as_str()),
+                size: f.size,
+                name,
+            })
+        })
+        .collect();
+    out.sort_by_key(|b| b.name.timestamp);
+    out
 }
 
 /// The database directories under `root` (valid names only, sorted).
@@ -365,6 +410,38 @@ pub fn latest_complete(root: &Path, database: &str) -> io::Result<Option<Entry>>
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    fn f(name: &str) -> StoredFile {
+        StoredFile {
+            name: name.into(),
+            size: 1,
+        }
+    }
+
+    #[test]
+    fn backups_follow_the_reader_rule_and_skip_foreign_names() {
+        let files = [
+            f("db_20260102_000000.sql.gz"),
+            f("db_20260102_000000.sql.gz.sha256"),
+            f("db_20260101_000000.sql.gz"),
+            f("db_20260101_000000.sql.gz.json"),
+            f("other_20260101_000000.sql.gz"),
+            f("notes.txt"),
+            f("db_20260103_000000.sql.gz.sha256"),
+        ];
+        let b = backups_in("db", &files);
+        let names: Vec<_> = b
+            .iter()
+            .map(|b| (b.name.file_name(), b.has_sidecar, b.has_manifest))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("db_20260101_000000.sql.gz".to_string(), false, true),
+                ("db_20260102_000000.sql.gz".to_string(), true, false),
+            ]
+        );
+    }
 
     #[test]
     fn name_round_trip() {

@@ -606,19 +606,13 @@ impl S3Store {
             job.file.seek(SeekFrom::Start(job.offset))?;
             let body = (&job.file).take(job.len);
             let part = number.to_string();
-            let signed = self.signer.sign(
-                "PUT",
-                &self.bucket.url(),
-                key,
-                &[("partNumber", &part), ("uploadId", upload_id)],
-                UNSIGNED_PAYLOAD,
-                chrono::Utc::now(),
-            );
-            let mut req = self.agent.put(&signed.url);
-            for (k, v) in &signed.headers {
-                req = req.set(k, v);
-            }
-            let resp = req
+            let resp = self
+                .data_request(
+                    "PUT",
+                    key,
+                    &[("partNumber", &part), ("uploadId", upload_id)],
+                    UNSIGNED_PAYLOAD,
+                )
                 .set("Content-Length", &job.len.to_string())
                 .set("Content-Type", "application/octet-stream")
                 .send(body)
@@ -646,12 +640,11 @@ impl S3Store {
         let key = self.key(db, file);
         let mut mp = self.start_multipart(&key, "application/gzip")?;
         let mut offset = 0;
-        while offset < size || offset == 0 {
+        loop {
             let len = part_len(self.cfg.part_size as u64, mp.next_part).min(size - offset);
-            let handle = File::open(path).map_err(read_err)?;
-            mp.send(handle, offset, len)?;
+            mp.send(File::open(path).map_err(read_err)?, offset, len)?;
             offset += len;
-            if size == 0 {
+            if offset >= size {
                 break;
             }
         }
@@ -659,75 +652,70 @@ impl S3Store {
         Ok(size)
     }
 
+    /// A data-transfer request for `key`, signed in headers (see [`crate::sigv4`]).
+    fn data_request(
+        &self,
+        method: &str,
+        key: &str,
+        query: &[(&str, &str)],
+        payload_hash: &str,
+    ) -> ureq::Request {
+        let signed = self.signer.sign(
+            method,
+            &self.bucket.url(),
+            key,
+            query,
+            payload_hash,
+            chrono::Utc::now(),
+        );
+        let mut req = self.agent.request(method, &signed.url);
+        for (k, v) in &signed.headers {
+            req = req.set(k, v);
+        }
+        req
+    }
+
     /// Stream an object into `out`, showing progress on a terminal. A transfer that breaks
-    /// off is resumed from where it stopped (HTTP Range), a few times.
+    /// off is retried like any request, and resumes where it stopped (HTTP Range).
     fn download(&self, key: &str, out: &mut dyn Write) -> Result<u64, S3Failure> {
         let progress = Progress::new(key.rsplit('/').next().unwrap_or(key));
         let mut done: u64 = 0;
         let mut total: Option<u64> = None;
-        let mut delay = Duration::from_millis(500);
-        let mut attempt = 1;
-        loop {
-            match self.download_from(key, done, &mut total, out, &progress, &mut done) {
-                Ok(()) => break,
-                Err(DownloadError::Write(source)) => {
-                    progress.finish(false, done);
-                    return Err(S3Failure::LocalWrite {
-                        key: key.to_string(),
-                        source,
-                    });
-                }
-                Err(DownloadError::S3(e)) if attempt < ATTEMPTS && is_transient(&e) => {
-                    crate::log::warn(&format!(
-                        "download of {key} broke off after {} ({}); resuming in {:.1} s",
-                        crate::commands::human_bytes(done),
-                        short(&e),
-                        delay.as_secs_f64()
-                    ));
-                    std::thread::sleep(delay);
-                    delay *= 2;
-                    attempt += 1;
-                }
-                Err(DownloadError::S3(e)) => {
-                    progress.finish(false, done);
-                    return Err(self.classify("s3:GetObject", key, e));
-                }
-            }
+        let result = with_retries(&format!("download of {key}"), || {
+            self.download_from(key, &mut done, &mut total, out, &progress)
+        });
+        progress.finish(matches!(result, Ok(Ok(()))), done);
+        match result {
+            Ok(Ok(())) => Ok(done),
+            Ok(Err(source)) => Err(S3Failure::LocalWrite {
+                key: key.to_string(),
+                source,
+            }),
+            Err(e) => Err(self.classify("s3:GetObject", key, e)),
         }
-        progress.finish(true, done);
-        Ok(done)
     }
 
+    /// One attempt of a download, from byte `done` on. The outer error is the transfer's
+    /// (retried when transient); the inner one is writing `out` (never retried).
     fn download_from(
         &self,
         key: &str,
-        from: u64,
+        done: &mut u64,
         total: &mut Option<u64>,
         out: &mut dyn Write,
         progress: &Progress,
-        done: &mut u64,
-    ) -> Result<(), DownloadError> {
-        let signed = self.signer.sign(
-            "GET",
-            &self.bucket.url(),
-            key,
-            &[],
-            EMPTY_SHA256,
-            chrono::Utc::now(),
-        );
-        let mut req = self.agent.get(&signed.url);
-        for (k, v) in &signed.headers {
-            req = req.set(k, v);
-        }
+    ) -> Result<io::Result<()>, S3Error> {
+        let from = *done;
+        let mut req = self.data_request("GET", key, &[], EMPTY_SHA256);
         if from > 0 {
             req = req.set("Range", &format!("bytes={from}-"));
         }
-        let resp = req.call().map_err(|e| DownloadError::S3(from_ureq(e)))?;
+        let resp = req.call().map_err(from_ureq)?;
         if from > 0 && resp.status() != 206 {
-            return Err(DownloadError::S3(S3Error::HttpFailWithBody(
+            return Err(S3Error::HttpFailWithBody(
                 500,
                 "<Code>RangeIgnored</Code>".into(),
-            )));
+            ));
         }
         if total.is_none() {
             *total = resp
@@ -741,21 +729,21 @@ impl S3Store {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(DownloadError::S3(S3Error::Io(e))),
+                Err(e) => return Err(S3Error::Io(e)),
             };
-            out.write_all(&buf[..n]).map_err(DownloadError::Write)?;
+            if let Err(e) = out.write_all(&buf[..n]) {
+                return Ok(Err(e));
+            }
             *done += n as u64;
             progress.update(*done, *total);
         }
-        if let Some(t) = *total {
-            if *done < t {
-                return Err(DownloadError::S3(S3Error::Io(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("connection closed after {} of {t} bytes", *done),
-                ))));
-            }
+        match *total {
+            Some(t) if *done < t => Err(S3Error::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("connection closed after {} of {t} bytes", *done),
+            ))),
+            _ => Ok(Ok(())),
         }
-        Ok(())
     }
 
     /// Objects directly under `prefix` (no delimiter: everything below it).
@@ -788,12 +776,6 @@ impl S3Store {
             })
             .collect())
     }
-}
-
-#[derive(Debug)]
-enum DownloadError {
-    S3(S3Error),
-    Write(io::Error),
 }
 
 /// A progress line on stderr when it is a terminal, redrawn a few times a second.

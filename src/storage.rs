@@ -5,36 +5,14 @@
 //! is the commit order (see [`Storage::commit_backup`]) and what an interrupted write leaves
 //! behind (temp files locally, incomplete multipart uploads in S3; [`Storage::clean_incomplete`]).
 
-use std::collections::HashSet;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::catalog::{self, BackupName};
+pub use crate::catalog::{backups_in, StoredBackup, StoredFile};
 use crate::error::{Error, Result};
 use crate::fsutil;
-
-/// One file (object) in a database's directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredFile {
-    /// File name inside the database directory.
-    pub name: String,
-    /// Size in bytes.
-    pub size: u64,
-}
-
-/// One backup by our naming scheme, as a storage sees it.
-#[derive(Debug, Clone)]
-pub struct StoredBackup {
-    /// The parsed name.
-    pub name: BackupName,
-    /// Size of the data file.
-    pub size: u64,
-    /// Whether the sidecar is there (the reader rule: without it, this is not a backup).
-    pub has_sidecar: bool,
-    /// Whether the manifest is there.
-    pub has_manifest: bool,
-}
 
 /// A data file being written: invisible under its name until [`ObjectWriter::commit`]; dropping
 /// it uncommitted discards everything written (temp file removed, multipart upload aborted).
@@ -113,25 +91,6 @@ pub trait Storage: std::fmt::Debug {
     fn latest(&self, db: &str) -> Result<Option<StoredBackup>> {
         Ok(self.complete_backups(db)?.pop())
     }
-}
-
-/// Group a directory listing into backups by our naming scheme, oldest first.
-pub fn backups_in(db: &str, files: &[StoredFile]) -> Vec<StoredBackup> {
-    let names: HashSet<&str> = files.iter().map(|f| f.name.as_str()).collect();
-    let mut out: Vec<StoredBackup> = files
-        .iter()
-        .filter_map(|f| {
-            let name = BackupName::parse(&f.name)?;
-            (name.database == db).then(|| StoredBackup {
-                has_sidecar: names.contains(name.sidecar_name().as_str()),
-                has_manifest: names.contains(name.manifest_name().as_str()),
-                size: f.size,
-                name,
-            })
-        })
-        .collect();
-    out.sort_by_key(|b| b.name.timestamp);
-    out
 }
 
 /// The local backup tree.
@@ -234,33 +193,11 @@ impl Storage for LocalStorage {
     fn files(&self, db: &str) -> Result<Vec<StoredFile>> {
         let dir = self.dir(db);
         check_not_symlink(&dir)?;
-        let input = |source| Error::Input {
+        catalog::regular_files(&dir).map_err(|source| Error::Input {
             what: "backup directory",
-            path: dir.clone(),
+            path: dir,
             source,
-        };
-        let rd = match fs::read_dir(&dir) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(input(e)),
-        };
-        let mut out = Vec::new();
-        for de in rd {
-            let de = de.map_err(input)?;
-            // Symlinks are not followed: only regular files count.
-            let meta = fs::symlink_metadata(de.path()).map_err(input)?;
-            if !meta.file_type().is_file() {
-                continue;
-            }
-            if let Some(name) = de.file_name().to_str() {
-                out.push(StoredFile {
-                    name: name.to_string(),
-                    size: meta.len(),
-                });
-            }
-        }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        })
     }
 
     fn create(&self, db: &str, file: &str) -> Result<Box<dyn ObjectWriter>> {
@@ -348,42 +285,5 @@ impl Storage for LocalStorage {
             let _ = fs::remove_file(dir.join(name.manifest_name()));
         }
         result
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn f(name: &str) -> StoredFile {
-        StoredFile {
-            name: name.into(),
-            size: 1,
-        }
-    }
-
-    #[test]
-    fn backups_follow_the_reader_rule_and_skip_foreign_names() {
-        let files = [
-            f("db_20260102_000000.sql.gz"),
-            f("db_20260102_000000.sql.gz.sha256"),
-            f("db_20260101_000000.sql.gz"),
-            f("db_20260101_000000.sql.gz.json"),
-            f("other_20260101_000000.sql.gz"),
-            f("notes.txt"),
-            f("db_20260103_000000.sql.gz.sha256"),
-        ];
-        let b = backups_in("db", &files);
-        let names: Vec<_> = b
-            .iter()
-            .map(|b| (b.name.file_name(), b.has_sidecar, b.has_manifest))
-            .collect();
-        assert_eq!(
-            names,
-            vec![
-                ("db_20260101_000000.sql.gz".to_string(), false, true),
-                ("db_20260102_000000.sql.gz".to_string(), true, false),
-            ]
-        );
     }
 }

@@ -298,10 +298,8 @@ fn select(all: Vec<Database>, wanted: &[String]) -> Result<Vec<Database>> {
 /// (disk full, I/O error) as a write error on the backup file.
 fn write_error(e: std::io::Error, dest: &str) -> Error {
     if e.get_ref().is_some_and(|i| i.is::<S3Failure>()) {
-        if let Some(Ok(f)) = e.into_inner().map(|i| i.downcast::<S3Failure>()) {
-            return Error::S3(*f);
-        }
-        return Error::Usage("internal: S3 failure lost".into());
+        let inner = e.into_inner().expect("checked above");
+        return Error::S3(*inner.downcast::<S3Failure>().expect("checked above"));
     }
     Error::Output {
         what: "backup file",

@@ -71,7 +71,7 @@ fn evaluate(cfg: &Config, args: &CheckArgs) -> (u8, String) {
     for db in &databases {
         let s = st.databases.get(db).cloned().unwrap_or_default();
         match super::newest_backup(cfg, &stores, db) {
-            Ok(Some((name, _))) => {
+            Ok(Some(name)) => {
                 let age = now - name.timestamp;
                 newest_age = Some(newest_age.map_or(age, |a: chrono::Duration| a.max(age)));
                 if age > max_age {

@@ -186,21 +186,21 @@ pub(crate) fn s3_stores(cfg: &Config) -> Result<Vec<crate::s3::S3Store>> {
 }
 
 /// The newest complete backup of `db`: the local one, else (when S3 is configured, e.g. with
-/// keep-local = false) the newest in S3. Returns its name and where it is.
+/// keep-local = false) the newest in S3.
 pub(crate) fn newest_backup(
     cfg: &Config,
     stores: &[crate::s3::S3Store],
     db: &str,
-) -> Result<Option<(crate::catalog::BackupName, String)>> {
+) -> Result<Option<crate::catalog::BackupName>> {
     use crate::storage::Storage;
     if let Some(e) =
         crate::catalog::latest_complete(&cfg.local_dir, db).map_err(|e| read_root_error(cfg, e))?
     {
-        return Ok(Some((e.name, "local".into())));
+        return Ok(Some(e.name));
     }
     for store in stores {
         if let Some(b) = store.latest(db)? {
-            return Ok(Some((b.name, store.location())));
+            return Ok(Some(b.name));
         }
     }
     Ok(None)

@@ -83,16 +83,13 @@ pub fn prune_all(
     now: DateTime<Utc>,
     dry_run: bool,
 ) -> Result<Vec<PruneRow>> {
+    // Local debris is cleaned before each backup (backup_one), under the same lock.
     let local = LocalStorage::new(&cfg.local_dir);
-    let mut stores: Vec<&dyn Storage> = vec![&local];
+    let mut rows = prune_storage(&local, database, policy, now, dry_run)?;
     if let Some(s3) = s3 {
-        stores.push(s3);
-    }
-    let mut rows = Vec::new();
-    for store in stores {
-        rows.extend(prune_storage(store, database, policy, now, dry_run)?);
-        if !dry_run && store.kind() == "s3" {
-            for removed in store.clean_incomplete(database)? {
+        rows.extend(prune_storage(s3, database, policy, now, dry_run)?);
+        if !dry_run {
+            for removed in s3.clean_incomplete(database)? {
                 log::info(&format!("{database}: aborted {removed}"));
             }
         }

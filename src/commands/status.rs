@@ -112,10 +112,8 @@ pub fn run(cfg: &Config, args: &StatusArgs) -> Result<()> {
                     .map(|d| d.target.conn.masked().to_string()),
                 backups: disk.count,
                 backups_bytes: disk.bytes,
-                newest_backup_age_secs: newest
-                    .as_ref()
-                    .map(|(n, _)| (now - n.timestamp).num_seconds()),
-                newest_backup: newest.map(|(n, _)| n.file_name()),
+                newest_backup_age_secs: newest.as_ref().map(|n| (now - n.timestamp).num_seconds()),
+                newest_backup: newest.map(|n| n.file_name()),
                 state: st.databases.get(&db).cloned().unwrap_or_default(),
                 database: db,
             }
