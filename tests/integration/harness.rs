@@ -519,10 +519,88 @@ pub fn sh(script: &str) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
-/// A moto S3 server on 127.0.0.1 with signature checking on, shared per test binary, and the
-/// access key of an IAM user allowed s3:*. moto comes from scripts/test.sh's venv (.venv).
-/// With `PGBACKUP_TEST_S3_ENDPOINT` set (scripts/test-s3-garage.sh does), the tests use that
-/// server instead, with `PGBACKUP_TEST_S3_ACCESS_KEY`, `_SECRET_KEY` and `_REGION`.
+/// Throwaway TLS material (tests/fixtures/tls.py gen): a private CA that no trust store holds,
+/// and certificates it signed for 127.0.0.1 (`server`), for another name (`wrongname`) and for
+/// 127.0.0.1 but long expired (`expired`). Shared per test binary.
+#[derive(Debug)]
+pub struct Tls {
+    pub dir: PathBuf,
+}
+
+static TLS: OnceLock<Tls> = OnceLock::new();
+
+pub fn tls() -> &'static Tls {
+    TLS.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("pgbackup-it-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tls dir");
+        let out = Command::new(venv_bin("python3"))
+            .arg(repo().join("tests/fixtures/tls.py"))
+            .arg("gen")
+            .arg(&dir)
+            .output()
+            .expect("run tests/fixtures/tls.py");
+        assert!(
+            out.status.success(),
+            "tls.py gen: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tls { dir }
+    })
+}
+
+impl Tls {
+    /// The private CA's certificate (what `ca-file` and `SSL_CERT_FILE` point at).
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    pub fn cert(&self, name: &str) -> (PathBuf, PathBuf) {
+        (
+            self.dir.join(format!("{name}.pem")),
+            self.dir.join(format!("{name}.key")),
+        )
+    }
+
+    /// A bare TLS server on 127.0.0.1 presenting certificate `name` (it answers 503 to any
+    /// request); returns its port. It lives as long as this test process.
+    pub fn serve(&self, name: &str) -> u16 {
+        let (cert, key) = self.cert(name);
+        let port = free_port();
+        spawn_for_test_process(&format!(
+            "'{}' '{}' serve '{}' '{}' {port}",
+            venv_bin("python3").display(),
+            repo().join("tests/fixtures/tls.py").display(),
+            cert.display(),
+            key.display()
+        ));
+        wait_for(Duration::from_secs(20), "tls.py serve to listen", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        port
+    }
+}
+
+/// Run `script` (a shell command line) in the background until this test process exits.
+pub fn spawn_for_test_process(script: &str) {
+    let watcher = format!(
+        "{script} & m=$!; while kill -0 {pid} 2>/dev/null; do sleep 1; done; kill $m",
+        pid = std::process::id()
+    );
+    #[allow(clippy::zombie_processes)]
+    let _ = Command::new("setsid")
+        .args(["sh", "-c", &watcher])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn a test server");
+}
+
+/// A moto S3 server on 127.0.0.1 over https (a certificate of the private CA of [`tls`]) with
+/// signature checking on, shared per test binary, and the access key of an IAM user allowed
+/// s3:*. moto comes from scripts/test.sh's venv (.venv). With `PGBACKUP_TEST_S3_ENDPOINT` set
+/// (scripts/test-s3-garage.sh does), the tests use that server instead, with
+/// `PGBACKUP_TEST_S3_ACCESS_KEY`, `_SECRET_KEY`, `_REGION` and, for https, `_CA_FILE`.
 #[derive(Debug, Clone)]
 pub struct S3Server {
     pub endpoint: String,
@@ -531,6 +609,10 @@ pub struct S3Server {
     pub region: String,
     /// Keys that may read the bucket but not write to it.
     pub denied_key: (String, String),
+    /// The CA that signed the server's certificate (https endpoints).
+    pub ca_file: Option<PathBuf>,
+    /// An IAM role that web-identity credentials may assume (moto only).
+    pub role_arn: Option<String>,
 }
 
 static S3: OnceLock<S3Server> = OnceLock::new();
@@ -553,25 +635,31 @@ pub fn s3_server() -> &'static S3Server {
                     .unwrap_or_else(|_| panic!("PGBACKUP_TEST_S3_ENDPOINT is set, so PGBACKUP_TEST_S3_{n} must be too"))
             };
             return S3Server {
+                ca_file: std::env::var_os("PGBACKUP_TEST_S3_CA_FILE").map(PathBuf::from),
                 endpoint,
                 access_key: var("ACCESS_KEY"),
                 secret_key: var("SECRET_KEY"),
                 region: var("REGION"),
                 denied_key: (var("DENIED_ACCESS_KEY"), var("DENIED_SECRET_KEY")),
+                role_arn: None,
             };
         }
         let port = free_port();
-        let endpoint = format!("http://127.0.0.1:{port}");
-        // The first six requests (IAM setup) are not authenticated; everything after is.
+        let endpoint = format!("https://127.0.0.1:{port}");
+        let ca = tls().ca();
+        let (cert, key) = tls().cert("server");
+        // The first eight requests (IAM setup) are not authenticated; everything after is.
         let watcher = format!(
-            "'{}' -H 127.0.0.1 -p {port} & m=$!; while kill -0 {pid} 2>/dev/null; do sleep 1; done; kill $m",
+            "'{}' -H 127.0.0.1 -p {port} --ssl-cert '{}' --ssl-key '{}' & m=$!; while kill -0 {pid} 2>/dev/null; do sleep 1; done; kill $m",
             venv_bin("moto_server").display(),
+            cert.display(),
+            key.display(),
             pid = std::process::id()
         );
         #[allow(clippy::zombie_processes)]
         let _server = Command::new("setsid")
             .args(["sh", "-c", &watcher])
-            .env("INITIAL_NO_AUTH_ACTION_COUNT", "6")
+            .env("INITIAL_NO_AUTH_ACTION_COUNT", "8")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             // Its log, for when a test fails on a server error.
@@ -587,6 +675,8 @@ pub fn s3_server() -> &'static S3Server {
         let aws = |args: &[&str]| {
             let out = Command::new(venv_bin("aws"))
                 .args(["--endpoint-url", &endpoint, "--output", "json"])
+                .arg("--ca-bundle")
+                .arg(&ca)
                 .args(args)
                 .env("AWS_ACCESS_KEY_ID", "setup")
                 .env("AWS_SECRET_ACCESS_KEY", "setup")
@@ -596,14 +686,16 @@ pub fn s3_server() -> &'static S3Server {
             assert!(out.status.success(), "aws {args:?}: {}", String::from_utf8_lossy(&out.stderr));
             String::from_utf8_lossy(&out.stdout).to_string()
         };
+        let s3_policy = |actions: &str| {
+            format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":{actions},"Resource":"*"}}]}}"#
+            )
+        };
         let user = |name: &str, actions: &str| {
             aws(&["iam", "create-user", "--user-name", name]);
-            let policy = format!(
-                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":{actions},"Resource":"*"}}]}}"#
-            );
             aws(&[
                 "iam", "put-user-policy", "--user-name", name, "--policy-name", "s3",
-                "--policy-document", &policy,
+                "--policy-document", &s3_policy(actions),
             ]);
             let keys: serde_json::Value =
                 serde_json::from_str(&aws(&["iam", "create-access-key", "--user-name", name])).unwrap();
@@ -614,12 +706,25 @@ pub fn s3_server() -> &'static S3Server {
         };
         let (access_key, secret_key) = user("pgbackup", r#""s3:*""#);
         let denied_key = user("pgbackup-reader", r#"["s3:ListBucket","s3:GetObject"]"#);
+        // A role for web identity (Kubernetes IRSA style), allowed s3:*.
+        let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":"arn:aws:iam::123456789012:oidc-provider/oidc.example"},"Action":"sts:AssumeRoleWithWebIdentity"}]}"#;
+        let role: serde_json::Value = serde_json::from_str(&aws(&[
+            "iam", "create-role", "--role-name", "pgbackup-irsa",
+            "--assume-role-policy-document", trust,
+        ]))
+        .unwrap();
+        aws(&[
+            "iam", "put-role-policy", "--role-name", "pgbackup-irsa", "--policy-name", "s3",
+            "--policy-document", &s3_policy(r#""s3:*""#),
+        ]);
         S3Server {
             endpoint,
             access_key,
             secret_key,
             region: "us-east-1".into(),
             denied_key,
+            ca_file: Some(ca),
+            role_arn: role["Role"]["Arn"].as_str().map(str::to_string),
         }
     })
 }
@@ -630,6 +735,11 @@ impl S3Server {
         Run::from(
             Command::new(venv_bin("aws"))
                 .args(["--endpoint-url", &self.endpoint, "--output", "json"])
+                .args(
+                    self.ca_file
+                        .iter()
+                        .flat_map(|ca| [std::ffi::OsStr::new("--ca-bundle"), ca.as_os_str()]),
+                )
                 .args(args)
                 .env("AWS_ACCESS_KEY_ID", &self.access_key)
                 .env("AWS_SECRET_ACCESS_KEY", &self.secret_key)

@@ -8,8 +8,24 @@ pub fn fill_two_parts(db: &str) {
     );
 }
 
-/// A `[storage.s3]` section for `bucket` on the test server, keys in files.
+/// A `[storage.s3]` section for `bucket` on the test server, keys in files, and the server's CA
+/// as `ca-file` when it is an https endpoint.
 pub fn s3_section(env: &TestEnv, s3: &S3Server, bucket: &str, secret: &str, extra: &str) -> String {
+    let ca = match &s3.ca_file {
+        Some(ca) => format!("ca-file = \"{}\"\n", ca.display()),
+        None => String::new(),
+    };
+    format!("{}{ca}", s3_section_keys_only(env, s3, bucket, secret, extra))
+}
+
+/// A `[storage.s3]` section for `bucket`, keys in files, without `ca-file`.
+pub fn s3_section_keys_only(
+    env: &TestEnv,
+    s3: &S3Server,
+    bucket: &str,
+    secret: &str,
+    extra: &str,
+) -> String {
     let ak = env.tmp.path().join("s3-access-key");
     let sk = env.tmp.path().join("s3-secret-key");
     std::fs::write(&ak, &s3.access_key).unwrap();
@@ -391,11 +407,10 @@ fn verify_and_restore_from_s3_when_the_local_copy_is_gone() {
 /// Start the fault proxy in front of the shared moto server; returns it and an `S3Server` that
 /// points at it.
 pub fn fault_proxy(s3: &S3Server, mode: &str) -> (std::process::Child, S3Server) {
-    let target_port: u16 = s3.endpoint.rsplit(':').next().unwrap().parse().unwrap();
     let port = free_port();
     let proxy = std::process::Command::new("python3")
         .arg(repo().join("tests/fixtures/s3_fault_proxy.py"))
-        .args([port.to_string(), target_port.to_string(), mode.to_string()])
+        .args([port.to_string(), s3.endpoint.clone(), mode.to_string()])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -406,6 +421,7 @@ pub fn fault_proxy(s3: &S3Server, mode: &str) -> (std::process::Child, S3Server)
     );
     let via = S3Server {
         endpoint: format!("http://127.0.0.1:{port}"),
+        ca_file: None,
         ..s3.clone()
     };
     (proxy, via)
