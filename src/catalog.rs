@@ -307,6 +307,7 @@ pub fn regular_files(dir: &Path) -> io::Result<Vec<StoredFile>> {
             out.push(StoredFile {
                 name: name.to_string(),
                 size: meta.len(),
+                modified: meta.modified().ok().map(DateTime::<Utc>::from),
             });
         }
     }
@@ -341,6 +342,38 @@ pub struct StoredFile {
     pub name: String,
     /// Size in bytes.
     pub size: u64,
+    /// Last modification (mtime; an object's Last-Modified), when known.
+    pub modified: Option<DateTime<Utc>>,
+}
+
+/// Whether `name` is a data file, sidecar or manifest of our naming scheme for `db`.
+pub fn is_ours(db: &str, name: &str) -> bool {
+    let data = [".sha256", ".json"]
+        .iter()
+        .find_map(|ext| name.strip_suffix(ext))
+        .unwrap_or(name);
+    BackupName::parse(data).is_some_and(|b| b.database == db)
+}
+
+/// The files of `db` that a reader must never count and that an interrupted run of ours left:
+/// a data file without its sidecar, and a sidecar or manifest without its data file. Only
+/// names of our scheme for `db`; foreign files are never debris.
+pub fn debris_in<'a>(db: &str, files: &'a [StoredFile]) -> Vec<&'a StoredFile> {
+    let names: HashSet<&str> = files.iter().map(|f| f.name.as_str()).collect();
+    files
+        .iter()
+        .filter(|f| {
+            if let Some(b) = BackupName::parse(&f.name).filter(|b| b.database == db) {
+                return !names.contains(b.sidecar_name().as_str());
+            }
+            [".sha256", ".json"].iter().any(|ext| {
+                f.name
+                    .strip_suffix(ext)
+                    .and_then(BackupName::parse)
+                    .is_some_and(|b| b.database == db && !names.contains(b.file_name().as_str()))
+            })
+        })
+        .collect()
 }
 
 /// One backup by our naming scheme, as a storage sees it.
@@ -415,7 +448,37 @@ mod tests {
         StoredFile {
             name: name.into(),
             size: 1,
+            modified: None,
         }
+    }
+
+    #[test]
+    fn debris_is_ours_only_and_never_a_backup() {
+        let files = [
+            f("db_20260102_000000.sql.gz"),
+            f("db_20260102_000000.sql.gz.sha256"),
+            f("db_20260102_000000.sql.gz.json"),
+            f("db_20260103_000000.sql.gz"),
+            f("db_20260103_000000.sql.gz.json"),
+            f("db_20260104_000000.sql.gz.sha256"),
+            f("other_20260104_000000.sql.gz.sha256"),
+            f("other_20260105_000000.sql.gz"),
+            f("notes.txt"),
+        ];
+        let d: Vec<&str> = debris_in("db", &files)
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect();
+        assert_eq!(
+            d,
+            vec![
+                "db_20260103_000000.sql.gz",
+                "db_20260104_000000.sql.gz.sha256"
+            ]
+        );
+        assert!(is_ours("db", "db_20260102_000000.sql.gz.json"));
+        assert!(!is_ours("db", "other_20260102_000000.sql.gz.json"));
+        assert!(!is_ours("db", "notes.txt"));
     }
 
     #[test]

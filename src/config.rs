@@ -155,6 +155,12 @@ pub struct S3File {
     pub stall_timeout_secs: Option<i64>,
     /// Abort our incomplete multipart uploads older than this many hours (default 24).
     pub abort_incomplete_after_hours: Option<i64>,
+    /// PEM file of a private CA to trust besides the system store.
+    pub ca_file: Option<PathBuf>,
+    /// "governance" or "compliance": write every object with an Object Lock retention.
+    pub object_lock: Option<String>,
+    /// Days each object stays locked.
+    pub object_lock_days: Option<i64>,
 }
 
 /// `[backup]`.
@@ -816,8 +822,7 @@ impl Config {
             endpoint: &'a str,
             region: &'a str,
             prefix: &'a str,
-            access_key: &'static str,
-            secret_key: &'static str,
+            credentials: String,
             path_style: bool,
             storage_class: &'a str,
             server_side_encryption: &'a str,
@@ -826,6 +831,8 @@ impl Config {
             list_prefixes: &'a [String],
             stall_timeout_secs: u64,
             abort_incomplete_after_hours: u64,
+            ca_file: String,
+            object_lock: String,
         }
         #[derive(Serialize)]
         #[serde(rename_all = "kebab-case")]
@@ -856,8 +863,7 @@ impl Config {
                     endpoint: c.endpoint.as_deref().unwrap_or("(AWS)"),
                     region: &c.region,
                     prefix: &c.prefix,
-                    access_key: "***",
-                    secret_key: "***",
+                    credentials: crate::s3::creds::describe(&c.credentials),
                     path_style: c.path_style,
                     storage_class: c.storage_class.as_deref().unwrap_or("(bucket default)"),
                     server_side_encryption: c.server_side_encryption.as_deref().unwrap_or("(none)"),
@@ -866,6 +872,17 @@ impl Config {
                     list_prefixes: &c.list_prefixes,
                     stall_timeout_secs: c.stall_timeout.as_secs(),
                     abort_incomplete_after_hours: c.abort_incomplete_after.as_secs() / 3600,
+                    ca_file: c
+                        .ca_file
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "(system store)".into()),
+                    object_lock: match c.object_lock {
+                        Some(l) => {
+                            format!("{} for {} days", l.mode.header().to_lowercase(), l.days)
+                        }
+                        None => "(off)".into(),
+                    },
                 }),
             },
             backup: ShownBackup {
@@ -954,94 +971,64 @@ fn s3_config(
     warnings: &mut Vec<String>,
 ) -> Option<crate::s3::S3Config> {
     let f = file.unwrap_or_default();
-    let mut first = |names: &[&str]| names.iter().find_map(|n| env_get(n));
-    let storage = first(&["BACKUP_STORAGE"]);
+    fn first(
+        env_get: &mut dyn FnMut(&str) -> Option<String>,
+        names: &[&str],
+    ) -> Option<(String, String)> {
+        names
+            .iter()
+            .find_map(|n| env_get(n).map(|v| (v, format!("environment variable {n}"))))
+    }
+    let storage = first(env_get, &["BACKUP_STORAGE"]).map(|v| v.0);
     if storage.as_deref() == Some("local") {
         return None;
     }
-    let bucket = first(&["S3_BUCKET", "BACKUP_S3_BUCKET"]).or(f.bucket);
-    let Some(bucket) = bucket else {
-        if storage.as_deref() == Some("s3") {
-            problems.push(
-                "environment variable BACKUP_STORAGE",
-                "is s3, but no bucket is set; set S3_BUCKET or [storage.s3] bucket",
-            );
-        }
-        return None;
+    let (bucket, bucket_place) = match first(env_get, &["S3_BUCKET", "BACKUP_S3_BUCKET"]) {
+        Some(b) => b,
+        None => match f.bucket {
+            Some(b) => (b, key("storage.s3.bucket")),
+            None => {
+                if storage.as_deref() == Some("s3") {
+                    problems.push(
+                        "environment variable BACKUP_STORAGE",
+                        "is s3, but no bucket is set; set S3_BUCKET or [storage.s3] bucket",
+                    );
+                }
+                return None;
+            }
+        },
     };
-    let endpoint = first(&["S3_ENDPOINT_URL"])
-        .or(f.endpoint)
-        .filter(|e| !e.is_empty());
-    let region = first(&["S3_REGION", "BACKUP_S3_REGION", "AWS_REGION"])
+    let (endpoint, endpoint_place) = match first(env_get, &["S3_ENDPOINT_URL"]) {
+        Some((e, place)) => (Some(e), place),
+        None => (f.endpoint, key("storage.s3.endpoint")),
+    };
+    let endpoint = endpoint.filter(|e| !e.is_empty());
+    if let Some(e) = &endpoint {
+        if let Err(msg) = crate::s3::http::Endpoint::parse(e) {
+            problems.push(endpoint_place, msg);
+        }
+    }
+    let chain = crate::s3::creds::ChainEnv::from_env(env);
+    let region = first(env_get, &["S3_REGION", "BACKUP_S3_REGION", "AWS_REGION"])
+        .map(|v| v.0)
         .or(f.region)
+        .or_else(|| env_get("AWS_DEFAULT_REGION"))
+        .or_else(|| chain.profile_region())
         .unwrap_or_else(|| "us-east-1".into());
-    let keep_local_env = first(&["BACKUP_KEEP_LOCAL"]);
+    let keep_local_env = first(env_get, &["BACKUP_KEEP_LOCAL"]).map(|v| v.0);
     let mut prefix = f.prefix.unwrap_or_else(|| "backups/".into());
     if !prefix.is_empty() && !prefix.ends_with('/') {
         prefix.push('/');
     }
-    let cred_dir = env("CREDENTIALS_DIRECTORY");
-    let mut secret = |what: &str,
-                      value: Option<String>,
-                      file: Option<PathBuf>,
-                      vars: &[&str],
-                      cred: &str| {
-        if let Some(v) = vars.iter().find_map(|n| env_get(n)) {
-            return Some(Secret::new(v));
-        }
-        for n in vars {
-            if let Some(p) = env_get(&format!("{n}_FILE")) {
-                return match read_secret_file(Path::new(&p), warnings) {
-                    Ok(s) => Some(s),
-                    Err(e) => {
-                        problems.push(format!("environment variable {n}_FILE"), e);
-                        None
-                    }
-                };
-            }
-        }
-        if let Some(p) = file {
-            return match read_secret_file(&p, warnings) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    problems.push(key(&format!("storage.s3.{what}-file")), e);
-                    None
-                }
-            };
-        }
-        if let Some(v) = value {
-            warnings.push(format!(
-                "[storage.s3] {what} is written in the config file; prefer {what}-file or a systemd credential"
-            ));
-            return Some(Secret::new(v));
-        }
-        if let Some(dir) = &cred_dir {
-            if let Ok(s) = std::fs::read_to_string(Path::new(dir).join(cred)) {
-                return Some(Secret::new(s));
-            }
-        }
-        problems.push(
-            key(&format!("storage.s3.{what}")),
-            format!(
-                "missing; set {what}-file, the systemd credential {cred}, or {}",
-                vars.join(" / ")
-            ),
-        );
-        None
-    };
-    let access_key = secret(
-        "access-key",
-        f.access_key,
-        f.access_key_file,
-        &["S3_ACCESS_KEY", "AWS_ACCESS_KEY_ID"],
-        "s3-access-key",
-    );
-    let secret_key = secret(
-        "secret-key",
-        f.secret_key,
-        f.secret_key_file,
-        &["S3_SECRET_KEY", "AWS_SECRET_ACCESS_KEY"],
-        "s3-secret-key",
+    let credentials = s3_credentials(
+        (f.access_key, f.access_key_file),
+        (f.secret_key, f.secret_key_file),
+        env,
+        env_get,
+        problems,
+        key,
+        warnings,
+        chain,
     );
     let part_mib = f.part_size_mib.unwrap_or(16);
     if !(5..=5120).contains(&part_mib) {
@@ -1096,6 +1083,59 @@ fn s3_config(
             format!("{abort_after} is out of range; use 0 to 8760 hours"),
         );
     }
+    if let Some(ca) = &f.ca_file {
+        if !ca.is_file() {
+            problems.push(
+                key("storage.s3.ca-file"),
+                format!(
+                    "{} does not exist; give the PEM file of the CA that signed the endpoint's certificate",
+                    ca.display()
+                ),
+            );
+        }
+    }
+    let object_lock = match (f.object_lock.as_deref(), f.object_lock_days) {
+        (None, None) => None,
+        (None, Some(_)) => {
+            problems.push(
+                key("storage.s3.object-lock-days"),
+                "is set without object-lock; set object-lock = \"governance\" or \"compliance\" too",
+            );
+            None
+        }
+        (Some(mode), days) => {
+            let mode = match mode.to_ascii_lowercase().as_str() {
+                "governance" => Some(crate::s3::LockMode::Governance),
+                "compliance" => Some(crate::s3::LockMode::Compliance),
+                _ => {
+                    problems.push(
+                        key("storage.s3.object-lock"),
+                        format!("\"{mode}\" is not a mode; use \"governance\" (deletable by users allowed s3:BypassGovernanceRetention) or \"compliance\" (nobody can delete before the date)"),
+                    );
+                    None
+                }
+            };
+            let days = match days {
+                Some(d) if (1..=36_500).contains(&d) => Some(d as u32),
+                Some(d) => {
+                    problems.push(
+                        key("storage.s3.object-lock-days"),
+                        format!("{d} is out of range; use 1 to 36500 days"),
+                    );
+                    None
+                }
+                None => {
+                    problems.push(
+                        key("storage.s3.object-lock-days"),
+                        "is missing; object-lock needs the number of days each backup stays locked",
+                    );
+                    None
+                }
+            };
+            mode.zip(days)
+                .map(|(mode, days)| crate::s3::ObjectLock { mode, days })
+        }
+    };
     Some(crate::s3::S3Config {
         keep_local,
         list_prefixes,
@@ -1107,13 +1147,204 @@ fn s3_config(
         endpoint,
         region,
         prefix,
-        access_key: access_key?,
-        secret_key: secret_key?,
+        credentials: credentials?,
         storage_class: f.storage_class,
         server_side_encryption: f.server_side_encryption,
         part_size: (part_mib.clamp(5, 5120) as usize) << 20,
+        ca_file: f.ca_file,
+        proxy: crate::s3::http::ProxyEnv::from_env(env),
+        object_lock,
         bucket,
+        bucket_place,
     })
+}
+
+/// The S3 keys, from the first source that has any, in the order the AWS tools use:
+/// `S3_ACCESS_KEY`/`S3_SECRET_KEY` (and `_FILE`), the config file's keys or key files, the
+/// systemd credentials `s3-access-key`/`s3-secret-key`, `AWS_ACCESS_KEY_ID`/
+/// `AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN` (and `_FILE`); else the run-time chain (shared
+/// files, web identity, instance metadata). A source with only one of the two keys is a problem.
+#[allow(clippy::too_many_arguments)]
+fn s3_credentials(
+    access: (Option<String>, Option<PathBuf>),
+    secret: (Option<String>, Option<PathBuf>),
+    env: EnvFn,
+    env_get: &mut dyn FnMut(&str) -> Option<String>,
+    problems: &mut ConfigProblems,
+    key: &dyn Fn(&str) -> String,
+    warnings: &mut Vec<String>,
+    chain: crate::s3::creds::ChainEnv,
+) -> Option<crate::s3::creds::CredentialSpec> {
+    use crate::s3::creds::CredentialSpec;
+    use crate::s3::sigv4::Credentials;
+    let spec = |ak: Secret, sk: Secret, token: Option<Secret>, source: String| {
+        Some(CredentialSpec::Static {
+            creds: Credentials {
+                access_key: ak,
+                secret_key: sk,
+                session_token: token,
+            },
+            source,
+        })
+    };
+    // An environment pair: the variable itself, else its `_FILE` variant.
+    let env_pair = |env_get: &mut dyn FnMut(&str) -> Option<String>,
+                    ak_var: &str,
+                    sk_var: &str,
+                    problems: &mut ConfigProblems,
+                    warnings: &mut Vec<String>| {
+        let mut one = |var: &str| -> Option<(Secret, String)> {
+            if let Some(v) = env_get(var) {
+                return Some((Secret::new(v), var.to_string()));
+            }
+            let file_var = format!("{var}_FILE");
+            let p = env_get(&file_var)?;
+            match read_secret_file(Path::new(&p), warnings) {
+                Ok(s) => Some((s, format!("{file_var} {p}"))),
+                Err(e) => {
+                    problems.push(format!("environment variable {file_var}"), e);
+                    None
+                }
+            }
+        };
+        (one(ak_var), one(sk_var))
+    };
+    let missing_other = |problems: &mut ConfigProblems, have: &str, want: &str| {
+        problems.push(
+            have.to_string(),
+            format!("is set but {want} is not; S3 needs both keys from one place"),
+        );
+    };
+    match env_pair(
+        env_get,
+        "S3_ACCESS_KEY",
+        "S3_SECRET_KEY",
+        problems,
+        warnings,
+    ) {
+        (Some((ak, a)), Some((sk, b))) => {
+            return spec(ak, sk, None, format!("environment ({a}, {b})"))
+        }
+        (Some((_, a)), None) => {
+            missing_other(
+                problems,
+                &format!("environment variable {a}"),
+                "S3_SECRET_KEY",
+            );
+            return None;
+        }
+        (None, Some((_, b))) => {
+            missing_other(
+                problems,
+                &format!("environment variable {b}"),
+                "S3_ACCESS_KEY",
+            );
+            return None;
+        }
+        (None, None) => {}
+    }
+    // The config file: key files (preferred) or the keys themselves.
+    let mut from_file = |what: &str, (value, file): (Option<String>, Option<PathBuf>)| {
+        if let Some(p) = file {
+            return match read_secret_file(&p, warnings) {
+                Ok(s) => Some(Ok((s, format!("{what}-file {}", p.display())))),
+                Err(e) => Some(Err((key(&format!("storage.s3.{what}-file")), e))),
+            };
+        }
+        value.map(|v| {
+            warnings.push(format!(
+                "[storage.s3] {what} is written in the config file; prefer {what}-file or a systemd credential"
+            ));
+            Ok((Secret::new(v), format!("[storage.s3] {what}")))
+        })
+    };
+    match (
+        from_file("access-key", access),
+        from_file("secret-key", secret),
+    ) {
+        (Some(Ok((ak, a))), Some(Ok((sk, b)))) => return spec(ak, sk, None, format!("{a}, {b}")),
+        (Some(Err((place, e))), _) | (_, Some(Err((place, e)))) => {
+            problems.push(place, e);
+            return None;
+        }
+        (Some(Ok(_)), None) => {
+            missing_other(
+                problems,
+                &key("storage.s3.access-key"),
+                "secret-key (or secret-key-file)",
+            );
+            return None;
+        }
+        (None, Some(Ok(_))) => {
+            missing_other(
+                problems,
+                &key("storage.s3.secret-key"),
+                "access-key (or access-key-file)",
+            );
+            return None;
+        }
+        (None, None) => {}
+    }
+    if let Some(dir) = env("CREDENTIALS_DIRECTORY") {
+        let read = |n: &str| {
+            std::fs::read_to_string(Path::new(&dir).join(n))
+                .ok()
+                .map(Secret::new)
+        };
+        match (read("s3-access-key"), read("s3-secret-key")) {
+            (Some(ak), Some(sk)) => {
+                return spec(
+                    ak,
+                    sk,
+                    None,
+                    "systemd credentials s3-access-key, s3-secret-key".into(),
+                )
+            }
+            (Some(_), None) | (None, Some(_)) => {
+                problems.push(
+                    "systemd credentials",
+                    "only one of s3-access-key and s3-secret-key is loaded; add the other LoadCredential=",
+                );
+                return None;
+            }
+            (None, None) => {}
+        }
+    }
+    match env_pair(
+        env_get,
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        problems,
+        warnings,
+    ) {
+        (Some((ak, a)), Some((sk, b))) => {
+            let token = env_get("AWS_SESSION_TOKEN").map(Secret::new);
+            let t = if token.is_some() {
+                ", AWS_SESSION_TOKEN"
+            } else {
+                ""
+            };
+            return spec(ak, sk, token, format!("environment ({a}, {b}{t})"));
+        }
+        (Some((_, a)), None) => {
+            missing_other(
+                problems,
+                &format!("environment variable {a}"),
+                "AWS_SECRET_ACCESS_KEY",
+            );
+            return None;
+        }
+        (None, Some((_, b))) => {
+            missing_other(
+                problems,
+                &format!("environment variable {b}"),
+                "AWS_ACCESS_KEY_ID",
+            );
+            return None;
+        }
+        (None, None) => {}
+    }
+    Some(CredentialSpec::Chain(chain))
 }
 
 /// A boolean from the environment: 1/true/yes/on or 0/false/no/off.

@@ -23,7 +23,6 @@ pub mod retention;
 pub mod s3;
 pub mod secret;
 pub mod signals;
-pub mod sigv4;
 pub mod sqlfilter;
 pub mod state;
 pub mod storage;

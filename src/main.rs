@@ -19,6 +19,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse_from(args);
     log::set_verbosity(cli.verbose as i8 - cli.quiet as i8);
     pgbackup::signals::install();
+    // The one TLS crypto provider (ring), installed before any connection is made.
+    pgbackup::s3::http::install_crypto_provider();
     match commands::dispatch(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(pgbackup::error::Error::Silent(code)) => ExitCode::from(code),

@@ -335,6 +335,22 @@ impl<'a> Psql<'a> {
             .unwrap_or_default())
     }
 
+    /// `server_version` and the database's size on disk (an upper estimate of its dump).
+    pub fn server_info(&self) -> Result<(String, Option<u64>), PgError> {
+        let rows = self.query(
+            "SELECT current_setting('server_version'), pg_database_size(current_database())",
+        )?;
+        let row = rows.first();
+        let version = row
+            .and_then(|r| r.first())
+            .map(|v| v.split_whitespace().next().unwrap_or(v).to_string())
+            .unwrap_or_default();
+        let size = row
+            .and_then(|r| r.get(1))
+            .and_then(|s| s.trim().parse().ok());
+        Ok((version, size))
+    }
+
     /// Databases a zero-config run backs up: connectable, not templates, CONNECT allowed.
     pub fn list_databases(&self) -> Result<Vec<String>, PgError> {
         let rows = self.query(

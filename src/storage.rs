@@ -40,8 +40,10 @@ pub trait Storage: std::fmt::Debug {
     /// The regular files in one database directory, any name (none when it does not exist).
     fn files(&self, db: &str) -> Result<Vec<StoredFile>>;
 
-    /// Start writing `file` of `db`, streamed.
-    fn create(&self, db: &str, file: &str) -> Result<Box<dyn ObjectWriter>>;
+    /// Start writing `file` of `db`, streamed. `size_hint` is an upper estimate of its size
+    /// (S3 fixes its part size from it before the first part).
+    fn create(&self, db: &str, file: &str, size_hint: Option<u64>)
+        -> Result<Box<dyn ObjectWriter>>;
 
     /// Write a small file atomically (complete or not at all).
     fn put(&self, db: &str, file: &str, bytes: &[u8]) -> Result<()>;
@@ -200,7 +202,12 @@ impl Storage for LocalStorage {
         })
     }
 
-    fn create(&self, db: &str, file: &str) -> Result<Box<dyn ObjectWriter>> {
+    fn create(
+        &self,
+        db: &str,
+        file: &str,
+        _size_hint: Option<u64>,
+    ) -> Result<Box<dyn ObjectWriter>> {
         let dir = self.ensure_dir(db)?;
         let dest = dir.join(file);
         let tmp = fsutil::temp_in(&dir).map_err(|source| Error::Output {

@@ -342,7 +342,7 @@ pub fn backup_one(
         }
     }
 
-    let server_version = Psql::new(tools, &db.target).server_version()?;
+    let (server_version, db_size) = Psql::new(tools, &db.target).server_info()?;
     if let (Some(s), Some(d)) = (major_version(&server_version), major_version(dump_version)) {
         if s > d {
             return Err(PgError::VersionMismatch {
@@ -358,7 +358,11 @@ pub fn backup_one(
     // A free name: two runs within one second must not overwrite each other.
     let started_at = Utc::now();
     let mut ts = started_at;
-    let existing: HashSet<String> = store.files(name)?.into_iter().map(|f| f.name).collect();
+    let files = store.files(name)?;
+    let previous = catalog::backups_in(name, &files)
+        .into_iter()
+        .rfind(|b| b.has_sidecar);
+    let existing: HashSet<String> = files.into_iter().map(|f| f.name).collect();
     let backup_name = loop {
         let n = BackupName::new(name, ts, Kind::SqlGz);
         let taken = [n.file_name(), n.sidecar_name(), n.manifest_name()]
@@ -372,7 +376,13 @@ pub fn backup_one(
     let file = backup_name.file_name();
     let final_path = store.describe(name, &file);
 
-    let writer = store.create(name, &file)?;
+    // An upper estimate of the compressed size, from which S3 fixes its part size: four times
+    // the previous backup (room to grow), else the database's size on disk.
+    let size_hint = match previous {
+        Some(prev) => Some(prev.size.saturating_mul(4)),
+        None => db_size,
+    };
+    let writer = store.create(name, &file, size_hint)?;
     let clock = Instant::now();
     let (mut proc, stdout) =
         DumpProcess::spawn(tools, &db.target, &db.pg_dump_args, cfg.dump_timeout)?;

@@ -96,11 +96,10 @@ fn merge_remote(
 pub fn run(cfg: &Config, args: &ListArgs) -> Result<()> {
     let mut databases = selected_databases(cfg, &args.databases)?;
     let stores = crate::commands::s3_stores(cfg)?;
-    if let Err(e) = crate::commands::add_databases(&stores, &args.databases, &mut databases) {
-        crate::log::warn(&format!(
-            "S3 listing failed, showing local backups only: {e}"
-        ));
-    }
+    // An S3 failure does not hide the local backups, but the run fails with it (exit 69):
+    // a script must not take a partial list for the whole.
+    let mut s3_error =
+        crate::commands::add_databases(&stores, &args.databases, &mut databases).err();
     let mut rows = Vec::new();
     for db in &databases {
         let mut local: Vec<ListRow> = catalog::list_dir(&cfg.local_dir, db)
@@ -111,16 +110,27 @@ pub fn run(cfg: &Config, args: &ListArgs) -> Result<()> {
         for (i, store) in stores.iter().enumerate() {
             // The first store is the write prefix; the others are read-only list-prefixes.
             let location = if i == 0 { "s3" } else { "s3-legacy" };
+            if s3_error.is_some() {
+                break;
+            }
             if let Err(e) = merge_remote(store, location, db, &mut local) {
-                crate::log::warn(&format!(
-                    "S3 listing of {db} at {} failed: {e}",
-                    store.location()
-                ));
+                s3_error = Some(e);
             }
         }
         local.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));
         rows.extend(local);
     }
+    if s3_error.is_some() {
+        crate::log::warn("the S3 listing failed: only local backups are shown");
+    }
+    let printed = print_rows(cfg, args, &rows);
+    match s3_error {
+        Some(e) => Err(e),
+        None => printed,
+    }
+}
+
+fn print_rows(cfg: &Config, args: &ListArgs, rows: &[ListRow]) -> Result<()> {
     if args.json {
         let mut s = serde_json::to_string_pretty(&rows).expect("rows are plain data");
         s.push('\n');
@@ -138,7 +148,7 @@ pub fn run(cfg: &Config, args: &ListArgs) -> Result<()> {
         "WHERE".to_string(),
         "DESCRIPTION".to_string(),
     ]];
-    for r in &rows {
+    for r in rows {
         table.push(vec![
             r.database.clone(),
             r.timestamp

@@ -15,7 +15,10 @@ pub fn s3_section(env: &TestEnv, s3: &S3Server, bucket: &str, secret: &str, extr
         Some(ca) => format!("ca-file = \"{}\"\n", ca.display()),
         None => String::new(),
     };
-    format!("{}{ca}", s3_section_keys_only(env, s3, bucket, secret, extra))
+    format!(
+        "{}{ca}",
+        s3_section_keys_only(env, s3, bucket, secret, extra)
+    )
 }
 
 /// A `[storage.s3]` section for `bucket`, keys in files, without `ca-file`.
@@ -223,6 +226,7 @@ fn s3_settings_from_the_environment() {
         .env("AWS_REGION", &s3.region)
         .env("S3_ACCESS_KEY", &s3.access_key)
         .env("S3_SECRET_KEY", &s3.secret_key)
+        .envs(s3.ca_file.iter().map(|ca| ("SSL_CERT_FILE", ca)))
         .output()
         .unwrap();
     Run::from(out).expect_code(0).expect_stderr("uploaded");

@@ -70,7 +70,9 @@ fn ssl_cert_file_trusts_a_private_ca_for_backup_and_restore() {
         env.db_entry("e", &db)
     ));
     let run = |args: &[&str]| Run::from(env.cmd(args).env("SSL_CERT_FILE", &ca).output().unwrap());
-    run(&["backup"]).expect_code(0).expect_stderr("backup complete");
+    run(&["backup"])
+        .expect_code(0)
+        .expect_stderr("backup complete");
     let listed = s3.aws(&["s3", "ls", &format!("s3://{bucket}/backups/e/")]);
     assert_eq!(listed.stdout.lines().count(), 3, "{}", listed.stdout);
     // Without the variable the same config fails on the certificate.

@@ -7,6 +7,8 @@ use std::io::Write;
 
 use chrono::TimeZone;
 use pgbackup::catalog::{BackupName, Kind};
+use pgbackup::s3::creds::CredentialSpec;
+use pgbackup::s3::sigv4::Credentials;
 use pgbackup::s3::{S3Config, S3Store};
 use pgbackup::secret::Secret;
 use pgbackup::storage::{LocalStorage, Storage};
@@ -52,7 +54,10 @@ fn backup_files(store: &dyn Storage, db: &str) -> Vec<String> {
 }
 
 /// The suite. `part` is the store's part size (S3) so that objects span several parts.
-fn conformance(store: &dyn Storage, part: usize) {
+/// `data_first` says whether the storage commits the data object before its sidecar (S3), so
+/// that a data object without a sidecar is the debris of an interrupted commit; locally the
+/// sidecar goes first and the data file's rename is the commit point.
+fn conformance(store: &dyn Storage, part: usize, data_first: bool) {
     let db = "conf_db";
     assert!(store.files(db).unwrap().is_empty(), "starts empty");
     assert!(store.latest(db).unwrap().is_none());
@@ -60,7 +65,7 @@ fn conformance(store: &dyn Storage, part: usize) {
     // A streamed write of 2.4 parts in odd-sized writes: invisible until commit.
     let data = noise(part * 2 + part / 2 + 7, 1);
     let n1 = name(db, 1);
-    let mut w = store.create(db, &n1.file_name()).unwrap();
+    let mut w = store.create(db, &n1.file_name(), None).unwrap();
     for chunk in data.chunks(100_003) {
         w.write_all(chunk).unwrap();
     }
@@ -74,27 +79,31 @@ fn conformance(store: &dyn Storage, part: usize) {
     // Data without its sidecar is not a backup.
     assert_eq!(backup_files(store, db), vec![n1.file_name()]);
     assert!(store.complete_backups(db).unwrap().is_empty());
+    let sidecar1 = format!("{:x}  {}\n", Sha256::digest(&data), n1.file_name());
+    store
+        .put(db, &n1.sidecar_name(), sidecar1.as_bytes())
+        .unwrap();
 
     // A committed backup: data, sidecar and manifest, and it is the latest.
     let n2 = name(db, 2);
-    let mut w = store.create(db, &n2.file_name()).unwrap();
+    let mut w = store.create(db, &n2.file_name(), Some(10)).unwrap();
     w.write_all(b"backup two").unwrap();
     let sidecar = format!("{:x}  {}\n", Sha256::digest(b"backup two"), n2.file_name());
     store
         .commit_backup(db, &n2, w, sidecar.as_bytes(), b"{}")
         .unwrap();
     let complete = store.complete_backups(db).unwrap();
-    assert_eq!(complete.len(), 1);
-    assert_eq!(complete[0].name, n2);
-    assert!(complete[0].has_manifest);
-    assert_eq!(complete[0].size, 10);
+    assert_eq!(complete.len(), 2);
+    assert_eq!(complete[1].name, n2);
+    assert!(complete[1].has_manifest);
+    assert_eq!(complete[1].size, 10);
     assert_eq!(store.latest(db).unwrap().unwrap().name, n2);
     assert_eq!(fetch(store, db, &n2.sidecar_name()), sidecar.as_bytes());
     assert!(store.databases().unwrap().contains(&db.to_string()));
 
     // An abandoned write (dropped uncommitted, after a part went out) leaves nothing.
     let n3 = name(db, 3);
-    let mut w = store.create(db, &n3.file_name()).unwrap();
+    let mut w = store.create(db, &n3.file_name(), None).unwrap();
     w.write_all(&noise(part + 1000, 3)).unwrap();
     drop(w);
     assert!(!backup_files(store, db).contains(&n3.file_name()));
@@ -106,14 +115,14 @@ fn conformance(store: &dyn Storage, part: usize) {
     // An interrupted write (the process died: nothing ran on the way out) is debris that
     // clean_incomplete removes, once.
     let n4 = name(db, 4);
-    let mut w = store.create(db, &n4.file_name()).unwrap();
+    let mut w = store.create(db, &n4.file_name(), None).unwrap();
     w.write_all(&noise(1000, 4)).unwrap();
     std::mem::forget(w);
     assert!(!backup_files(store, db).contains(&n4.file_name()));
     assert_eq!(store.clean_incomplete(db).unwrap().len(), 1);
     assert!(store.clean_incomplete(db).unwrap().is_empty());
 
-    // Small files are replaced whole; foreign names are never backups.
+    // Small files are replaced whole; foreign names are never backups, nor debris.
     store.put(db, "notes.txt", b"first").unwrap();
     store.put(db, "notes.txt", b"second").unwrap();
     assert_eq!(fetch(store, db, "notes.txt"), b"second");
@@ -122,10 +131,12 @@ fn conformance(store: &dyn Storage, part: usize) {
         backup_files(store, db),
         vec![n1.file_name(), n2.file_name()]
     );
+    assert!(store.clean_incomplete(db).unwrap().is_empty());
+    assert_eq!(fetch(store, db, "other_20260101_020000.sql.gz"), b"x");
 
     // An empty object round-trips.
     let n5 = name(db, 5);
-    let w = store.create(db, &n5.file_name()).unwrap();
+    let w = store.create(db, &n5.file_name(), Some(0)).unwrap();
     assert_eq!(w.commit().unwrap(), 0);
     assert!(fetch(store, db, &n5.file_name()).is_empty());
 
@@ -137,12 +148,28 @@ fn conformance(store: &dyn Storage, part: usize) {
         vec![n2.file_name(), n5.file_name()]
     );
     assert!(store.fetch(db, &n1.file_name(), &mut Vec::new()).is_err());
+
+    // What an interrupted commit leaves, by the storage's commit order: the data object of n5
+    // (S3: data first, its sidecar never came) and n1's sidecar without its data are debris
+    // there; locally only the sidecar is, and the data file stays (never a backup).
+    let removed = store.clean_incomplete(db).unwrap();
+    assert_eq!(removed.len(), if data_first { 2 } else { 1 }, "{removed:?}");
+    assert!(!store
+        .files(db)
+        .unwrap()
+        .iter()
+        .any(|f| f.name == n1.sidecar_name()));
+    assert_eq!(
+        backup_files(store, db).contains(&n5.file_name()),
+        !data_first
+    );
+    assert_eq!(store.latest(db).unwrap().unwrap().name, n2);
 }
 
 #[test]
 fn local_storage_conformance() {
     let dir = tempfile::tempdir().unwrap();
-    conformance(&LocalStorage::new(dir.path()), 1 << 20);
+    conformance(&LocalStorage::new(dir.path()), 1 << 20, false);
 }
 
 /// A store on the test server with 5 MiB parts that aborts incomplete uploads at once.
@@ -152,8 +179,14 @@ pub fn test_store(s3: &S3Server, bucket: &str, prefix: &str) -> S3Store {
         endpoint: Some(s3.endpoint.clone()),
         region: s3.region.clone(),
         prefix: prefix.to_string(),
-        access_key: Secret::new(&s3.access_key),
-        secret_key: Secret::new(&s3.secret_key),
+        credentials: CredentialSpec::Static {
+            creds: Credentials {
+                access_key: Secret::new(&s3.access_key),
+                secret_key: Secret::new(&s3.secret_key),
+                session_token: None,
+            },
+            source: "test keys".into(),
+        },
         path_style: true,
         storage_class: None,
         server_side_encryption: None,
@@ -162,6 +195,10 @@ pub fn test_store(s3: &S3Server, bucket: &str, prefix: &str) -> S3Store {
         list_prefixes: Vec::new(),
         stall_timeout: std::time::Duration::from_secs(30),
         abort_incomplete_after: std::time::Duration::ZERO,
+        ca_file: s3.ca_file.clone(),
+        proxy: Default::default(),
+        object_lock: None,
+        bucket_place: "test".into(),
     };
     S3Store::new(&cfg).unwrap()
 }
@@ -172,12 +209,12 @@ fn s3_storage_conformance() {
     let bucket = s3.bucket("conf");
     let spool = tempfile::tempdir().unwrap();
     let store = test_store(s3, &bucket, "backups/").with_spool_dir(spool.path());
-    conformance(&store, 5 << 20);
+    conformance(&store, 5 << 20, true);
     // A 2.4-part stream really becomes a 3-part object (the ETag's suffix counts the parts),
     // and an independent client reads the same bytes.
     let data = noise((5 << 20) * 2 + (2 << 20), 9);
     let mut w = store
-        .create("conf_db", "conf_db_20260110_020000.sql.gz")
+        .create("conf_db", "conf_db_20260110_020000.sql.gz", None)
         .unwrap();
     w.write_all(&data).unwrap();
     w.commit().unwrap();
