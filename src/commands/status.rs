@@ -60,6 +60,10 @@ struct Status {
     s3: Option<String>,
     /// Whether backups are also kept locally (false: S3 only).
     keep_local: bool,
+    /// Where the S3 credentials come from (never the keys themselves).
+    s3_credentials: Option<String>,
+    /// Object Lock on every object written, e.g. "governance, 30 days".
+    s3_object_lock: Option<String>,
     free_bytes: Option<u64>,
     total_bytes: Option<u64>,
     retention: String,
@@ -126,6 +130,11 @@ pub fn run(cfg: &Config, args: &StatusArgs) -> Result<()> {
         local_dir: cfg.local_dir.display().to_string(),
         s3: stores.first().map(|s| s.location()),
         keep_local: stores.first().map_or(true, |s| s.keep_local()),
+        s3_credentials: stores.first().map(|s| s.credential_source()),
+        s3_object_lock: stores
+            .first()
+            .and_then(|s| s.object_lock())
+            .map(|l| format!("{}, {} days", l.mode.header().to_lowercase(), l.days)),
         free_bytes: space.map(|s| s.0),
         total_bytes: space.map(|s| s.1),
         retention: retention_summary(cfg),
@@ -181,6 +190,12 @@ pub fn run(cfg: &Config, args: &StatusArgs) -> Result<()> {
                 " (keep-local = false: no local copies; KEPT counts local ones)"
             }
         ));
+        if let Some(c) = &status.s3_credentials {
+            out.push_str(&format!("s3 keys:    {c}\n"));
+        }
+        if let Some(l) = &status.s3_object_lock {
+            out.push_str(&format!("s3 lock:    {l} (Object Lock)\n"));
+        }
     }
     out.push_str(&format!("retention:  {}\n", status.retention));
     out.push_str(&format!("metrics:    {}\n", status.metrics_file));

@@ -613,6 +613,8 @@ pub struct S3Server {
     pub ca_file: Option<PathBuf>,
     /// An IAM role that web-identity credentials may assume (moto only).
     pub role_arn: Option<String>,
+    /// Keys of an IAM user allowed sts:* (moto only; the credential fakes sign with them).
+    pub sts_key: Option<(String, String)>,
 }
 
 static S3: OnceLock<S3Server> = OnceLock::new();
@@ -642,13 +644,14 @@ pub fn s3_server() -> &'static S3Server {
                 region: var("REGION"),
                 denied_key: (var("DENIED_ACCESS_KEY"), var("DENIED_SECRET_KEY")),
                 role_arn: None,
+                sts_key: None,
             };
         }
         let port = free_port();
         let endpoint = format!("https://127.0.0.1:{port}");
         let ca = tls().ca();
         let (cert, key) = tls().cert("server");
-        // The first eight requests (IAM setup) are not authenticated; everything after is.
+        // The first eleven requests (IAM setup) are not authenticated; everything after is.
         let watcher = format!(
             "'{}' -H 127.0.0.1 -p {port} --ssl-cert '{}' --ssl-key '{}' & m=$!; while kill -0 {pid} 2>/dev/null; do sleep 1; done; kill $m",
             venv_bin("moto_server").display(),
@@ -659,7 +662,7 @@ pub fn s3_server() -> &'static S3Server {
         #[allow(clippy::zombie_processes)]
         let _server = Command::new("setsid")
             .args(["sh", "-c", &watcher])
-            .env("INITIAL_NO_AUTH_ACTION_COUNT", "8")
+            .env("INITIAL_NO_AUTH_ACTION_COUNT", "11")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             // Its log, for when a test fails on a server error.
@@ -706,8 +709,9 @@ pub fn s3_server() -> &'static S3Server {
         };
         let (access_key, secret_key) = user("pgbackup", r#""s3:*""#);
         let denied_key = user("pgbackup-reader", r#"["s3:ListBucket","s3:GetObject"]"#);
-        // A role for web identity (Kubernetes IRSA style), allowed s3:*.
-        let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":"arn:aws:iam::123456789012:oidc-provider/oidc.example"},"Action":"sts:AssumeRoleWithWebIdentity"}]}"#;
+        let sts_key = user("pgbackup-sts", r#""sts:*""#);
+        // A role for web identity (Kubernetes IRSA) and for the instance-metadata fake.
+        let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":"arn:aws:iam::123456789012:oidc-provider/oidc.example"},"Action":"sts:AssumeRoleWithWebIdentity"},{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#;
         let role: serde_json::Value = serde_json::from_str(&aws(&[
             "iam", "create-role", "--role-name", "pgbackup-irsa",
             "--assume-role-policy-document", trust,
@@ -725,6 +729,7 @@ pub fn s3_server() -> &'static S3Server {
             denied_key,
             ca_file: Some(ca),
             role_arn: role["Role"]["Arn"].as_str().map(str::to_string),
+            sts_key: Some(sts_key),
         }
     })
 }

@@ -19,6 +19,8 @@ mod operations;
 mod restore;
 /// S3 upload and listing against moto with signature checking.
 mod s3;
+/// S3 credentials: AWS environment, shared files, web identity (STS), instance metadata.
+mod s3_creds;
 /// S3 over https: private CAs, SSL_CERT_FILE, certificate failures.
 mod s3_tls;
 /// The conformance suite every storage (local, S3) passes.
