@@ -319,6 +319,8 @@ struct Client {
     endpoint: Endpoint,
     /// The bucket in the host name (virtual-hosted style) rather than the path.
     virtual_host: bool,
+    /// The proxy every request goes through, if any (masked, for messages).
+    proxy: Option<String>,
     creds: Provider,
     /// Object Lock found enabled on the bucket (checked before the first write).
     lock_checked: OnceLock<()>,
@@ -358,6 +360,7 @@ impl S3Store {
             write_timeout: cfg.stall_timeout,
         };
         let agent = http::agent(&client).map_err(config)?;
+        let proxy = client.proxy.as_deref().map(http::mask_userinfo);
         // STS goes through the same trust and proxy rules, with its own proxy choice.
         let creds = Provider::new(
             cfg.credentials.clone(),
@@ -371,6 +374,7 @@ impl S3Store {
         Ok(S3Store {
             client: Arc::new(Client {
                 virtual_host: !cfg.path_style,
+                proxy,
                 agent,
                 endpoint,
                 creds,
@@ -432,13 +436,19 @@ impl S3Store {
     }
 
     fn endpoint_label(&self) -> String {
-        match &self.client.cfg.endpoint {
+        let ep = match &self.client.cfg.endpoint {
             Some(_) => self.client.endpoint.url(),
             None => format!(
                 "AWS {} ({})",
                 self.client.cfg.region,
                 self.client.endpoint.url()
             ),
+        };
+        match &self.client.proxy {
+            Some(p) => {
+                format!("{ep} (via proxy {p}, from HTTPS_PROXY/HTTP_PROXY; NO_PROXY bypasses it)")
+            }
+            None => ep,
         }
     }
 

@@ -118,3 +118,97 @@ fn a_wrong_host_name_or_an_expired_certificate_is_69_saying_which() {
         assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
     }
 }
+
+/// Behind a mandatory proxy every request goes through it (control requests, parts,
+/// downloads), NO_PROXY bypasses it, and a dead proxy is 69 naming it.
+#[test]
+fn https_proxy_carries_every_request_and_no_proxy_bypasses_it() {
+    let c = cluster();
+    let s3 = s3_server();
+    let bucket = s3.bucket("proxy");
+    let db = c.create_db("tls_proxy");
+    crate::s3::fill_two_parts(&db);
+    let env = TestEnv::new();
+    let log = env.tmp.path().join("proxy.log");
+    let port = free_port();
+    spawn_for_test_process(&format!(
+        "python3 '{}' {port} '{}'",
+        repo().join("tests/fixtures/connect_proxy.py").display(),
+        log.display()
+    ));
+    wait_for(std::time::Duration::from_secs(20), "the proxy", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    env.write_config(&format!(
+        "{}{}",
+        s3_section(
+            &env,
+            s3,
+            &bucket,
+            &s3.secret_key,
+            "keep-local = false\npart-size-mib = 5"
+        ),
+        env.db_entry("p", &db)
+    ));
+    let proxy = format!("http://127.0.0.1:{port}");
+    let via = |args: &[&str], no_proxy: Option<&str>| {
+        let mut cmd = env.cmd(args);
+        cmd.env("HTTPS_PROXY", &proxy);
+        if let Some(n) = no_proxy {
+            cmd.env("NO_PROXY", n);
+        }
+        Run::from(cmd.output().unwrap())
+    };
+    let tunnelled = || -> (usize, u64, u64) {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let moto = s3.endpoint.trim_start_matches("https://");
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains(moto)).collect();
+        let sum = |k: &str| -> u64 {
+            lines
+                .iter()
+                .filter_map(|l| l.split(k).nth(1)?.split(' ').next()?.parse::<u64>().ok())
+                .sum()
+        };
+        (lines.len(), sum("up="), sum("down="))
+    };
+    via(&["backup"], None)
+        .expect_code(0)
+        .expect_stderr("backup complete");
+    let object: u64 = s3
+        .aws(&["s3", "ls", "--recursive", &format!("s3://{bucket}/")])
+        .stdout
+        .lines()
+        .filter(|l| l.ends_with(".sql.gz"))
+        .filter_map(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok())
+        .sum();
+    assert!(object > 5 << 20, "two parts expected, {object} bytes");
+    // The parts went through the tunnel (its log line is written when the tunnel closes).
+    wait_for(
+        std::time::Duration::from_secs(10),
+        "the tunnels to close",
+        || tunnelled().1 >= object,
+    );
+    // The download of verify goes through it as well.
+    let before = tunnelled().2;
+    via(&["verify", "--db", "p"], None).expect_code(0);
+    wait_for(
+        std::time::Duration::from_secs(10),
+        "the download tunnel",
+        || tunnelled().2 >= before + object,
+    );
+    // NO_PROXY: straight to the endpoint, the proxy sees nothing.
+    let seen = tunnelled().0;
+    via(&["backup", "--force"], Some("localhost,127.0.0.1")).expect_code(0);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(tunnelled().0, seen, "NO_PROXY was not honoured");
+    // A proxy that is not there: 69, naming the proxy.
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    Run::from(
+        env.cmd(&["list"])
+            .env("HTTPS_PROXY", &dead)
+            .output()
+            .unwrap(),
+    )
+    .expect_code(69)
+    .expect_stderr(&format!("via proxy {dead}"));
+}
