@@ -54,6 +54,15 @@ pub trait Storage: std::fmt::Debug {
     /// Delete a file; a missing one is not an error.
     fn delete(&self, db: &str, file: &str) -> Result<()>;
 
+    /// When a retention lock (S3 Object Lock) still protects `file` of `db`, if one does.
+    fn locked_until(
+        &self,
+        _db: &str,
+        _file: &str,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        Ok(None)
+    }
+
     /// Remove what interrupted writes of ours left in `db` (never a backup, never a foreign
     /// file); returns what was removed. Must run under the run lock.
     fn clean_incomplete(&self, db: &str) -> Result<Vec<String>>;

@@ -161,13 +161,22 @@ fn run_databases(cfg: &Config, args: &BackupArgs, env: EnvFn) -> Result<()> {
                     prune::prune_all(cfg, s3.as_ref(), db.name(), &policy, Utc::now(), false);
                 match pruned {
                     Ok(rows) => {
-                        for r in rows.iter().filter(|r| r.action == "delete") {
-                            log::info(&format!(
-                                "{}: retention deleted {} ({})",
-                                db.name(),
-                                r.file,
-                                r.location
-                            ));
+                        for r in &rows {
+                            match (r.action, &r.locked_until) {
+                                ("delete", _) => log::info(&format!(
+                                    "{}: retention deleted {} ({})",
+                                    db.name(),
+                                    r.file,
+                                    r.location
+                                )),
+                                ("locked", Some(until)) => log::info(&format!(
+                                    "{}: retention kept {} ({}): locked until {until}",
+                                    db.name(),
+                                    r.file,
+                                    r.location
+                                )),
+                                _ => {}
+                            }
                         }
                     }
                     Err(e) => {

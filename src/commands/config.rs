@@ -6,6 +6,13 @@ use crate::cli::ConfigCommand;
 use crate::config::{Config, EnvFn};
 use crate::error::{ConfigProblems, Result};
 
+fn place(cfg: &Config) -> String {
+    cfg.source
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "(built-in defaults)".into())
+}
+
 /// Run a config subcommand.
 pub fn run(path: Option<&Path>, cmd: &ConfigCommand, env: EnvFn) -> Result<()> {
     let cfg = Config::load(path, env)?;
@@ -34,6 +41,17 @@ pub fn run(path: Option<&Path>, cmd: &ConfigCommand, env: EnvFn) -> Result<()> {
             }
             for w in &cfg.warnings {
                 crate::log::warn(w);
+            }
+            // Object Lock cannot be switched on later for a bucket: say so now, not at 02:00.
+            if let Some(s3) = cfg.s3.as_ref().filter(|s| s.object_lock.is_some()) {
+                match crate::s3::S3Store::new(s3).and_then(|st| st.check_object_lock()) {
+                    Ok(()) => {}
+                    Err(e @ crate::s3::S3Failure::LockNotEnabled { .. }) => problems.push(
+                        format!("{}: storage.s3.object-lock", place(&cfg)),
+                        e.to_string(),
+                    ),
+                    Err(e) => return Err(e.into()),
+                }
             }
             if !problems.is_empty() {
                 return Err(problems.into());

@@ -34,6 +34,9 @@ pub struct ListRow {
     /// Where it lives: "local", "s3", "local+s3", or "s3-legacy" (a read-only list-prefixes
     /// location).
     pub location: &'static str,
+    /// The S3 Object Lock retain-until date, while it is in the future.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locked_until: Option<String>,
 }
 
 impl From<&Entry> for ListRow {
@@ -52,6 +55,7 @@ impl From<&Entry> for ListRow {
             sha256: e.manifest.as_ref().map(|m| m.sha256.clone()),
             description: e.manifest.as_ref().and_then(|m| m.description.clone()),
             location: "local",
+            locked_until: None,
         }
     }
 }
@@ -67,9 +71,16 @@ fn merge_remote(
 ) -> Result<()> {
     for b in store.backups(db)? {
         let file = b.name.file_name();
+        let locked_until = match store.object_lock() {
+            Some(_) if b.has_sidecar => store
+                .locked_until(db, &file)?
+                .map(|u| u.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            _ => None,
+        };
         if let Some(row) = rows.iter_mut().find(|r| r.file == file) {
             if b.has_sidecar && row.location == "local" && location == "s3" {
                 row.location = "local+s3";
+                row.locked_until = locked_until;
             }
             continue;
         }
@@ -87,6 +98,7 @@ fn merge_remote(
             sha256: None,
             description: None,
             location,
+            locked_until,
         });
     }
     Ok(())
@@ -162,7 +174,10 @@ fn print_rows(cfg: &Config, args: &ListArgs, rows: &[ListRow]) -> Result<()> {
                 "MISSING (not a backup)"
             }
             .to_string(),
-            r.location.to_string(),
+            match &r.locked_until {
+                Some(u) => format!("{} (locked until {})", r.location, &u[..10.min(u.len())]),
+                None => r.location.to_string(),
+            },
             r.description.clone().unwrap_or_default(),
         ]);
     }

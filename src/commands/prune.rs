@@ -24,8 +24,12 @@ pub struct PruneRow {
     pub database: String,
     /// Data file name.
     pub file: String,
-    /// "keep" or "delete".
+    /// "keep", "delete", or "locked" (retention would delete it, but S3 Object Lock still
+    /// protects it: it is kept, and tried again by a later prune).
     pub action: &'static str,
+    /// The Object Lock retain-until date of a "locked" backup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locked_until: Option<String>,
     /// The rules that keep it (empty when deleted).
     pub reasons: Vec<Reason>,
     /// "local" or "s3".
@@ -51,26 +55,65 @@ pub fn prune_storage(
     let times: Vec<_> = complete.iter().map(|b| b.name.timestamp).collect();
     let mut rows = Vec::new();
     for (b, d) in complete.iter().zip(decide(&times, policy, now)) {
-        if d.is_none() && !dry_run {
-            for f in [
-                b.name.file_name(),
-                b.name.sidecar_name(),
-                b.name.manifest_name(),
-            ] {
-                if present.contains(f.as_str()) {
-                    store.delete(database, &f)?;
-                }
-            }
-        }
-        rows.push(PruneRow {
+        let mut row = PruneRow {
             database: database.to_string(),
             file: b.name.file_name(),
             action: if d.is_some() { "keep" } else { "delete" },
-            reasons: d.map(|r| r.into_iter().collect()).unwrap_or_default(),
+            reasons: d
+                .clone()
+                .map(|r| r.into_iter().collect())
+                .unwrap_or_default(),
             location: store.kind(),
-        });
+            locked_until: None,
+        };
+        if d.is_none() {
+            // A retention lock is never a failure: the backup is kept and reported.
+            let lock = match store.locked_until(database, &row.file)? {
+                Some(until) => Some(until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                None if dry_run => None,
+                None => delete_backup(store, database, &b.name, &present)?,
+            };
+            if let Some(until) = lock {
+                row.action = "locked";
+                row.locked_until = Some(until);
+            }
+        }
+        rows.push(row);
     }
     Ok(rows)
+}
+
+/// Delete one backup, data file first (so that it stops being a backup at once), then sidecar
+/// and manifest. Returns the lock date when a retention lock refused the data file.
+fn delete_backup(
+    store: &dyn Storage,
+    database: &str,
+    name: &catalog::BackupName,
+    present: &std::collections::HashSet<&str>,
+) -> Result<Option<String>> {
+    for (i, f) in [name.file_name(), name.sidecar_name(), name.manifest_name()]
+        .into_iter()
+        .enumerate()
+    {
+        if !present.contains(f.as_str()) {
+            continue;
+        }
+        match store.delete(database, &f) {
+            Ok(()) => {}
+            Err(Error::S3(crate::s3::S3Failure::Locked { until, .. })) if i == 0 => {
+                return Ok(Some(until))
+            }
+            // The data object is gone, so this is no backup any more; what stays locked is
+            // debris that a later prune removes once its lock has expired.
+            Err(Error::S3(crate::s3::S3Failure::Locked { until, .. })) => {
+                log::info(&format!(
+                    "{database}: {f} stays until {until} (Object Lock); a later prune removes it"
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
 }
 
 /// Retention for one database in every writable storage, after a successful backup or by
@@ -158,7 +201,12 @@ pub fn run(cfg: &Config, args: &PruneArgs) -> Result<()> {
         let verb = match (r.action, args.dry_run) {
             ("delete", true) => "would delete",
             ("delete", false) => "deleted",
+            ("locked", _) => "keep",
             _ => "keep",
+        };
+        let why = match &r.locked_until {
+            Some(until) => format!("kept: locked until {until}"),
+            None => why,
         };
         out.push_str(&format!(
             "{verb:<12}  {:<5}  {}/{}  {why}\n",

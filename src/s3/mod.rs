@@ -941,13 +941,47 @@ impl S3Store {
             Ok(())
         });
         match result {
-            Ok(()) => Ok(()),
+            Ok(()) => {}
             Err(_) if self.completed_with(key, parts.len()) => {
                 crate::log::debug(&format!("{key}: completed by an earlier attempt"));
-                Ok(())
             }
-            Err(e) => Err(self.classify(action, key, e)),
+            Err(e) => return Err(self.classify(action, key, e)),
         }
+        self.ensure_locked(key)
+    }
+
+    /// With `object-lock`: make sure the completed object carries its retention. Some servers
+    /// (moto, for one) ignore the lock headers of CreateMultipartUpload; then the retention is
+    /// set with PutObjectRetention, and a server that refuses it fails the upload.
+    fn ensure_locked(&self, key: &str) -> Result<(), S3Failure> {
+        let Some(lock) = self.client.cfg.object_lock else {
+            return Ok(());
+        };
+        let want = Utc::now() + chrono::Duration::days(i64::from(lock.days));
+        let have = self.head(key)?.and_then(|h| h.retain_until);
+        if have.is_some_and(|h| h + chrono::Duration::hours(1) >= want) {
+            return Ok(());
+        }
+        let body = format!(
+            "<Retention xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Mode>{}</Mode><RetainUntilDate>{}</RetainUntilDate></Retention>",
+            lock.mode.header(),
+            want.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        let headers = vec![
+            ("content-type".to_string(), "application/xml".to_string()),
+            ("content-md5".to_string(), content_md5(body.as_bytes())),
+        ];
+        self.retry(key, || {
+            self.request(
+                "PUT",
+                Some(key),
+                &[("retention", "")],
+                headers.clone(),
+                Payload::Bytes(body.as_bytes()),
+            )
+            .map(drop)
+        })
+        .map_err(|e| self.classify("s3:PutObjectRetention", key, e))
     }
 
     /// Abort a multipart upload (best effort: retention removes what stays).
@@ -1225,17 +1259,6 @@ impl S3Store {
         Ok(())
     }
 
-    /// When Object Lock still protects `file` of `db` (a future retain-until date), if it does.
-    pub fn locked_until(&self, db: &str, file: &str) -> Result<Option<DateTime<Utc>>, S3Failure> {
-        if self.client.cfg.object_lock.is_none() {
-            return Ok(None);
-        }
-        Ok(self
-            .head(&self.key(db, file))?
-            .and_then(|h| h.retain_until)
-            .filter(|u| *u > Utc::now()))
-    }
-
     /// Our incomplete multipart uploads under `<prefix><db>/`: keys of our naming scheme only.
     fn our_uploads(&self, db: &str) -> Result<Vec<xml::Upload>, S3Failure> {
         let prefix = format!("{}{db}/", self.prefix);
@@ -1485,6 +1508,17 @@ impl Storage for S3Store {
         Ok(self.delete_object(&key, None)?)
     }
 
+    /// A future retain-until date of the object's current version (HEAD), with Object Lock.
+    fn locked_until(&self, db: &str, file: &str) -> crate::error::Result<Option<DateTime<Utc>>> {
+        if self.client.cfg.object_lock.is_none() {
+            return Ok(None);
+        }
+        Ok(self
+            .head(&self.key(db, file))?
+            .and_then(|h| h.retain_until)
+            .filter(|u| *u > Utc::now()))
+    }
+
     /// Remove what interrupted runs of ours left in `db`, once it is older than
     /// `abort-incomplete-after-hours`: incomplete multipart uploads, a data object whose sidecar
     /// never arrived, a sidecar or manifest without its data object, and (Object Lock) the
@@ -1528,17 +1562,36 @@ impl Storage for S3Store {
             }
         }
         if self.client.cfg.object_lock.is_some() {
-            // Delete markers of our keys that hide nothing any more.
+            // Keys of ours whose current version is a delete marker (a plain DELETE by another
+            // tool, or an older pgbackup): their hidden versions are still billed. Once their
+            // locks have expired, every version and marker goes.
             let prefix = self.key(db, "");
-            let live: std::collections::HashSet<String> =
-                files.iter().map(|f| self.key(db, &f.name)).collect();
+            let mut by_key: std::collections::BTreeMap<String, Vec<(xml::Version, bool)>> =
+                Default::default();
             for (v, marker) in self.list_versions(&prefix)? {
                 let name = v.key.strip_prefix(&prefix).unwrap_or_default();
-                let ours = crate::catalog::is_ours(db, name);
-                let stale = rfc3339(&v.last_modified).is_some_and(|t| t <= cutoff);
-                if marker && ours && stale && !live.contains(&v.key) {
-                    self.delete_object(&v.key, Some(&v.version_id))?;
-                    removed.push(format!("delete marker of {}", v.key));
+                if !name.contains('/') && crate::catalog::is_ours(db, name) {
+                    by_key.entry(v.key.clone()).or_default().push((v, marker));
+                }
+            }
+            for (key, versions) in by_key {
+                let hidden = versions.iter().any(|(v, m)| *m && v.is_latest);
+                let stale = versions
+                    .iter()
+                    .filter(|(_, m)| *m)
+                    .all(|(v, _)| rfc3339(&v.last_modified).is_some_and(|t| t <= cutoff));
+                if !hidden || !stale {
+                    continue;
+                }
+                match self.delete_all_versions(&key) {
+                    Ok(()) => removed.push(format!(
+                        "{} hidden version(s) and delete marker(s) of {key}",
+                        versions.len()
+                    )),
+                    Err(S3Failure::Locked { until, .. }) => crate::log::debug(&format!(
+                        "hidden versions of {key} stay until {until} (Object Lock)"
+                    )),
+                    Err(e) => return Err(e.into()),
                 }
             }
         }

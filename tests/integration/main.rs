@@ -21,6 +21,8 @@ mod restore;
 mod s3;
 /// S3 credentials: AWS environment, shared files, web identity (STS), instance metadata.
 mod s3_creds;
+/// S3 Object Lock: locked writes, retention of versions, delete markers.
+mod s3_lock;
 /// S3 over https: private CAs, SSL_CERT_FILE, certificate failures.
 mod s3_tls;
 /// The conformance suite every storage (local, S3) passes.
