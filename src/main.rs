@@ -16,6 +16,13 @@ fn main() -> ExitCode {
     if called_as_verify {
         args.insert(1, "verify".into());
     }
+    // A panic is a bug, never an error path; if one happens it is still logged and reported.
+    std::panic::set_hook(Box::new(|info| {
+        log::error(&format!(
+            "internal error (a bug in pgbackup, please report it): {info}"
+        ));
+        notify::status("failed: internal error");
+    }));
     let cli = Cli::parse_from(args);
     log::set_verbosity(cli.verbose as i8 - cli.quiet as i8);
     pgbackup::signals::install();

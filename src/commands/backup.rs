@@ -184,7 +184,7 @@ fn run_databases(cfg: &Config, args: &BackupArgs, env: EnvFn) -> Result<()> {
                             "{}: retention failed: {e}; the new backup is safe, old ones were not all deleted",
                             db.name()
                         ));
-                        failed.push((db.name().to_string(), crate::error::EXIT_CANTCREAT));
+                        failed.push((db.name().to_string(), e.exit_code()));
                     }
                 }
             }

@@ -257,7 +257,9 @@ impl Provider {
 
     fn fetch(&self, origin: Option<&Origin>) -> Result<Cached, CredentialError> {
         let CredentialSpec::Chain(env) = &self.spec else {
-            unreachable!("static credentials are cached from the start and never refreshed")
+            return Err(CredentialError::Failed(
+                "the configured keys are fixed; there is nothing to fetch again".into(),
+            ));
         };
         match origin {
             Some(Origin::WebIdentity) => return self.web_identity(env),

@@ -485,23 +485,7 @@ impl S3Store {
     ) -> Result<Response, ReqError> {
         let creds = self.client.creds.current().map_err(ReqError::Credentials)?;
         let ep = &self.client.endpoint;
-        let bucket = self.bucket();
-        let (host, mut path) = if self.client.virtual_host {
-            (format!("{bucket}.{}", ep.authority), String::new())
-        } else {
-            (
-                ep.authority.clone(),
-                format!("/{}", sigv4::uri_encode(bucket, false)),
-            )
-        };
-        match key {
-            Some(k) => {
-                path.push('/');
-                path.push_str(&sigv4::uri_encode(k, true));
-            }
-            None if path.is_empty() => path.push('/'),
-            None => {}
-        }
+        let (host, path) = self.host_and_path(key);
         let query: Vec<(String, String)> = query
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -579,6 +563,30 @@ impl S3Store {
             return Err(http::status_error(resp));
         }
         Ok(resp)
+    }
+
+    /// The Host header and the encoded path of a request for `key` (None: the bucket itself):
+    /// virtual-hosted (`bucket.endpoint/key`) or path style (`endpoint/bucket/key`).
+    fn host_and_path(&self, key: Option<&str>) -> (String, String) {
+        let ep = &self.client.endpoint;
+        let bucket = self.bucket();
+        let (host, mut path) = if self.client.virtual_host {
+            (format!("{bucket}.{}", ep.authority), String::new())
+        } else {
+            (
+                ep.authority.clone(),
+                format!("/{}", sigv4::uri_encode(bucket, false)),
+            )
+        };
+        match key {
+            Some(k) => {
+                path.push('/');
+                path.push_str(&sigv4::uri_encode(k, true));
+            }
+            None if path.is_empty() => path.push('/'),
+            None => {}
+        }
+        (host, path)
     }
 
     /// Run a request, retrying transient failures (408, 429, 5xx, resets, stalls) with backoff
@@ -1605,9 +1613,13 @@ mod tests {
     use crate::secret::Secret;
 
     fn offline_store(region: &str) -> S3Store {
+        offline_store_at(region, Some("http://127.0.0.1:9"), true)
+    }
+
+    fn offline_store_at(region: &str, endpoint: Option<&str>, path_style: bool) -> S3Store {
         S3Store::new(&S3Config {
             bucket: "b".into(),
-            endpoint: Some("http://127.0.0.1:9".into()),
+            endpoint: endpoint.map(str::to_string),
             region: region.into(),
             prefix: "backups/".into(),
             credentials: CredentialSpec::Static {
@@ -1618,7 +1630,7 @@ mod tests {
                 },
                 source: "test keys".into(),
             },
-            path_style: true,
+            path_style,
             storage_class: None,
             server_side_encryption: None,
             part_size: 5 << 20,
@@ -1714,6 +1726,32 @@ mod tests {
         );
         assert!(tls.to_string().contains("http://127.0.0.1:9"), "{tls}");
         assert_eq!(tls.exit_code(), EXIT_UNAVAILABLE);
+    }
+
+    /// AWS without an endpoint: virtual-hosted at the regional endpoint; an endpoint: path
+    /// style by default; keys are percent-encoded, `/` kept.
+    #[test]
+    fn addressing_styles() {
+        let aws = offline_store_at("eu-west-1", None, false);
+        assert_eq!(
+            aws.host_and_path(Some("backups/db/a+b.sql.gz")),
+            (
+                "b.s3.eu-west-1.amazonaws.com".to_string(),
+                "/backups/db/a%2Bb.sql.gz".to_string()
+            )
+        );
+        assert_eq!(aws.host_and_path(None).1, "/");
+        assert!(aws
+            .endpoint_label()
+            .contains("AWS eu-west-1 (https://s3.eu-west-1.amazonaws.com)"));
+        let minio = offline_store_at("us-east-1", Some("https://minio.internal:9000/"), true);
+        assert_eq!(
+            minio.host_and_path(Some("k")),
+            ("minio.internal:9000".to_string(), "/b/k".to_string())
+        );
+        assert_eq!(minio.host_and_path(None).1, "/b");
+        let vhost = offline_store_at("us-east-1", Some("https://s3.wasabisys.com"), false);
+        assert_eq!(vhost.host_and_path(Some("k")).0, "b.s3.wasabisys.com");
     }
 
     #[test]

@@ -609,6 +609,8 @@ pub struct S3Server {
     pub region: String,
     /// Keys that may read the bucket but not write to it.
     pub denied_key: (String, String),
+    /// Keys that may read and write but not delete (moto only).
+    pub no_delete_key: Option<(String, String)>,
     /// The CA that signed the server's certificate (https endpoints).
     pub ca_file: Option<PathBuf>,
     /// An IAM role that web-identity credentials may assume (moto only).
@@ -645,13 +647,14 @@ pub fn s3_server() -> &'static S3Server {
                 denied_key: (var("DENIED_ACCESS_KEY"), var("DENIED_SECRET_KEY")),
                 role_arn: None,
                 sts_key: None,
+                no_delete_key: None,
             };
         }
         let port = free_port();
         let endpoint = format!("https://127.0.0.1:{port}");
         let ca = tls().ca();
         let (cert, key) = tls().cert("server");
-        // The first eleven requests (IAM setup) are not authenticated; everything after is.
+        // The first 14 requests (IAM setup) are not authenticated; everything after is.
         let watcher = format!(
             "'{}' -H 127.0.0.1 -p {port} --ssl-cert '{}' --ssl-key '{}' & m=$!; while kill -0 {pid} 2>/dev/null; do sleep 1; done; kill $m",
             venv_bin("moto_server").display(),
@@ -662,7 +665,7 @@ pub fn s3_server() -> &'static S3Server {
         #[allow(clippy::zombie_processes)]
         let _server = Command::new("setsid")
             .args(["sh", "-c", &watcher])
-            .env("INITIAL_NO_AUTH_ACTION_COUNT", "11")
+            .env("INITIAL_NO_AUTH_ACTION_COUNT", "14")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             // Its log, for when a test fails on a server error.
@@ -710,6 +713,10 @@ pub fn s3_server() -> &'static S3Server {
         let (access_key, secret_key) = user("pgbackup", r#""s3:*""#);
         let denied_key = user("pgbackup-reader", r#"["s3:ListBucket","s3:GetObject"]"#);
         let sts_key = user("pgbackup-sts", r#""sts:*""#);
+        let no_delete_key = user(
+            "pgbackup-nodelete",
+            r#"["s3:ListBucket","s3:GetObject","s3:PutObject","s3:AbortMultipartUpload","s3:ListBucketMultipartUploads"]"#,
+        );
         // A role for web identity (Kubernetes IRSA) and for the instance-metadata fake.
         let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":"arn:aws:iam::123456789012:oidc-provider/oidc.example"},"Action":"sts:AssumeRoleWithWebIdentity"},{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#;
         let role: serde_json::Value = serde_json::from_str(&aws(&[
@@ -730,6 +737,7 @@ pub fn s3_server() -> &'static S3Server {
             ca_file: Some(ca),
             role_arn: role["Role"]["Arn"].as_str().map(str::to_string),
             sts_key: Some(sts_key),
+            no_delete_key: Some(no_delete_key),
         }
     })
 }

@@ -256,7 +256,8 @@ fn retention_applies_to_s3_with_the_same_rules_and_spares_foreign_keys() {
         env.db_entry("r", &db)
     ));
     // 20 synthetic remote backups, one a day, a foreign object under our prefix, one outside
-    // it, and a data object without its sidecar (not a backup: never counted, never deleted).
+    // it, and a data object without its sidecar (not a backup: never counted; as the debris of
+    // an interrupted commit it goes only after abort-incomplete-after-hours, 24 by default).
     let tree = env.tmp.path().join("tree");
     let put = |key: &str| {
         let p = tree.join(key);
@@ -802,4 +803,90 @@ fn a_completion_whose_answer_is_lost_is_recognised_as_done() {
         .expect_stderr("uploaded");
     let listed = s3.aws(&["s3", "ls", &format!("s3://{bucket}/backups/lost/")]);
     assert_eq!(listed.stdout.lines().count(), 3, "{}", listed.stdout);
+}
+
+/// What an interrupted S3 commit leaves (a data object whose sidecar never came, a manifest
+/// without data) is removed once older than abort-incomplete-after-hours; foreign keys stay.
+/// A key that may not delete makes retention fail with 69 naming the action; the new backup
+/// is safe.
+#[test]
+fn s3_debris_goes_after_its_age_and_a_key_without_delete_is_69() {
+    let c = cluster();
+    let s3 = s3_server();
+    let bucket = s3.bucket("debris");
+    let db = c.create_db("s3debris");
+    let env = TestEnv::new();
+    let tree = env.tmp.path().join("tree");
+    for key in [
+        "backups/d/d_20200101_000000.sql.gz",
+        "backups/d/d_20200102_000000.sql.gz.json",
+        "backups/d/notes.txt",
+        "backups/d/other_20200101_000000.sql.gz",
+    ] {
+        let p = tree.join(key);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, "x").unwrap();
+    }
+    s3.aws(&[
+        "s3",
+        "cp",
+        "--recursive",
+        "--quiet",
+        tree.to_str().unwrap(),
+        &format!("s3://{bucket}/"),
+    ])
+    .expect_code(0);
+    env.write_config(&format!(
+        "{}{}",
+        s3_section(
+            &env,
+            s3,
+            &bucket,
+            &s3.secret_key,
+            "abort-incomplete-after-hours = 0"
+        ),
+        env.db_entry("d", &db)
+    ));
+    let r = env.run(&["prune"]);
+    r.expect_code(0).expect_stderr("removed orphaned");
+    let keys = s3
+        .aws(&["s3", "ls", "--recursive", &format!("s3://{bucket}/")])
+        .stdout;
+    assert!(!keys.contains("d_20200101_000000.sql.gz"), "{keys}");
+    assert!(!keys.contains("d_20200102_000000.sql.gz.json"), "{keys}");
+    assert!(keys.contains("backups/d/notes.txt"), "{keys}");
+    assert!(
+        keys.contains("backups/d/other_20200101_000000.sql.gz"),
+        "{keys}"
+    );
+
+    // A key without s3:DeleteObject: the backup is made and uploaded, retention fails loudly.
+    let Some((nd_ak, nd_sk)) = s3.no_delete_key.clone() else {
+        eprintln!(
+            "not run on this server: Garage keys have no policy that takes s3:DeleteObject away"
+        );
+        return;
+    };
+    let nd = S3Server {
+        access_key: nd_ak,
+        ..s3.clone()
+    };
+    env.write_config(&format!(
+        "{}[retention]\nkeep-days = 0\nkeep-min = 1\n\n{}",
+        s3_section(&env, &nd, &bucket, &nd_sk, ""),
+        env.db_entry("d", &db)
+    ));
+    env.run(&["backup"]).expect_code(0);
+    let r = env.run(&["backup", "--force"]);
+    r.expect_code(69)
+        .expect_stderr("denied s3:DeleteObject")
+        .expect_stderr("grant the pgbackup user s3:DeleteObject");
+    let listed = s3
+        .aws(&["s3", "ls", &format!("s3://{bucket}/backups/d/")])
+        .stdout;
+    let newest = env.latest("d");
+    let name = newest.file_name().unwrap().to_string_lossy().to_string();
+    for suffix in ["", ".sha256", ".json"] {
+        assert!(listed.contains(&format!("{name}{suffix}\n")), "{listed}");
+    }
 }
