@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # S3 upload benchmark (figures, not a test): a backup of about 2 GB compressed, streamed into a
-# local Garage (scripts/garage-ephemeral.sh) by
+# local Garage over https (stunnel in front, a private CA: scripts/garage-ephemeral.sh) by
 #   pgbackup, keep-local = false      dump -> gzip -> SHA-256 -> multipart parts, no local copy
 #   pgbackup, keep-local = true       the same to a local file, then the upload from that file
 #   pg_dump | gzip -6 | aws s3 cp -   what the existing setups do (awscli streams stdin)
@@ -27,7 +27,8 @@ eval "$("$root/scripts/garage-ephemeral.sh" start "$work/garage")"
 export PGHOST PGPORT PGUSER
 export AWS_ACCESS_KEY_ID=$PGBACKUP_TEST_S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$PGBACKUP_TEST_S3_SECRET_KEY
 export AWS_DEFAULT_REGION=$PGBACKUP_TEST_S3_REGION
-aws() { "$root/.venv/bin/aws" --endpoint-url "$PGBACKUP_TEST_S3_ENDPOINT" "$@"; }
+ca_args=(); [ -n "${PGBACKUP_TEST_S3_CA_FILE:-}" ] && ca_args=(--ca-bundle "$PGBACKUP_TEST_S3_CA_FILE")
+aws() { "$root/.venv/bin/aws" --endpoint-url "$PGBACKUP_TEST_S3_ENDPOINT" "${ca_args[@]}" "$@"; }
 . "$root/scripts/bench-lib.sh"
 BENCH_RUNS=${BENCH_RUNS:-1}
 
@@ -56,6 +57,7 @@ region = "$PGBACKUP_TEST_S3_REGION"
 prefix = "$1/"
 access-key-file = "$work/ak"
 secret-key-file = "$work/sk"
+${PGBACKUP_TEST_S3_CA_FILE:+ca-file = \"$PGBACKUP_TEST_S3_CA_FILE\"}
 keep-local = $2
 [backup]
 compression-level = 6
@@ -71,7 +73,7 @@ r_stream=$(median "$bin" -q --config "$work/bench-stream.toml" backup --force)
 size=$(aws s3 ls --recursive s3://bench/stream/ | awk '/\.sql\.gz$/ {print $3; exit}')
 r_local=$(median "$bin" -q --config "$work/bench-local.toml" backup --force)
 rm -rf "$work/backups"
-r_aws=$(median sh -c "pg_dump -d $db | gzip -6 | '$root/.venv/bin/aws' --endpoint-url '$PGBACKUP_TEST_S3_ENDPOINT' s3 cp - s3://bench/aws/$db.sql.gz")
+r_aws=$(median sh -c "pg_dump -d $db | gzip -6 | '$root/.venv/bin/aws' --endpoint-url '$PGBACKUP_TEST_S3_ENDPOINT' ${ca_args[*]} s3 cp - s3://bench/aws/$db.sql.gz")
 aws_size=$(aws s3 ls s3://bench/aws/ | awk '{print $3; exit}')
 
 printf '\n%-36s %8s %8s %10s %10s %9s\n' method wall_s cpu_s gz_MB/s tree_RSS own_RSS

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Start or stop a throwaway single-node Garage (S3-compatible server) on 127.0.0.1 and free
-# ports, with a key that may create buckets.
+# ports, with a key that may create buckets. Garage speaks plain http; as in production, TLS is
+# done in front of it: stunnel on another port with a certificate of a throwaway private CA
+# (tests/fixtures/tls.py), so the endpoint is https and PGBACKUP_TEST_S3_CA_FILE names the CA.
 #
 #   scripts/garage-ephemeral.sh start DIR   # prints PGBACKUP_TEST_S3_* lines to eval
 #   scripts/garage-ephemeral.sh stop DIR
+#   GARAGE_TLS=0 ...                        # plain http, no stunnel
 #
 # garage must be on PATH or in /opt/garage/bin (scripts/test-s3-garage.sh --install).
 # Blocks are stored uncompressed: pgbackup's objects are gzip already.
@@ -61,7 +64,31 @@ TOML
     curl -s -o /dev/null "http://127.0.0.1:$s3_port/" && break
     sleep 0.5
   done
-  echo "export PGBACKUP_TEST_S3_ENDPOINT=http://127.0.0.1:$s3_port"
+  if [ "${GARAGE_TLS:-1}" = 1 ]; then
+    command -v stunnel4 >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends stunnel4 >/dev/null; } >&2
+    mkdir -p "$dir/tls"
+    "$(dirname "$0")/../.venv/bin/python3" "$(dirname "$0")/../tests/fixtures/tls.py" gen "$dir/tls"
+    tls_port=$(free_port)
+    cat > "$dir/stunnel.conf" <<CONF
+foreground = no
+pid = $dir/stunnel.pid
+output = $dir/stunnel.log
+[s3]
+accept = 127.0.0.1:$tls_port
+connect = 127.0.0.1:$s3_port
+cert = $dir/tls/server.pem
+key = $dir/tls/server.key
+CONF
+    stunnel4 "$dir/stunnel.conf" >&2
+    for _ in $(seq 1 60); do
+      curl -s -o /dev/null --cacert "$dir/tls/ca.pem" "https://127.0.0.1:$tls_port/" && break
+      sleep 0.5
+    done
+    echo "export PGBACKUP_TEST_S3_ENDPOINT=https://127.0.0.1:$tls_port"
+    echo "export PGBACKUP_TEST_S3_CA_FILE=$dir/tls/ca.pem"
+  else
+    echo "export PGBACKUP_TEST_S3_ENDPOINT=http://127.0.0.1:$s3_port"
+  fi
   echo "export PGBACKUP_TEST_S3_ACCESS_KEY=$key_id"
   echo "export PGBACKUP_TEST_S3_SECRET_KEY=$secret"
   echo "export PGBACKUP_TEST_S3_REGION=garage"
@@ -69,6 +96,7 @@ TOML
   echo "export PGBACKUP_TEST_S3_DENIED_SECRET_KEY=$denied_secret"
   ;;
 stop)
+  [ -f "$dir/stunnel.pid" ] && kill "$(cat "$dir/stunnel.pid")" 2>/dev/null || true
   if [ -f "$dir/garage.pid" ]; then
     kill "$(cat "$dir/garage.pid")" 2>/dev/null || true
     sleep 0.5

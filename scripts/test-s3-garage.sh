@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The S3 test suites (tests/integration/s3.rs and the storage conformance suite) against
-# Garage, a production-grade S3-compatible server, as a second server besides moto. Garage runs
-# as a single node on 127.0.0.1 (free ports, a temp directory), with a key that may create
-# buckets; the tests create their own buckets with awscli.
+# The S3 test suites (s3, s3_tls and the storage conformance suite) against Garage, a
+# production-grade S3-compatible server, as a second server besides moto. Garage runs as a
+# single node on 127.0.0.1 (free ports, a temp directory) behind stunnel, so the endpoint is
+# https with a private CA (GARAGE_TLS=0: plain http), with a key that may create buckets; the
+# tests create their own buckets with awscli.
 #
 #   scripts/test-s3-garage.sh              # garage must be on PATH or in /opt/garage/bin
 #   scripts/test-s3-garage.sh --install    # cargo install garage first (takes 20-30 min)
@@ -30,5 +31,5 @@ eval "$("$root/scripts/garage-ephemeral.sh" start "$work")"
 echo "== garage $(garage --version | awk '{print $2}') at $PGBACKUP_TEST_S3_ENDPOINT"
 cd "$root"
 # Test name filters may be given; by default every S3 test and the conformance suites.
-[ $# -gt 0 ] || set -- s3:: storage::
+[ $# -gt 0 ] || set -- s3:: s3_tls:: storage::
 cargo test --locked --test integration -- "$@"
