@@ -13,11 +13,9 @@ use flate2::Compression;
 use sha2::{Digest, Sha256};
 
 use crate::catalog::TableRows;
+pub use crate::plain::DumpObserver;
 
 const BUF_SIZE: usize = 256 * 1024;
-const TRAILER: &[u8] = b"-- PostgreSQL database dump complete";
-const TAIL_KEEP: usize = 4096;
-const MAX_HEADER_LINE: usize = 64 * 1024;
 
 /// A writer that hashes and counts what passes through it.
 #[derive(Debug)]
@@ -64,149 +62,6 @@ pub fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
     }
     s
-}
-
-/// Watches plain-format dump text go by: counts COPY rows per table, keeps the tail.
-#[derive(Debug, Default)]
-pub struct DumpObserver {
-    /// Completed tables.
-    tables: Vec<TableRows>,
-    /// Inside a COPY block: the table and the rows so far.
-    copy: Option<TableRows>,
-    /// The current line's bytes: the whole line outside COPY (capped), the first 3 in COPY.
-    line: Vec<u8>,
-    line_len: usize,
-    tail: Vec<u8>,
-}
-
-impl DumpObserver {
-    /// Feed the next chunk of dump text.
-    pub fn feed(&mut self, mut chunk: &[u8]) {
-        self.keep_tail(chunk);
-        while !chunk.is_empty() {
-            match memchr::memchr(b'\n', chunk) {
-                Some(i) => {
-                    self.push_partial(&chunk[..i]);
-                    self.end_line();
-                    chunk = &chunk[i + 1..];
-                }
-                None => {
-                    self.push_partial(chunk);
-                    break;
-                }
-            }
-        }
-    }
-
-    fn keep_tail(&mut self, chunk: &[u8]) {
-        if chunk.len() >= TAIL_KEEP {
-            self.tail.clear();
-            self.tail
-                .extend_from_slice(&chunk[chunk.len() - TAIL_KEEP..]);
-        } else {
-            self.tail.extend_from_slice(chunk);
-            if self.tail.len() > 2 * TAIL_KEEP {
-                let cut = self.tail.len() - TAIL_KEEP;
-                self.tail.drain(..cut);
-            }
-        }
-    }
-
-    fn push_partial(&mut self, part: &[u8]) {
-        let cap = if self.copy.is_some() {
-            3
-        } else {
-            MAX_HEADER_LINE
-        };
-        if self.line.len() < cap {
-            let take = (cap - self.line.len()).min(part.len());
-            self.line.extend_from_slice(&part[..take]);
-        }
-        self.line_len += part.len();
-    }
-
-    fn end_line(&mut self) {
-        if let Some(copy) = &mut self.copy {
-            if self.line_len == 2 && self.line == b"\\." {
-                if let Some(done) = self.copy.take() {
-                    self.tables.push(done);
-                }
-            } else {
-                copy.rows += 1;
-            }
-        } else if self.line.starts_with(b"COPY ") && self.line.ends_with(b" FROM stdin;") {
-            if let Some((schema, table)) = parse_copy_target(&self.line[5..]) {
-                self.copy = Some(TableRows {
-                    schema,
-                    table,
-                    rows: 0,
-                });
-            }
-        }
-        self.line.clear();
-        self.line_len = 0;
-    }
-
-    /// Whether the text so far ends with pg_dump's completion trailer (optionally followed by
-    /// the `\unrestrict` line of pg_dump 15.14+ and blank lines).
-    pub fn is_complete(&self) -> bool {
-        let Some(pos) = memchr::memmem::rfind(&self.tail, TRAILER) else {
-            return false;
-        };
-        let after = &self.tail[pos + TRAILER.len()..];
-        after
-            .split(|&b| b == b'\n')
-            .map(|l| l.trim_ascii())
-            .all(|l| l.is_empty() || l.starts_with(b"\\unrestrict ") || l == b"--")
-            && self.copy.is_none()
-    }
-
-    /// Row counts of every table seen.
-    pub fn into_tables(self) -> Vec<TableRows> {
-        self.tables
-    }
-}
-
-/// Parse `schema.table (cols) FROM stdin;` or `schema.table FROM stdin;` (identifiers possibly
-/// double-quoted) into unquoted `(schema, table)`.
-fn parse_copy_target(s: &[u8]) -> Option<(String, String)> {
-    let s = std::str::from_utf8(s).ok()?;
-    let mut parts = Vec::new();
-    let mut chars = s.chars().peekable();
-    loop {
-        let mut ident = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            loop {
-                match chars.next()? {
-                    '"' if chars.peek() == Some(&'"') => {
-                        chars.next();
-                        ident.push('"');
-                    }
-                    '"' => break,
-                    c => ident.push(c),
-                }
-            }
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c == '.' || c == ' ' {
-                    break;
-                }
-                ident.push(c);
-                chars.next();
-            }
-        }
-        parts.push(ident);
-        match chars.next()? {
-            '.' => continue,
-            ' ' => break,
-            _ => return None,
-        }
-    }
-    match parts.as_slice() {
-        [schema, table] => Some((schema.clone(), table.clone())),
-        _ => None,
-    }
 }
 
 /// What one pass produced.

@@ -577,7 +577,7 @@ fn collect_stderr(stderr: std::process::ChildStderr, label: String) -> JoinHandl
 /// Options of a restore through psql.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RestoreOptions {
-    /// Drop ownership and privilege statements (`sqlfilter`).
+    /// Drop ownership and privilege statements (`plain::PrivilegeFilter`).
     pub no_owner: bool,
     /// Run the whole dump in one transaction (`psql --single-transaction`).
     pub single_transaction: bool,
@@ -677,7 +677,7 @@ pub fn restore_plain(
 
     let mut filter = opts
         .no_owner
-        .then(crate::sqlfilter::PrivilegeFilter::default);
+        .then(crate::plain::PrivilegeFilter::default);
     let mut buf = vec![0u8; 256 * 1024];
     let mut filtered = Vec::with_capacity(256 * 1024 + 4096);
     let mut raw = 0u64;

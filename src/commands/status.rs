@@ -129,7 +129,7 @@ pub fn run(cfg: &Config, args: &StatusArgs) -> Result<()> {
         env_overrides: cfg.env_overrides.clone(),
         local_dir: cfg.local_dir.display().to_string(),
         s3: stores.first().map(|s| s.location()),
-        keep_local: stores.first().map_or(true, |s| s.keep_local()),
+        keep_local: stores.first().is_none_or(|s| s.keep_local()),
         s3_credentials: stores.first().map(|s| s.credential_source()),
         s3_object_lock: stores
             .first()

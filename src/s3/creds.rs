@@ -195,7 +195,7 @@ impl Provider {
         };
         let now = Utc::now();
         if let Some(c) = guard.as_ref() {
-            if c.refresh_at.map_or(true, |r| now < r) {
+            if c.refresh_at.is_none_or(|r| now < r) {
                 return Ok(c.creds.clone());
             }
         }

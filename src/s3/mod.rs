@@ -1555,7 +1555,7 @@ impl Storage for S3Store {
         }
         let files = self.files(db)?;
         for f in crate::catalog::debris_in(db, &files) {
-            if !f.modified.is_some_and(|t| t <= cutoff) {
+            if f.modified.is_none_or(|t| t > cutoff) {
                 continue;
             }
             match self.delete(db, &f.name) {
