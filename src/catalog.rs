@@ -220,6 +220,14 @@ pub struct Manifest {
     /// Row counts per table, counted in the dump stream (same snapshot as the data).
     #[serde(default)]
     pub tables: Vec<TableRows>,
+    /// Extensions installed in the database, with schema and version (restore makes the ones
+    /// the dump does not create in the same schema).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extensions: Vec<crate::dbprops::ExtensionInfo>,
+    /// What a plain dump leaves out: database settings, role-in-database settings, comment,
+    /// encoding and locale (restore applies them when it creates the database).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_properties: Option<crate::dbprops::DatabaseProperties>,
     /// Results of `pgbackup verify`, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verifications: Vec<Verification>,

@@ -177,6 +177,10 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub test_restore: bool,
 
+    /// With --test-restore: keep the scratch database for inspection (its name is printed)
+    #[arg(long, requires = "test_restore")]
+    pub keep_scratch: bool,
+
     /// Machine-readable output (a JSON array)
     #[arg(long)]
     pub json: bool,

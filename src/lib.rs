@@ -11,6 +11,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod conninfo;
+pub mod dbprops;
 pub mod error;
 pub mod fsutil;
 pub mod lock;

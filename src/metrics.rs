@@ -170,6 +170,12 @@ pub fn render(state: &State, root: &Path) -> String {
         }
     }
     families.push(Family {
+        name: "pgbackup_scratch_databases_left",
+        kind: "gauge",
+        help: "Scratch databases of test restores that could not be dropped (drop them by hand).",
+        samples: vec![(String::new(), state.leftover_scratch.len() as f64)],
+    });
+    families.push(Family {
         name: "pgbackup_run_success",
         kind: "gauge",
         help: "Whether the last whole backup run succeeded for every database (1) or not (0).",

@@ -49,9 +49,16 @@ enum Q {
     /// After `$` in code: collecting a possible dollar-quote tag.
     DollarOpen(Vec<u8>),
     /// Inside `$tag$...`: `matched` bytes of the closing `$tag$` seen.
-    Dollar { tag: Vec<u8>, matched: usize },
+    Dollar {
+        tag: Vec<u8>,
+        matched: usize,
+    },
     Line,
-    Block { depth: u32, star: bool, slash: bool },
+    Block {
+        depth: u32,
+        star: bool,
+        slash: bool,
+    },
 }
 
 /// The quoting state machine shared by the splitter and the statement tokenizer: one source
@@ -90,7 +97,10 @@ fn is_tag_start(b: u8) -> bool {
 impl Scanner {
     /// Whether the scanner is in plain code (not inside a literal, identifier or comment).
     pub fn in_code(&self) -> bool {
-        matches!(self.q, Q::Code | Q::MaybeLine | Q::MaybeBlock | Q::DollarOpen(_))
+        matches!(
+            self.q,
+            Q::Code | Q::MaybeLine | Q::MaybeBlock | Q::DollarOpen(_)
+        )
     }
 
     /// Classify the next byte. When the previous byte was [`Class::Maybe`], a result of
@@ -433,9 +443,12 @@ pub struct Splitter {
     sc: Scanner,
     mode: Mode,
     held: Vec<u8>,
-    /// The statement's first word (lower case, at most 16 bytes), once it is complete.
+    /// The statement's first word (lower case, at most 16 bytes), once it is complete, and
+    /// its second.
     first: Vec<u8>,
     first_done: bool,
+    second: Vec<u8>,
+    second_done: bool,
     paren: u32,
     begin: u32,
     /// First letters of the first identifiers (psql's CREATE FUNCTION heuristic).
@@ -459,6 +472,8 @@ impl Default for Splitter {
             held: Vec::new(),
             first: Vec::new(),
             first_done: false,
+            second: Vec::new(),
+            second_done: false,
             paren: 0,
             begin: 0,
             idents: [0; 4],
@@ -472,9 +487,15 @@ impl Default for Splitter {
     }
 }
 
-/// Whether a statement starting with this word is held for judging.
-fn watched(word: &[u8]) -> bool {
-    matches!(word, b"grant" | b"revoke" | b"alter" | b"copy")
+/// Whether a statement starting with these words is held for judging: `Some` once that is
+/// known (`second` is None while the second word is still being read).
+fn watched(first: &[u8], second: Option<&[u8]>) -> Option<bool> {
+    match first {
+        b"grant" | b"revoke" | b"alter" | b"copy" => Some(true),
+        // CREATE EXTENSION and CREATE SCHEMA: what a restore must not create again.
+        b"create" => second.map(|w| matches!(w, b"extension" | b"schema")),
+        _ => Some(false),
+    }
 }
 
 /// Whether the tokens are those of `COPY ... FROM stdin`.
@@ -597,6 +618,8 @@ impl Splitter {
         self.held.clear();
         self.first.clear();
         self.first_done = false;
+        self.second.clear();
+        self.second_done = false;
         self.paren = 0;
         self.begin = 0;
         self.idents = [0; 4];
@@ -640,6 +663,9 @@ impl Splitter {
         if !self.first_done {
             self.first_done = true;
             self.first = w.clone();
+        } else if !self.second_done {
+            self.second_done = true;
+            self.second = w.clone();
         }
         if self.paren == 0 {
             self.from_stdin |= self.prev_from && w == b"stdin";
@@ -680,15 +706,19 @@ impl Splitter {
         start: &mut usize,
         sink: &mut impl Sink,
     ) -> Option<usize> {
-        if self.mode == (Mode::Stmt { held: true }) && self.first_done && !watched(&self.first) {
+        let second = self.second_done.then_some(self.second.as_slice());
+        let decided = if self.first_done {
+            watched(&self.first, second)
+        } else {
+            None
+        };
+        if self.mode == (Mode::Stmt { held: true }) && decided == Some(false) {
             let held = std::mem::take(&mut self.held);
             sink.pass(&held);
             self.mode = Mode::Stmt { held: false };
         }
-        let ends = chunk[i] == b';'
-            && matches!(self.sc.q, Q::Code)
-            && self.paren == 0
-            && self.begin == 0;
+        let ends =
+            chunk[i] == b';' && matches!(self.sc.q, Q::Code) && self.paren == 0 && self.begin == 0;
         if !ends {
             return None;
         }
@@ -736,9 +766,17 @@ pub fn is_privilege_statement(stmt: &[u8]) -> bool {
         && body[n - 3].is_word("owner")
         && body[n - 2].is_word("to")
         && body[n - 1].name().is_some()
-        && !["column", "rename", "set", "constraint", "attribute", "value", "to"]
-            .iter()
-            .any(|w| body[n - 4].is_word(w))
+        && ![
+            "column",
+            "rename",
+            "set",
+            "constraint",
+            "attribute",
+            "value",
+            "to",
+        ]
+        .iter()
+        .any(|w| body[n - 4].is_word(w))
 }
 
 /// Drops the statements `pg_dump --no-owner --no-privileges` would not have written; every
@@ -809,6 +847,9 @@ struct RowCounter {
     copy: Option<TableRows>,
     /// COPY blocks whose target could not be read (counted, so the proof can say so).
     unnamed: u64,
+    /// Extensions and schemas the dump creates itself.
+    extensions: Vec<String>,
+    schemas: Vec<String>,
 }
 
 impl Sink for RowCounter {
@@ -816,11 +857,34 @@ impl Sink for RowCounter {
 
     fn statement(&mut self, stmt: &[u8]) {
         let t = tokens(stmt);
+        if t.first().is_some_and(|w| w.is_word("create")) {
+            // CREATE EXTENSION [IF NOT EXISTS] name ...; CREATE SCHEMA [IF NOT EXISTS] name ...
+            let kind = t.get(1);
+            let rest = if t.get(2).is_some_and(|w| w.is_word("if")) {
+                5
+            } else {
+                2
+            };
+            if let Some(name) = t.get(rest).and_then(Tok::name) {
+                if kind.is_some_and(|k| k.is_word("extension")) {
+                    self.extensions.push(name.to_string());
+                } else if kind.is_some_and(|k| k.is_word("schema"))
+                    && !name.eq_ignore_ascii_case("authorization")
+                {
+                    self.schemas.push(name.to_string());
+                }
+            }
+            return;
+        }
         if !is_copy_from_stdin(&t) {
             return;
         }
         // COPY schema.table [(cols)] FROM stdin
-        match (t.get(1).and_then(Tok::name), t.get(2), t.get(3).and_then(Tok::name)) {
+        match (
+            t.get(1).and_then(Tok::name),
+            t.get(2),
+            t.get(3).and_then(Tok::name),
+        ) {
             (Some(schema), Some(Tok::Punct(b'.')), Some(table)) => {
                 self.copy = Some(TableRows {
                     schema: schema.to_string(),
@@ -893,6 +957,16 @@ impl DumpObserver {
     /// Row counts of every table seen.
     pub fn into_tables(self) -> Vec<TableRows> {
         self.rows.tables
+    }
+
+    /// What the dump creates itself: `(extensions, schemas)`.
+    pub fn created(&self) -> (Vec<String>, Vec<String>) {
+        (self.rows.extensions.clone(), self.rows.schemas.clone())
+    }
+
+    /// COPY blocks whose table name could not be read (their rows are not in the proof).
+    pub fn unnamed_copies(&self) -> u64 {
+        self.rows.unnamed
     }
 }
 
@@ -996,9 +1070,28 @@ mod tests {
             assert!(o.is_complete(), "chunk {size}");
             let t = o.into_tables();
             assert_eq!(t.len(), 2, "chunk {size}: {t:?}");
-            assert_eq!((t[0].schema.as_str(), t[0].table.as_str(), t[0].rows), ("public", "multi\nline", 5));
-            assert_eq!((t[1].schema.as_str(), t[1].table.as_str(), t[1].rows), ("My Schema", "we\"ird.tab", 0));
+            assert_eq!(
+                (t[0].schema.as_str(), t[0].table.as_str(), t[0].rows),
+                ("public", "multi\nline", 5)
+            );
+            assert_eq!(
+                (t[1].schema.as_str(), t[1].table.as_str(), t[1].rows),
+                ("My Schema", "we\"ird.tab", 0)
+            );
         }
+    }
+
+    #[test]
+    fn what_the_dump_creates_is_seen() {
+        let mut o = DumpObserver::default();
+        o.feed(b"CREATE SCHEMA extensions;\nCREATE EXTENSION IF NOT EXISTS citext WITH SCHEMA extensions;\nCREATE EXTENSION hstore WITH SCHEMA public;\nCREATE TABLE t (schema int);\nCREATE SCHEMA \"We\"\"ird\";\n");
+        assert_eq!(
+            o.created(),
+            (
+                vec!["citext".to_string(), "hstore".to_string()],
+                vec!["extensions".to_string(), "We\"ird".to_string()]
+            )
+        );
     }
 
     #[test]
@@ -1029,7 +1122,8 @@ mod tests {
             self.text.extend_from_slice(b);
         }
         fn statement_end(&mut self) {
-            self.stmts.push(String::from_utf8_lossy(&self.text).trim().to_string());
+            self.stmts
+                .push(String::from_utf8_lossy(&self.text).trim().to_string());
             self.text.clear();
         }
     }
@@ -1058,7 +1152,11 @@ END;
             assert_eq!(cuts.stmts.len(), 6, "chunk {size}: {:#?}", cuts.stmts);
             assert!(cuts.stmts[1].ends_with("END;") && cuts.stmts[1].contains("SELECT 1;"));
             assert!(cuts.stmts[2].starts_with("CREATE OR REPLACE PROCEDURE"));
-            assert!(cuts.stmts[3].starts_with("\\connect") && cuts.stmts[3].ends_with("-- ;\n;"), "{:?}", cuts.stmts[3]);
+            assert!(
+                cuts.stmts[3].starts_with("\\connect") && cuts.stmts[3].ends_with("-- ;\n;"),
+                "{:?}",
+                cuts.stmts[3]
+            );
         }
     }
 

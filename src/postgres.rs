@@ -493,13 +493,14 @@ impl DumpProcess {
                 }
                 .into());
             }
+            let hint = dump_privilege_hint(&detail);
             return Err(DumpError::Failed {
                 db: self.name.clone(),
                 status: describe_status(status),
                 detail: if detail.is_empty() {
                     "no message on stderr".into()
                 } else {
-                    detail
+                    format!("{detail}{hint}")
                 },
             });
         }
@@ -518,6 +519,21 @@ impl DumpProcess {
             });
         }
         Ok(())
+    }
+}
+
+/// What a least-privilege backup role lacks, when pg_dump's error says (`pg_read_all_data` does
+/// not bypass row-level security and gives no access to large objects).
+fn dump_privilege_hint(detail: &str) -> &'static str {
+    let lower = detail.to_lowercase();
+    if lower.contains("would be affected by row-level security") {
+        "; the backup role is subject to row-level security: give it BYPASSRLS (ALTER ROLE ... BYPASSRLS), as pg_dump needs every row"
+    } else if lower.contains("permission denied for large object") {
+        "; the backup role may not read large objects: GRANT SELECT ON LARGE OBJECT ... to it (or set lo_compat_privileges = on), or exclude them with pg-dump-args = [\"--no-large-objects\"]"
+    } else if lower.contains("permission denied") {
+        "; the backup role lacks a privilege: the usual role is CREATE ROLE backup LOGIN IN ROLE pg_read_all_data BYPASSRLS (see README)"
+    } else {
+        ""
     }
 }
 
@@ -592,12 +608,16 @@ pub enum RestoreError {
     #[error(transparent)]
     Pg(#[from] PgError),
     /// A statement failed (psql stopped at it).
-    #[error("restore into {db} failed: {detail}")]
+    #[error("restore into {db} failed{}: {detail}", .line.map(|l| format!(" at line {l} of the dump")).unwrap_or_default())]
     Sql {
         /// The target's name.
         db: String,
-        /// psql's error with its line number and context.
+        /// psql's error and the dump's lines around it.
         detail: String,
+        /// The failing statement's line in the dump (psql's own count).
+        line: Option<u64>,
+        /// The error is a privilege the restoring role lacks, not a fault of the dump.
+        privilege: bool,
     },
     /// The restore did not finish in time.
     #[error("restore into {db} did not finish within {secs} s and was stopped")]
@@ -653,7 +673,9 @@ pub fn restore_plain(
 
     let env = ClientEnv::new(target, "psql", "psql-path")?;
     let mut cmd = Command::new(&tools.psql);
-    cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1"]);
+    // `-f -`: psql then names the line of every error (psql:<stdin>:LINE: ERROR: ...); the
+    // privilege filter keeps line breaks, so it is the dump's line.
+    cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"]);
     if opts.single_transaction {
         cmd.arg("--single-transaction");
     }
@@ -675,9 +697,7 @@ pub fn restore_plain(
     );
     let mut stdin = child.stdin.take().expect("stdin was piped above");
 
-    let mut filter = opts
-        .no_owner
-        .then(crate::plain::PrivilegeFilter::default);
+    let mut filter = opts.no_owner.then(crate::plain::PrivilegeFilter::default);
     let mut buf = vec![0u8; 256 * 1024];
     let mut filtered = Vec::with_capacity(256 * 1024 + 4096);
     let mut raw = 0u64;
@@ -738,6 +758,8 @@ pub fn restore_plain(
     let status = status.map_err(|e| RestoreError::Sql {
         db: target.name.clone(),
         detail: format!("waiting for psql failed: {e}"),
+        line: None,
+        privilege: false,
     })?;
     if !status.success() {
         let text = lines.join("\n");
@@ -751,14 +773,34 @@ pub fn restore_plain(
             }
             .into());
         }
-        // psql's own words: "psql:<stdin>:LINE: ERROR: ...", then LINE/DETAIL/CONTEXT lines.
+        // psql's own words: "psql:<stdin>:LINE: ERROR: ...", then DETAIL/HINT/CONTEXT lines.
         let first_error = lines.iter().position(|l| l.contains("ERROR:")).unwrap_or(0);
-        let detail = lines[first_error..]
+        let line = lines
+            .get(first_error)
+            .and_then(|l| l.strip_prefix("psql:<stdin>:"))
+            .and_then(|r| r.split(':').next())
+            .and_then(|n| n.parse::<u64>().ok());
+        let mut detail = lines[first_error..]
             .iter()
             .take(8)
             .map(|l| l.trim())
+            .map(|l| match l.strip_prefix("psql:<stdin>:") {
+                Some(rest) => rest.split_once(": ").map(|x| x.1).unwrap_or(rest),
+                None => l,
+            })
             .collect::<Vec<_>>()
             .join(" | ");
+        let lower = detail.to_lowercase();
+        let privilege = lower.contains("permission denied")
+            || lower.contains("must be owner")
+            || lower.contains("must be superuser")
+            || lower.contains("must be a member of role")
+            || lower.contains("only superuser");
+        if let Some(n) = line {
+            if let Some(context) = dump_lines(data, n) {
+                detail.push_str(&format!("\n  the dump around line {n}:\n{context}"));
+            }
+        }
         return Err(RestoreError::Sql {
             db: target.name.clone(),
             detail: if detail.is_empty() {
@@ -766,9 +808,41 @@ pub fn restore_plain(
             } else {
                 detail
             },
+            line,
+            privilege,
         });
     }
     Ok((gz.get_ref().bytes, raw))
+}
+
+/// Lines `n-2..=n+2` of the (gzip) dump at `data`, numbered, each cut at 200 characters and
+/// with control characters escaped; read once more after a failure, streamed.
+fn dump_lines(data: &Path, n: u64) -> Option<String> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(data).ok()?;
+    let reader = std::io::BufReader::new(flate2::read::MultiGzDecoder::new(file));
+    let first = n.saturating_sub(2).max(1);
+    let mut out = Vec::new();
+    for (i, line) in reader.split(b'\n').enumerate() {
+        let no = i as u64 + 1;
+        if no > n + 2 {
+            break;
+        }
+        let line = line.ok()?;
+        if no >= first {
+            let text = String::from_utf8_lossy(&line);
+            let mut shown: String = text.chars().take(200).collect();
+            if text.chars().count() > 200 {
+                shown.push_str(" ...");
+            }
+            out.push(format!(
+                "  {} {no:>6}| {}",
+                if no == n { ">" } else { " " },
+                crate::commands::escape_control(&shown)
+            ));
+        }
+    }
+    (!out.is_empty()).then(|| out.join("\n"))
 }
 
 struct CountingReader<R> {

@@ -59,6 +59,9 @@ pub struct State {
     pub last_run_at: Option<DateTime<Utc>>,
     /// See `last_run_at`.
     pub last_run_ok: Option<bool>,
+    /// Scratch databases of test restores that could not be dropped (`name on server`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub leftover_scratch: Vec<String>,
 }
 
 fn path(root: &Path) -> PathBuf {

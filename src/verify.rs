@@ -71,6 +71,12 @@ pub struct Integrity {
     pub raw_bytes: u64,
     /// Row counts found in the dump's COPY blocks.
     pub tables: Vec<TableRows>,
+    /// Extensions the dump creates itself.
+    pub created_extensions: Vec<String>,
+    /// Schemas the dump creates itself.
+    pub created_schemas: Vec<String>,
+    /// COPY blocks whose table name could not be read.
+    pub unnamed_copies: u64,
 }
 
 impl Integrity {
@@ -263,10 +269,15 @@ pub fn check_integrity(
             }
         }
     }
+    let (created_extensions, created_schemas) = observer.created();
+    let unnamed_copies = observer.unnamed_copies();
     Ok(Integrity {
         checks,
         manifest,
         raw_bytes: raw,
+        created_extensions,
+        created_schemas,
+        unnamed_copies,
         tables: observer.into_tables(),
     })
 }

@@ -403,7 +403,7 @@ _pgbackup() {
             return 0
             ;;
         pgbackup__subcmd__verify)
-            opts="-c -v -q -h -V --db --all --latest --test-restore --json --config --verbose --quiet --help --version"
+            opts="-c -v -q -h -V --db --all --latest --test-restore --keep-scratch --json --config --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

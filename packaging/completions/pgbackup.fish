@@ -62,6 +62,7 @@ complete -c pgbackup -n "__fish_pgbackup_using_subcommand verify" -s c -l config
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand verify" -l all -d 'Every backup, not only the latest of each database'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand verify" -l latest -d 'The latest backup of each database (the default)'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand verify" -l test-restore -d 'Also restore into a scratch database, compare row counts with the manifest, drop it'
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand verify" -l keep-scratch -d 'With --test-restore: keep the scratch database for inspection (its name is printed)'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand verify" -l json -d 'Machine-readable output (a JSON array)'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand verify" -s v -l verbose -d 'More output (repeat for more)'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand verify" -s q -l quiet -d 'Less output: only warnings and errors (twice: only errors)'

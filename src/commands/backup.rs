@@ -351,7 +351,11 @@ pub fn backup_one(
         }
     }
 
-    let (server_version, db_size) = Psql::new(tools, &db.target).server_info()?;
+    // Settings, comment, locale and extensions: what the plain dump leaves out (just before
+    // the dump; a change in between is as likely as one right after it).
+    let info = crate::dbprops::capture(&Psql::new(tools, &db.target))?;
+    let server_version = info.server_version.clone();
+    let db_size = info.size;
     if let (Some(s), Some(d)) = (major_version(&server_version), major_version(dump_version)) {
         if s > d {
             return Err(PgError::VersionMismatch {
@@ -458,6 +462,8 @@ pub fn backup_one(
         description: description.map(str::to_string),
         tool_version: env!("CARGO_PKG_VERSION").into(),
         tables: out.tables,
+        extensions: info.extensions,
+        database_properties: info.properties,
         verifications: Vec::new(),
         extra: serde_json::Map::new(),
     };

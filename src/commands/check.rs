@@ -112,6 +112,12 @@ fn evaluate(cfg: &Config, args: &CheckArgs) -> (u8, String) {
             }
         }
     }
+    for left in &st.leftover_scratch {
+        flag(
+            WARNING,
+            format!("test-restore scratch database {left} was left behind: drop it by hand"),
+        );
+    }
     if let Some((free, total)) = free_space(&cfg.local_dir) {
         if total > 0 {
             let pct = free as f64 * 100.0 / total as f64;

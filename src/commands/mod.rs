@@ -69,6 +69,23 @@ pub(crate) fn print(text: &str) -> Result<()> {
     }
 }
 
+/// Text from a manifest, a file name or a server, made safe to print on a terminal: control
+/// characters (newlines, carriage returns, escape sequences) are shown as `\n`, `\r`,
+/// `\x1b`, never written raw.
+pub(crate) fn escape_control(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Bytes in human units (binary).
 pub(crate) fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

@@ -133,7 +133,7 @@ pub fn prune_all(
         rows.extend(prune_storage(s3, database, policy, now, dry_run)?);
         if !dry_run {
             for removed in s3.clean_incomplete(database)? {
-                log::info(&format!("{database}: removed {removed}"));
+                log::info(&format!("{database}: {removed}"));
             }
         }
     }

@@ -195,6 +195,53 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
     if args.no_owner {
         plan.push_str("  ownership and privilege statements are skipped (--no-owner)\n");
     }
+    // What the plain dump does not carry, applied when the restore (re)creates the database.
+    let props = integrity
+        .manifest
+        .as_ref()
+        .and_then(|m| m.database_properties.clone());
+    let creates = !exists || args.clean;
+    if let Some(p) = props.as_ref().filter(|_| creates) {
+        if !p.encoding.is_empty() {
+            plan.push_str(&format!(
+                "  created as the original: encoding {}, collation {}, ctype {}{}\n",
+                p.encoding,
+                p.collate,
+                p.ctype,
+                p.icu_locale
+                    .as_ref()
+                    .map(|l| format!(
+                        ", {} locale {l}",
+                        p.locale_provider.as_deref().unwrap_or("icu")
+                    ))
+                    .unwrap_or_default()
+            ));
+        }
+        for line in p.describe() {
+            plan.push_str(&format!("  then applied: {line}\n"));
+        }
+    }
+    let recorded_extensions = integrity
+        .manifest
+        .as_ref()
+        .map(|m| m.extensions.clone())
+        .unwrap_or_default();
+    let configured_extensions = configured.map(|d| d.extensions.clone()).unwrap_or_default();
+    let pre_extensions = crate::dbprops::extensions_to_create(
+        &configured_extensions,
+        &recorded_extensions,
+        &integrity.created_extensions,
+        &integrity.created_schemas,
+    );
+    for (e, schema) in &pre_extensions {
+        plan.push_str(&format!(
+            "  extension {e} is created first{} (the dump does not create it)\n",
+            schema
+                .as_ref()
+                .map(|s| format!(" in schema {s}"))
+                .unwrap_or_default()
+        ));
+    }
     // With --yes and -q (scripts) the plan is not shown; a prompt always shows it.
     if !(args.yes && log::quiet()) {
         eprint!("{plan}");
@@ -259,15 +306,13 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
             quote_ident(&target_db)
         ))?;
     }
-    if !exists || args.clean {
-        maint_psql.query(&format!("CREATE DATABASE {}", quote_ident(&target_db)))?;
+    if creates {
+        crate::dbprops::create_database(&maint_psql, &target_db, props.as_ref())?;
     }
-    let extensions = configured.map(|d| d.extensions.clone()).unwrap_or_default();
-    for ext in &extensions {
-        Psql::new(&tools, &target).query(&format!(
-            "CREATE EXTENSION IF NOT EXISTS {}",
-            quote_ident(ext)
-        ))?;
+    for (ext, schema) in &pre_extensions {
+        for sql in crate::dbprops::create_extension_sql(ext, schema.as_deref()) {
+            Psql::new(&tools, &target).query(&sql)?;
+        }
     }
 
     // 6. Stream it in.
@@ -317,6 +362,9 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
     }
     if let Some(sig) = crate::signals::interrupted() {
         return Err(Error::Interrupted(sig));
+    }
+    if let Some(p) = props.as_ref().filter(|_| creates) {
+        crate::dbprops::apply_properties(&maint_psql, &target_db, p)?;
     }
     log::info(&format!(
         "restored {file_name} into {target_db}: {} in {:.1} s",

@@ -248,6 +248,11 @@ pub fn run(cfg: &Config, args: &StatusArgs) -> Result<()> {
         ]);
     }
     out.push_str(&super::render_table(&rows));
+    for left in &st.leftover_scratch {
+        out.push_str(&format!(
+            "\nwarning: the test-restore scratch database {left} was left behind; drop it by hand\n"
+        ));
+    }
     for d in &status.databases {
         if let (Some(false), Some(e)) = (d.state.last_run_ok, &d.state.last_error) {
             out.push_str(&format!("\n{}: last error: {e}\n", d.database));

@@ -72,13 +72,13 @@ pub fn run(cfg: &Config, args: &VerifyArgs) -> Result<()> {
             i + 1,
             backups.len()
         ));
-        let (row, code) = verify_one(cfg, &tools, files, args.test_restore);
+        let (row, code) = verify_one(cfg, &tools, files, args.test_restore, args.keep_scratch);
         if !args.json {
             let summary = row
                 .checks
                 .iter()
                 .map(|c| {
-                    if c.ok {
+                    if c.ok && c.name != "test-restore" {
                         c.name.clone()
                     } else {
                         format!("{}: {}", c.name, c.detail)
@@ -304,6 +304,7 @@ fn verify_one(
     tools: &PgTools,
     files: &BackupFiles,
     test_restore: bool,
+    keep_scratch: bool,
 ) -> (VerifyRow, u8) {
     let started = Instant::now();
     let database = files
@@ -342,15 +343,8 @@ fn verify_one(
     if !integrity.ok() {
         code = EXIT_DATAERR;
     } else if test_restore {
-        let expected = integrity
-            .manifest
-            .as_ref()
-            .map(|m| m.tables.clone())
-            .unwrap_or_else(|| integrity.tables.clone());
-        let dbname = integrity.manifest.as_ref().map(|m| m.dbname.clone());
         let restore_started = Instant::now();
-        let (check, c) =
-            test_restore_check(cfg, tools, files, &database, dbname.as_deref(), &expected);
+        let (check, c) = test_restore_check(cfg, tools, files, &database, &integrity, keep_scratch);
         if check.ok {
             test_restore_secs = Some(restore_started.elapsed().as_secs_f64());
         }
@@ -420,26 +414,155 @@ fn maintenance_target(cfg: &Config, database: &str, dbname: Option<&str>) -> (Ta
     )
 }
 
-/// Drops the scratch database when dropped, also after an error or a signal.
+/// Drops the scratch database when dropped, also after an error or a signal (and says when it
+/// could not); [`Scratch::drop_now`] does it with the result in hand.
 struct Scratch<'a> {
     tools: &'a PgTools,
     maint: &'a Target,
+    /// The backup root, whose state records a scratch database left behind.
+    root: &'a Path,
     name: String,
+    /// `--keep-scratch`: leave it for inspection.
+    keep: bool,
+    done: bool,
+}
+
+impl Scratch<'_> {
+    /// Drop the scratch database. `DROP ... WITH (FORCE)` first (it ends sessions of ours); when
+    /// that is refused because another role's process is connected (an autovacuum worker on the
+    /// freshly loaded database: a non-superuser may not terminate it), a plain `DROP DATABASE`,
+    /// which makes autovacuum let go, retried with backoff for about 15 s.
+    fn drop_now(&mut self) -> std::result::Result<(), String> {
+        self.done = true;
+        if self.keep {
+            return Ok(());
+        }
+        drop_database(self.tools, self.maint, &self.name)
+    }
+}
+
+/// See [`Scratch::drop_now`].
+fn drop_database(tools: &PgTools, maint: &Target, name: &str) -> std::result::Result<(), String> {
+    let psql = Psql::new(tools, maint);
+    let force = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name));
+    let plain = format!("DROP DATABASE IF EXISTS {}", quote_ident(name));
+    let mut last = match psql.query(&force) {
+        Ok(_) => return Ok(()),
+        Err(e) => e.to_string(),
+    };
+    let mut delay = Duration::from_millis(250);
+    for _ in 0..7 {
+        // Another role's session (an autovacuum worker, a superuser's psql) that a
+        // non-superuser may not terminate, or a session that is still there.
+        let busy = [
+            "being accessed by other users",
+            "must be a member of the role",
+            "pg_signal_backend",
+            "to terminate superuser process",
+        ]
+        .iter()
+        .any(|m| last.contains(m));
+        if !busy {
+            break;
+        }
+        std::thread::sleep(delay);
+        delay *= 2;
+        match psql.query(&plain) {
+            Ok(_) => return Ok(()),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(last)
 }
 
 impl Drop for Scratch<'_> {
     fn drop(&mut self) {
-        let sql = format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            quote_ident(&self.name)
-        );
-        if let Err(e) = Psql::new(self.tools, self.maint).query(&sql) {
+        if self.done || self.keep {
+            return;
+        }
+        if let Err(e) = drop_database(self.tools, self.maint, &self.name) {
             log::error(&format!(
                 "could not drop the scratch database {}: {e}; drop it by hand",
                 self.name
             ));
-        } else {
-            log::debug(&format!("dropped scratch database {}", self.name));
+            record_leftover(self.root, &self.name, self.maint);
+        }
+    }
+}
+
+/// Note a scratch database that could not be dropped in the state: `status`, `check` and the
+/// metrics report it until it is dropped.
+fn record_leftover(root: &Path, name: &str, maint: &Target) {
+    let entry = format!("{name} on {}", maint.conn.masked());
+    let _ = crate::state::update(root, |st| {
+        if !st.leftover_scratch.contains(&entry) {
+            st.leftover_scratch.push(entry.clone());
+        }
+    });
+}
+
+/// Scratch databases left behind on this server by earlier runs: dropped now if they can be.
+fn drop_leftovers(tools: &PgTools, maint: &Target, root: &Path) {
+    let suffix = format!(" on {}", maint.conn.masked());
+    let left: Vec<String> = crate::state::load(root)
+        .leftover_scratch
+        .into_iter()
+        .filter(|e| e.ends_with(&suffix))
+        .collect();
+    for entry in left {
+        let name = entry.trim_end_matches(&suffix);
+        if drop_database(tools, maint, name).is_ok() {
+            log::info(&format!(
+                "dropped the scratch database {name} an earlier test restore left behind"
+            ));
+            let _ = crate::state::update(root, |st| st.leftover_scratch.retain(|e| *e != entry));
+        }
+    }
+}
+
+/// Row-level security lifted on the scratch database's tables for counting (the data is there
+/// whatever a policy would hide from the restore role), then put back as it was.
+fn lift_row_security(psql: &Psql) -> std::result::Result<Vec<(String, bool, bool)>, String> {
+    let rows = psql
+        .query(
+            "SELECT format('%I.%I', n.nspname, c.relname), c.relrowsecurity, c.relforcerowsecurity \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE (c.relrowsecurity OR c.relforcerowsecurity) AND c.relkind IN ('r', 'p')",
+        )
+        .map_err(|e| e.to_string())?;
+    let tables: Vec<(String, bool, bool)> = rows
+        .into_iter()
+        .filter_map(|r| {
+            let mut it = r.into_iter();
+            Some((it.next()?, it.next()? == "t", it.next()? == "t"))
+        })
+        .collect();
+    for (t, _, _) in &tables {
+        psql.query(&format!(
+            "ALTER TABLE ONLY {t} DISABLE ROW LEVEL SECURITY, NO FORCE ROW LEVEL SECURITY"
+        ))
+        .map_err(|e| {
+            format!(
+                "cannot lift row-level security on {t} to count its rows: {e}; the test-restore role needs to own the restored tables (it does with a scratch database it creates) or BYPASSRLS"
+            )
+        })?;
+    }
+    Ok(tables)
+}
+
+fn restore_row_security(psql: &Psql, tables: &[(String, bool, bool)]) {
+    for (t, enabled, forced) in tables {
+        let mut parts = Vec::new();
+        if *enabled {
+            parts.push("ENABLE ROW LEVEL SECURITY");
+        }
+        if *forced {
+            parts.push("FORCE ROW LEVEL SECURITY");
+        }
+        if let Err(e) = psql.query(&format!("ALTER TABLE ONLY {t} {}", parts.join(", "))) {
+            log::warn(&format!(
+                "row-level security of {t} in the scratch database not put back: {e}"
+            ));
         }
     }
 }
@@ -449,8 +572,8 @@ fn test_restore_check(
     tools: &PgTools,
     files: &BackupFiles,
     database: &str,
-    dbname: Option<&str>,
-    expected: &[TableRows],
+    integrity: &crate::verify::Integrity,
+    keep: bool,
 ) -> (Check, u8) {
     let started = Instant::now();
     let fail = |detail: String, code: u8| {
@@ -463,7 +586,13 @@ fn test_restore_check(
             code,
         )
     };
-    let (maint, extensions) = maintenance_target(cfg, database, dbname);
+    let manifest = integrity.manifest.as_ref();
+    let expected = manifest
+        .map(|m| m.tables.clone())
+        .unwrap_or_else(|| integrity.tables.clone());
+    let dbname = manifest.map(|m| m.dbname.clone());
+    let props = manifest.and_then(|m| m.database_properties.clone());
+    let (maint, configured_extensions) = maintenance_target(cfg, database, dbname.as_deref());
     let scratch_name = format!(
         "pgbackup_verify_{}_{}_{}",
         database
@@ -474,9 +603,9 @@ fn test_restore_check(
         std::process::id(),
         Utc::now().format("%Y%m%d%H%M%S%3f")
     );
-    if let Err(e) =
-        Psql::new(tools, &maint).query(&format!("CREATE DATABASE {}", quote_ident(&scratch_name)))
-    {
+    let maint_psql = Psql::new(tools, &maint);
+    drop_leftovers(tools, &maint, &cfg.local_dir);
+    if let Err(e) = crate::dbprops::create_database(&maint_psql, &scratch_name, props.as_ref()) {
         let code = e.exit_code();
         return fail(
             format!(
@@ -485,21 +614,31 @@ fn test_restore_check(
             code,
         );
     }
-    let _guard = Scratch {
+    let mut guard = Scratch {
         tools,
         maint: &maint,
+        root: &cfg.local_dir,
         name: scratch_name.clone(),
+        keep,
+        done: false,
     };
     let mut target = maint.clone();
     target.name = scratch_name.clone();
     target.conn.set("dbname", &scratch_name);
     let psql = Psql::new(tools, &target);
-    for ext in &extensions {
-        if let Err(e) = psql.query(&format!(
-            "CREATE EXTENSION IF NOT EXISTS {}",
-            quote_ident(ext)
-        )) {
-            return fail(format!("cannot create extension {ext}: {e}"), EXIT_FAILED);
+    let pre = crate::dbprops::extensions_to_create(
+        &configured_extensions,
+        manifest
+            .map(|m| m.extensions.as_slice())
+            .unwrap_or_default(),
+        &integrity.created_extensions,
+        &integrity.created_schemas,
+    );
+    for (ext, schema) in &pre {
+        for sql in crate::dbprops::create_extension_sql(ext, schema.as_deref()) {
+            if let Err(e) = psql.query(&sql) {
+                return fail(format!("cannot create extension {ext}: {e}"), EXIT_FAILED);
+            }
         }
     }
     let restored = crate::postgres::restore_plain(
@@ -525,28 +664,79 @@ fn test_restore_check(
         Err(RestoreError::Pg(e @ PgError::Connect { .. })) => {
             return fail(e.to_string(), EXIT_UNAVAILABLE)
         }
-        // Too slow is not corrupt.
+        // Too slow is not corrupt; nor is a privilege the restore role lacks.
         Err(e @ RestoreError::Timeout { .. }) => return fail(e.to_string(), EXIT_FAILED),
+        Err(e @ RestoreError::Sql { privilege: true, .. }) => {
+            return fail(
+                format!("{e}; this is the test-restore role's privileges, not the backup (see README: the least-privilege role)"),
+                EXIT_FAILED,
+            )
+        }
         Err(e) => return fail(e.to_string(), EXIT_DATAERR),
     }
     if crate::signals::interrupted().is_some() {
         return fail("interrupted".into(), EXIT_FAILED);
     }
-    match compare_counts(&psql, expected) {
+    // The database's own settings and comment, as a restore would apply them (best effort: a
+    // superuser-only setting is not the backup's fault).
+    if let Some(p) = &props {
+        for sql in p.apply_sql(&scratch_name, false) {
+            if let Err(e) = maint_psql.query(&sql) {
+                log::warn(&format!(
+                    "test restore: database setting not applied: {e} ({sql})"
+                ));
+            }
+        }
+    }
+    let lifted = match lift_row_security(&psql) {
+        Ok(l) => l,
+        Err(e) => return fail(e, EXIT_FAILED),
+    };
+    let counted = compare_counts(&psql, &expected);
+    restore_row_security(&psql, &lifted);
+    let dropped = guard.drop_now();
+    let mut result = match counted {
         Ok(rows) => (
             Check {
                 name: "test-restore".into(),
                 ok: true,
                 detail: format!(
-                    "restored into a scratch database, {} tables with {rows} rows match the manifest ({:.1} s)",
+                    "restored into a scratch database, {} tables with {rows} rows match the manifest{} ({:.1} s)",
                     expected.len(),
+                    if integrity.unnamed_copies > 0 {
+                        format!(
+                            "; {} COPY block(s) without a readable table name were not compared",
+                            integrity.unnamed_copies
+                        )
+                    } else {
+                        String::new()
+                    },
                     started.elapsed().as_secs_f64()
                 ),
             },
             0,
         ),
         Err((detail, code)) => fail(detail, code),
+    };
+    if keep {
+        result.0.detail.push_str(&format!(
+            "; the scratch database {scratch_name} was kept (--keep-scratch): drop it when done"
+        ));
+        log::info(&format!(
+            "kept the scratch database {scratch_name} on {}",
+            maint.conn.masked()
+        ));
     }
+    if let Err(e) = dropped {
+        record_leftover(&cfg.local_dir, &scratch_name, &maint);
+        result.0.ok = false;
+        result.0.detail.push_str(&format!(
+            "; but the scratch database {scratch_name} could not be dropped: {e}; drop it by hand (DROP DATABASE {})",
+            quote_ident(&scratch_name)
+        ));
+        result.1 = result.1.max(EXIT_FAILED);
+    }
+    result
 }
 
 /// Every table in `expected` exists and holds exactly that many rows (`ONLY`: the table's own

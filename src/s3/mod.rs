@@ -1550,7 +1550,10 @@ impl Storage for S3Store {
                     .map(drop)
                 })
                 .map_err(|e| self.classify("s3:AbortMultipartUpload", &u.key, e))?;
-                removed.push(format!("incomplete upload of {} ({})", u.key, u.initiated));
+                removed.push(format!(
+                    "aborted incomplete upload of {} ({})",
+                    u.key, u.initiated
+                ));
             }
         }
         let files = self.files(db)?;
@@ -1559,7 +1562,10 @@ impl Storage for S3Store {
                 continue;
             }
             match self.delete(db, &f.name) {
-                Ok(()) => removed.push(format!("orphaned {}", self.describe(db, &f.name))),
+                Ok(()) => removed.push(format!(
+                    "deleted orphaned {} (its commit never finished)",
+                    self.describe(db, &f.name)
+                )),
                 Err(crate::error::Error::S3(S3Failure::Locked { until, .. })) => {
                     crate::log::debug(&format!(
                         "orphaned {} stays until {until} (Object Lock)",
@@ -1593,7 +1599,7 @@ impl Storage for S3Store {
                 }
                 match self.delete_all_versions(&key) {
                     Ok(()) => removed.push(format!(
-                        "{} hidden version(s) and delete marker(s) of {key}",
+                        "deleted {} hidden version(s) and delete marker(s) of {key}",
                         versions.len()
                     )),
                     Err(S3Failure::Locked { until, .. }) => crate::log::debug(&format!(

@@ -14,6 +14,8 @@ mod config;
 mod docs;
 /// Every failure path: unreachable servers, killed dumps, full disks, locks, timeouts.
 mod failures;
+/// Faithful restores of a hostile dataset: pg_dump of original and copy identical.
+mod fidelity;
 /// Retention, metrics (promtool, node_exporter), alert rules, sd-notify, journal, status, check.
 mod operations;
 mod restore;

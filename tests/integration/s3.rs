@@ -848,7 +848,7 @@ fn s3_debris_goes_after_its_age_and_a_key_without_delete_is_69() {
         env.db_entry("d", &db)
     ));
     let r = env.run(&["prune"]);
-    r.expect_code(0).expect_stderr("removed orphaned");
+    r.expect_code(0).expect_stderr("deleted orphaned");
     let keys = s3
         .aws(&["s3", "ls", "--recursive", &format!("s3://{bucket}/")])
         .stdout;
