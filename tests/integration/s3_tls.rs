@@ -107,6 +107,8 @@ fn a_wrong_host_name_or_an_expired_certificate_is_69_saying_which() {
         let port = tls().serve(cert);
         let server = S3Server {
             endpoint: format!("https://127.0.0.1:{port}"),
+            // The certificates of tls.py's CA (with Garage, s3.ca_file is stunnel's own CA).
+            ca_file: Some(tls().ca()),
             ..s3.clone()
         };
         env.write_config(&s3_section(&env, &server, "any-bucket", "x", ""));
