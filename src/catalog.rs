@@ -150,9 +150,18 @@ pub fn sidecar_line(sha256_hex: &str, file_name: &str) -> String {
     format!("{sha256_hex}  {file_name}\n")
 }
 
+/// The sizes a well-formed sidecar of `file_name` can have: `<64 hex>  <name>\n`, or with
+/// `\r\n` (a sidecar that went through a Windows editor; `sha256sum -c` accepts it too).
+pub fn sidecar_sizes(file_name: &str) -> [u64; 2] {
+    let n = 64 + 2 + file_name.len() as u64 + 1;
+    [n, n + 1]
+}
+
 /// Parse a sidecar: `(hex digest, file name)`; `None` when it is not in `sha256sum` format.
+/// A `\r\n` line end is accepted, as `sha256sum -c` accepts it.
 pub fn parse_sidecar(text: &str) -> Option<(String, String)> {
     let line = text.strip_suffix('\n').unwrap_or(text);
+    let line = line.strip_suffix('\r').unwrap_or(line);
     if line.contains('\n') {
         return None;
     }
@@ -397,15 +406,24 @@ pub struct StoredBackup {
     pub has_manifest: bool,
 }
 
-/// Group a directory listing into backups by our naming scheme, oldest first.
+/// Group a directory listing into backups by our naming scheme, oldest first. This is the
+/// reader rule, the one place that says what a backup is: a data file of our scheme for `db`
+/// AND its sidecar, of a size a well-formed sidecar of that name has (an empty or truncated
+/// sidecar is no sidecar: keep-min must never count such a backup, and `list` must not call
+/// it checksummed). The sidecar's content is checked by verify.
 pub fn backups_in(db: &str, files: &[StoredFile]) -> Vec<StoredBackup> {
     let names: HashSet<&str> = files.iter().map(|f| f.name.as_str()).collect();
+    let sizes: std::collections::HashMap<&str, u64> =
+        files.iter().map(|f| (f.name.as_str(), f.size)).collect();
     let mut out: Vec<StoredBackup> = files
         .iter()
         .filter_map(|f| {
             let name = BackupName::parse(&f.name)?;
+            let sidecar_ok = sizes
+                .get(name.sidecar_name().as_str())
+                .is_some_and(|s| sidecar_sizes(&f.name).contains(s));
             (name.database == db).then(|| StoredBackup {
-                has_sidecar: names.contains(name.sidecar_name().as_str()),
+                has_sidecar: sidecar_ok,
                 has_manifest: names.contains(name.manifest_name().as_str()),
                 size: f.size,
                 name,
@@ -453,11 +471,45 @@ mod tests {
     use chrono::TimeZone;
 
     fn f(name: &str) -> StoredFile {
+        let size = match name.strip_suffix(".sha256") {
+            Some(data) => sidecar_sizes(data)[0],
+            None => 1,
+        };
         StoredFile {
             name: name.into(),
-            size: 1,
+            size,
             modified: None,
         }
+    }
+
+    #[test]
+    fn an_empty_or_truncated_sidecar_is_no_sidecar() {
+        let data = "db_20260102_000000.sql.gz";
+        for (size, counts) in [
+            (0, false),
+            (10, false),
+            (sidecar_sizes(data)[0], true),
+            (sidecar_sizes(data)[1], true),
+        ] {
+            let files = [
+                f(data),
+                StoredFile {
+                    name: format!("{data}.sha256"),
+                    size,
+                    modified: None,
+                },
+            ];
+            assert_eq!(
+                backups_in("db", &files)[0].has_sidecar,
+                counts,
+                "size {size}"
+            );
+        }
+        let hex = "b".repeat(64);
+        assert_eq!(
+            parse_sidecar(&format!("{hex}  {data}\r\n")),
+            Some((hex, data.to_string()))
+        );
     }
 
     #[test]

@@ -359,6 +359,15 @@ impl Config {
             .unwrap_or_else(|| PathBuf::from(DEFAULT_LOCAL_DIR));
         if local_dir.as_os_str().is_empty() {
             problems.push(key("storage.local-dir"), "must not be empty");
+        } else if let Some(why) = crate::fsutil::unsafe_root(&local_dir) {
+            let place = if env("BACKUP_LOCAL_DIR").is_some() {
+                "environment variable BACKUP_LOCAL_DIR".to_string()
+            } else if env("BACKUP_DIR").is_some() {
+                "environment variable BACKUP_DIR".to_string()
+            } else {
+                key("storage.local-dir")
+            };
+            problems.push(place, why);
         }
 
         // [storage.s3]
@@ -1356,10 +1365,13 @@ fn parse_bool(v: &str) -> Option<bool> {
     }
 }
 
-/// Read a secret from a file; warn when others can read it.
+/// Read a secret from a file; warn when others can read it. Only a regular file of at most
+/// 64 KiB: a FIFO or /dev/zero named by mistake must not hang the run.
 fn read_secret_file(path: &Path, warnings: &mut Vec<String>) -> Result<Secret, String> {
     use std::os::unix::fs::PermissionsExt;
-    match std::fs::read_to_string(path) {
+    let text = crate::verify::read_regular(path, 64 << 10)
+        .and_then(|b| String::from_utf8(b).map_err(|_| std::io::Error::other("not UTF-8 text")));
+    match text {
         Ok(s) => {
             if let Ok(m) = std::fs::metadata(path) {
                 if m.permissions().mode() & 0o077 != 0 {

@@ -112,7 +112,9 @@ impl PgTools {
 
     /// `pg_dump --version`, e.g. "15.18".
     pub fn pg_dump_version(&self) -> Result<String, PgError> {
-        let out = Command::new(&self.pg_dump)
+        let mut cmd = Command::new(&self.pg_dump);
+        clean_env(&mut cmd);
+        let out = cmd
             .arg("--version")
             .stdin(Stdio::null())
             .output()
@@ -158,11 +160,31 @@ pub struct Target {
     pub password: Option<Secret>,
 }
 
-/// A 0600 passfile that lives as long as the child needs it.
+/// What a child program gets to connect: a passfile that exists only in memory (a memfd,
+/// handed over as `/proc/self/fd/N`: nothing on disk, so a `kill -9` leaves no password
+/// behind), and a clean environment.
 #[derive(Debug)]
 pub struct ClientEnv {
-    passfile: Option<tempfile::NamedTempFile>,
+    passfile: Option<std::fs::File>,
+    /// The user's own libpq password variable, when no password is configured (their choice).
+    own_pgpassword: bool,
 }
+
+/// Environment variables a child may inherit besides libpq's own `PG*` ones: what a program
+/// needs to find itself, its home (~/.pgpass, ~/.pg_service.conf, ~/.postgresql/), its locale
+/// and time zone. Everything else (DATABASE_URL with its password, S3 and AWS keys, ...) stays
+/// with pgbackup.
+const CHILD_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_CTYPE",
+    "LC_COLLATE",
+    "TZ",
+    "TMPDIR",
+];
 
 impl ClientEnv {
     /// Prepare the environment for `program` (its config key: `key`) connecting to `target`.
@@ -175,26 +197,43 @@ impl ClientEnv {
     }
 
     fn write(target: &Target) -> std::io::Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
         let passfile = match &target.password {
             None => None,
             Some(pw) => {
-                // NamedTempFile creates the file 0600, which libpq requires of a passfile.
-                let mut f = tempfile::Builder::new()
-                    .prefix("pgbackup-pass.")
-                    .tempfile()?;
+                // Inherited by the child (not close-on-exec); libpq wants a regular 0600 file.
+                let fd = nix::sys::memfd::memfd_create(
+                    c"pgbackup-passfile",
+                    nix::sys::memfd::MemFdCreateFlag::empty(),
+                )
+                .map_err(std::io::Error::from)?;
+                let mut f = std::fs::File::from(fd);
+                f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
                 writeln!(f, "*:*:*:*:{}", escape_passfile(pw.expose()))?;
-                f.as_file().sync_all()?;
                 Some(f)
             }
         };
-        Ok(ClientEnv { passfile })
+        Ok(ClientEnv {
+            own_pgpassword: target.password.is_none(),
+            passfile,
+        })
     }
 
-    /// Apply to a command: passfile, connect timeout, English messages, no prompt.
+    /// The passfile's name as the child sees it.
+    fn passfile_path(&self) -> Option<String> {
+        use std::os::fd::AsRawFd;
+        self.passfile
+            .as_ref()
+            .map(|f| format!("/proc/self/fd/{}", f.as_raw_fd()))
+    }
+
+    /// Apply to a command: a clean environment (see [`clean_env`]), libpq's variables but the
+    /// password ones when pgbackup supplies the password, the passfile, a connect timeout,
+    /// English messages, stdin closed.
     pub fn apply(&self, cmd: &mut Command) {
-        if let Some(f) = &self.passfile {
-            cmd.env("PGPASSFILE", f.path());
-            cmd.env_remove("PGPASSWORD");
+        child_env(cmd, self.own_pgpassword);
+        if let Some(p) = self.passfile_path() {
+            cmd.env("PGPASSFILE", p);
         }
         if std::env::var_os("PGCONNECT_TIMEOUT").is_none() {
             cmd.env(
@@ -203,8 +242,37 @@ impl ClientEnv {
             );
         }
         cmd.env("LC_MESSAGES", "C");
-        cmd.env_remove("LC_ALL");
         cmd.stdin(Stdio::null());
+    }
+
+    /// A client's message with the passfile named as what it is, not as `/proc/self/fd/N`.
+    pub fn scrub(&self, text: &str) -> String {
+        match self.passfile_path() {
+            Some(p) => text.replace(
+                &format!("\"{p}\""),
+                "pgbackup's passfile (the configured password)",
+            ),
+            None => text.to_string(),
+        }
+    }
+}
+
+/// A clean environment for a child program: what it needs to run and libpq's own `PG*`
+/// variables (see [`CHILD_ENV`]), nothing else of pgbackup's.
+pub fn clean_env(cmd: &mut Command) {
+    child_env(cmd, true);
+}
+
+fn child_env(cmd: &mut Command, with_pgpassword: bool) {
+    cmd.env_clear();
+    for (k, v) in std::env::vars_os() {
+        let Some(name) = k.to_str() else { continue };
+        let libpq = name.starts_with("PG") && !name.starts_with("PGBACKUP");
+        let keep = CHILD_ENV.contains(&name)
+            || (libpq && (with_pgpassword || (name != "PGPASSWORD" && name != "PGPASSFILE")));
+        if keep {
+            cmd.env(&k, &v);
+        }
     }
 }
 
@@ -299,7 +367,7 @@ impl<'a> Psql<'a> {
             source,
         })?;
         if !out.status.success() {
-            let stderr = String::from_utf8_lossy(&out.stderr);
+            let stderr = env.scrub(&String::from_utf8_lossy(&out.stderr));
             let (detail, hint, is_connect) = classify(&stderr);
             // psql exits 2 when the connection failed.
             return Err(if is_connect || out.status.code() == Some(2) {
@@ -426,6 +494,10 @@ impl DumpProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         env.apply(&mut cmd);
+        // Its own process group: a timeout or a signal stops the whole group, so a wrapper
+        // (`ssh host pg_dump`, `docker exec`, a script without `exec`) cannot outlive it with
+        // the pipe held open.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let mut child = cmd.spawn().map_err(|source| PgError::Spawn {
             program: tools.pg_dump.display().to_string(),
             key: "pg-dump-path",
@@ -456,8 +528,9 @@ impl DumpProcess {
         ))
     }
 
-    /// Stop pg_dump now (used when writing the output failed).
+    /// Stop pg_dump (and whatever it started) now (used when writing the output failed).
     pub fn kill(&mut self) {
+        kill_group(self.child.id(), nix::sys::signal::Signal::SIGKILL);
         let _ = self.child.kill();
     }
 
@@ -481,7 +554,7 @@ impl DumpProcess {
             status: "wait failed".into(),
             detail: e.to_string(),
         })?;
-        let text = lines.join("\n");
+        let text = self._env.scrub(&lines.join("\n"));
         if !status.success() {
             let (detail, hint, is_connect) = classify(&text);
             if is_connect {
@@ -537,7 +610,13 @@ fn dump_privilege_hint(detail: &str) -> &'static str {
     }
 }
 
-/// Stops a child that runs longer than a limit: SIGTERM, then SIGKILL 5 s later.
+/// Signal the process group a child leads (children are started in their own group).
+pub fn kill_group(pid: u32, sig: nix::sys::signal::Signal) {
+    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid as i32), sig);
+}
+
+/// Stops a child (its whole process group) that runs longer than a limit: SIGTERM, then
+/// SIGKILL 5 s later.
 #[derive(Debug)]
 struct Watchdog {
     tx: mpsc::Sender<()>,
@@ -556,11 +635,11 @@ impl Watchdog {
                 flag.store(true, Ordering::SeqCst);
                 // The child is not reaped before `stop` joined this thread, so the pid is still
                 // the child's.
-                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+                let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGTERM);
                 if let Err(mpsc::RecvTimeoutError::Timeout) =
                     rx.recv_timeout(Duration::from_secs(5))
                 {
-                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                    let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
                 }
             }
         });
@@ -684,6 +763,7 @@ pub fn restore_plain(
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut child = cmd.spawn().map_err(|source| PgError::Spawn {
         program: tools.psql.display().to_string(),
         key: "psql-path",
@@ -740,6 +820,7 @@ pub fn restore_plain(
     }
     if read_error.is_some() {
         // Never let psql commit a half-read dump: stop it before closing its input.
+        kill_group(child.id(), nix::sys::signal::Signal::SIGKILL);
         let _ = child.kill();
     }
     drop(stdin);
@@ -762,7 +843,7 @@ pub fn restore_plain(
         privilege: false,
     })?;
     if !status.success() {
-        let text = lines.join("\n");
+        let text = env.scrub(&lines.join("\n"));
         let (detail, hint, is_connect) = classify(&text);
         if is_connect || status.code() == Some(2) {
             return Err(PgError::Connect {

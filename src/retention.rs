@@ -9,6 +9,10 @@
 //!
 //! With no rule besides `keep-min` configured, nothing is deleted. The caller passes only
 //! complete backups (data file and sidecar present) of one database.
+//!
+//! Clock skew: a backup named after `now` (made while the clock was ahead, or under a clock that
+//! is now behind) is kept and never takes a keep-min or calendar slot, so that the backups made
+//! since are counted as what they are: the newest.
 
 use std::collections::BTreeSet;
 
@@ -56,6 +60,10 @@ pub enum Reason {
     KeepMonthly,
     /// No deleting rule is configured.
     NoRule,
+    /// Named after now: a clock was (or is) wrong; never deleted by retention.
+    FutureDated,
+    /// Made by the run whose retention this is.
+    ThisRun,
 }
 
 impl Reason {
@@ -68,6 +76,8 @@ impl Reason {
             Reason::KeepWeekly => "keep-weekly",
             Reason::KeepMonthly => "keep-monthly",
             Reason::NoRule => "no retention rule configured",
+            Reason::FutureDated => "dated in the future (check the clock)",
+            Reason::ThisRun => "made by this run",
         }
     }
 }
@@ -78,9 +88,6 @@ pub fn decide(
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Vec<Option<BTreeSet<Reason>>> {
-    let mut order: Vec<usize> = (0..times.len()).collect();
-    // Newest first; ties broken by index so the result does not depend on input order.
-    order.sort_by(|&a, &b| times[b].cmp(&times[a]).then(a.cmp(&b)));
     let mut reasons: Vec<BTreeSet<Reason>> = vec![BTreeSet::new(); times.len()];
     if !policy.is_active() {
         for r in &mut reasons {
@@ -88,13 +95,24 @@ pub fn decide(
         }
         return reasons.into_iter().map(Some).collect();
     }
+    // Newest first, future-dated ones left out of every count; ties broken by index so the
+    // result does not depend on input order.
+    let mut order: Vec<usize> = Vec::new();
+    for (i, t) in times.iter().enumerate() {
+        if *t > now {
+            reasons[i].insert(Reason::FutureDated);
+        } else {
+            order.push(i);
+        }
+    }
+    order.sort_by(|&a, &b| times[b].cmp(&times[a]).then(a.cmp(&b)));
     for &i in order.iter().take(policy.keep_min.max(1) as usize) {
         reasons[i].insert(Reason::KeepMin);
     }
     if let Some(days) = policy.keep_days {
         let limit = chrono::Duration::days(i64::from(days));
-        for (i, t) in times.iter().enumerate() {
-            if now - *t < limit {
+        for &i in &order {
+            if now - times[i] < limit {
                 reasons[i].insert(Reason::KeepDays);
             }
         }
@@ -259,15 +277,52 @@ mod tests {
             )
     }
 
+    /// The defect a clock once ahead caused: 60 daily backups and 3 named in the future, with
+    /// keep-daily 1 and keep-min 2, deleted every real backup (the future ones took the slots).
+    #[test]
+    fn future_dated_backups_take_no_slot_and_stay() {
+        let now = t(2026, 3, 1, 12);
+        let mut times: Vec<DateTime<Utc>> = (1..=60)
+            .map(|d| now - chrono::Duration::days(d) - chrono::Duration::hours(1))
+            .collect();
+        times.push(now - chrono::Duration::minutes(5)); // this run's
+        for d in 1..=3 {
+            times.push(now + chrono::Duration::days(30 * d));
+        }
+        let p = Policy {
+            keep_daily: 1,
+            keep_min: 2,
+            ..Policy::default()
+        };
+        let d = decide(&times, &p, now);
+        // This run's and the one before it (keep-min 2); the future ones are kept as such.
+        assert!(d[60].as_ref().unwrap().contains(&Reason::KeepMin));
+        assert!(d[0].as_ref().unwrap().contains(&Reason::KeepMin));
+        for k in &d[61..] {
+            assert_eq!(
+                k.as_ref().unwrap().iter().collect::<Vec<_>>(),
+                vec![&Reason::FutureDated]
+            );
+        }
+        assert_eq!(d.iter().filter(|k| k.is_some()).count(), 5);
+    }
+
     proptest! {
         #[test]
-        fn never_deletes_the_newest_keep_min(times in arb_times(), p in arb_policy()) {
-            let now = t(2026, 3, 1, 0);
+        fn never_deletes_the_newest_keep_min_nor_a_future_one(
+            times in arb_times(), p in arb_policy(), now_h in 0i64..(420 * 24),
+        ) {
+            let now = t(2025, 1, 1, 0) + chrono::Duration::hours(now_h);
             let d = decide(&times, &p, now);
-            let mut newest: Vec<usize> = (0..times.len()).collect();
+            let mut newest: Vec<usize> = (0..times.len()).filter(|&i| times[i] <= now).collect();
             newest.sort_by(|&a, &b| times[b].cmp(&times[a]));
             for &i in newest.iter().take(p.keep_min as usize) {
                 prop_assert!(d[i].is_some());
+            }
+            for (i, t) in times.iter().enumerate() {
+                if *t > now {
+                    prop_assert!(d[i].is_some(), "a future-dated backup was deleted");
+                }
             }
         }
 

@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Mutex;
 
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -18,6 +18,18 @@ static CHILD: Mutex<Option<i32>> = Mutex::new(None);
 
 /// Start the signal thread. Call once, early.
 pub fn install() {
+    // A second signal ends the process at once, even while a call blocks that the first could
+    // not end (signal-hook's conditional shutdown: armed by the first signal, _exit(128+N) in the
+    // handler). What the run leaves then (a temp file) is debris the next run removes.
+    let armed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [SIGTERM, SIGINT, SIGHUP] {
+        let _ = signal_hook::flag::register_conditional_shutdown(
+            sig,
+            128 + sig,
+            std::sync::Arc::clone(&armed),
+        );
+        let _ = signal_hook::flag::register(sig, std::sync::Arc::clone(&armed));
+    }
     let Ok(mut signals) = Signals::new([SIGTERM, SIGINT, SIGHUP]) else {
         crate::log::warn("cannot install signal handlers; an interrupted run leaves a temp file for the next run to remove");
         return;
@@ -27,6 +39,8 @@ pub fn install() {
             INTERRUPTED.store(sig, Ordering::SeqCst);
             let guard = CHILD.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(pid) = *guard {
+                // The child's whole process group (see postgres::kill_group).
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGTERM);
                 let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
             }
         }

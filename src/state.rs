@@ -76,21 +76,26 @@ pub fn load(root: &Path) -> State {
         .unwrap_or_default()
 }
 
-/// Apply `f` to the state and write it back atomically; returns the new state.
-pub fn update(root: &Path, f: impl FnOnce(&mut State)) -> std::io::Result<State> {
-    let lock_file = OpenOptions::new()
+/// Apply `f` to the state and write it back atomically. Returns the new state whether or not
+/// it could be written (the run's outcome is in memory, and metrics and sd-notify must say it
+/// even when the disk is full), and the error of writing it, if any.
+pub fn update(root: &Path, f: impl FnOnce(&mut State)) -> (State, std::io::Result<()>) {
+    let lock = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .mode(0o600)
-        .open(root.join(STATE_LOCK))?;
-    crate::fsutil::give_away(&root.join(STATE_LOCK))?;
-    let _lock = Flock::lock(lock_file, FlockArg::LockExclusive)
-        .map_err(|(_, e)| std::io::Error::from(e))?;
+        .open(root.join(STATE_LOCK))
+        .and_then(|file| {
+            crate::fsutil::give_away(&root.join(STATE_LOCK))?;
+            Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| std::io::Error::from(e))
+        });
     let mut state = load(root);
     f(&mut state);
-    let mut bytes = serde_json::to_vec_pretty(&state).expect("state is plain data");
-    bytes.push(b'\n');
-    fsutil::write_atomic(root, STATE_FILE, &bytes)?;
-    Ok(state)
+    let saved = lock.and_then(|_lock| {
+        let mut bytes = serde_json::to_vec_pretty(&state).expect("state is plain data");
+        bytes.push(b'\n');
+        fsutil::write_atomic(root, STATE_FILE, &bytes)
+    });
+    (state, saved)
 }

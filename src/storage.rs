@@ -267,7 +267,7 @@ impl Storage for LocalStorage {
     fn clean_incomplete(&self, db: &str) -> Result<Vec<String>> {
         let dir = self.dir(db);
         check_not_symlink(&dir)?;
-        fsutil::clean_debris(&dir).map_err(|source| Error::Output {
+        fsutil::clean_debris(&dir, db).map_err(|source| Error::Output {
             what: "backup directory",
             path: dir,
             source,

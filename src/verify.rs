@@ -54,10 +54,44 @@ impl BackupFiles {
 
     /// The manifest, if present and readable.
     pub fn read_manifest(&self) -> Option<Manifest> {
-        std::fs::read(&self.manifest)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
+        self.manifest_state().ok().flatten()
     }
+
+    /// The manifest: `Ok(None)` when there is none, an error in words when it is there but not
+    /// a manifest (garbage, not an object, a FIFO, ...).
+    pub fn manifest_state(&self) -> Result<Option<Manifest>, String> {
+        match read_regular(&self.manifest, 64 << 20) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("cannot read {}: {e}", self.manifest.display())),
+            Ok(bytes) => serde_json::from_slice::<Manifest>(&bytes)
+                .map(Some)
+                .map_err(|e| {
+                    format!(
+                        "{} is not a pgbackup manifest ({e})",
+                        self.manifest.display()
+                    )
+                }),
+        }
+    }
+}
+
+/// Read a small file, refusing anything but a regular file (opening a FIFO would block) and
+/// anything larger than `limit`.
+pub fn read_regular(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (a FIFO, device or directory)",
+        ));
+    }
+    if meta.len() > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} bytes, more than a file of this kind can be", meta.len()),
+        ));
+    }
+    std::fs::read(path)
 }
 
 /// What the integrity pass found.
@@ -131,7 +165,9 @@ pub fn check_integrity(
     let file_name = files.file_name();
 
     // The sidecar: missing or malformed is a failure, never a pass.
-    let expected = match std::fs::read_to_string(&files.sidecar) {
+    let sidecar_text =
+        read_regular(&files.sidecar, 64 << 10).map(|b| String::from_utf8_lossy(&b).into_owned());
+    let expected = match sidecar_text {
         Ok(text) => match catalog::parse_sidecar(&text) {
             Some((hex, name)) if name == file_name => {
                 checks.push(check("sidecar", true, "present"));
@@ -141,7 +177,11 @@ pub fn check_integrity(
                 checks.push(check(
                     "sidecar",
                     false,
-                    format!("names \"{name}\", not \"{file_name}\""),
+                    format!(
+                        "names \"{}\", not \"{}\"",
+                        crate::commands::escape_control(&name),
+                        crate::commands::escape_control(&file_name)
+                    ),
                 ));
                 None
             }
@@ -164,6 +204,12 @@ pub fn check_integrity(
         }
     };
 
+    if !std::fs::metadata(&files.data)?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (a FIFO, device or directory)",
+        ));
+    }
     let file = File::open(&files.data)?;
     let mut hashing = HashingReader {
         inner: file,
@@ -235,14 +281,16 @@ pub fn check_integrity(
         }
     }
 
-    let manifest = files.read_manifest();
-    match &manifest {
-        None => checks.push(check(
+    let manifest_state = files.manifest_state();
+    let manifest = manifest_state.clone().ok().flatten();
+    match (&manifest_state, &manifest) {
+        (Err(e), _) => checks.push(check("manifest", false, e.clone())),
+        (Ok(_), None) => checks.push(check(
             "manifest",
             true,
             "missing (optional): no size or row counts to compare",
         )),
-        Some(m) => {
+        (Ok(_), Some(m)) => {
             let mut problems = Vec::new();
             if m.sha256 != actual {
                 problems.push(format!("sha256 {} differs from the file's", m.sha256));

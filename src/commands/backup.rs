@@ -44,22 +44,50 @@ pub enum Outcome {
 }
 
 /// Run a backup of every selected database; record the outcome in the state and metrics file.
+/// The metrics and sd-notify say the outcome even when the state file cannot be written (a full
+/// backup root), and a state file that cannot be written fails the run (exit 73).
 pub fn run(cfg: &Config, args: &BackupArgs, env: EnvFn) -> Result<()> {
-    let result = run_databases(cfg, args, env);
+    let unsaved = std::cell::RefCell::new(None);
+    let result = run_databases(cfg, args, env, &unsaved);
     // Another run holds the lock: that run reports, this one changes nothing.
-    if !matches!(result, Err(Error::Locked { .. })) {
-        let ok = result.is_ok();
-        write_metrics(cfg, |st| {
-            st.last_run_at = Some(Utc::now());
-            st.last_run_ok = Some(ok);
-        });
+    if matches!(result, Err(Error::Locked { .. })) {
+        return result;
     }
-    result
+    let ok = result.is_ok() && unsaved.borrow().is_none();
+    if let Err(e) = write_metrics(cfg, |st| {
+        st.last_run_at = Some(Utc::now());
+        st.last_run_ok = Some(ok);
+    }) {
+        if ok {
+            // The metrics just said success; they must say what the exit code will.
+            let mut st = crate::state::load(&cfg.local_dir);
+            st.last_run_at = Some(Utc::now());
+            st.last_run_ok = Some(false);
+            crate::commands::render_metrics(cfg, &st);
+        }
+        unsaved.borrow_mut().get_or_insert(e);
+    }
+    match (result, unsaved.into_inner()) {
+        (Err(e), _) => Err(e),
+        (Ok(()), Some(e)) => {
+            notify::status(&format!("failed: {e}"));
+            Err(e)
+        }
+        (Ok(()), None) => Ok(()),
+    }
 }
 
-fn record(cfg: &Config, db: &str, outcome: std::result::Result<&Manifest, &Error>) {
+/// Where a failure to write the state file is kept until the run ends.
+type Unsaved = std::cell::RefCell<Option<Error>>;
+
+fn record(
+    cfg: &Config,
+    db: &str,
+    outcome: std::result::Result<&Manifest, &Error>,
+    unsaved: &Unsaved,
+) {
     let now = Utc::now();
-    write_metrics(cfg, |st| {
+    let saved = write_metrics(cfg, |st| {
         let s = st.databases.entry(db.to_string()).or_default();
         s.runs_total += 1;
         s.last_run_at = Some(now);
@@ -79,16 +107,50 @@ fn record(cfg: &Config, db: &str, outcome: std::result::Result<&Manifest, &Error
             }
         }
     });
+    if let Err(e) = saved {
+        log::error(&format!("{db}: the outcome could not be recorded: {e}"));
+        unsaved.borrow_mut().get_or_insert(e);
+    }
 }
 
-fn run_databases(cfg: &Config, args: &BackupArgs, env: EnvFn) -> Result<()> {
+/// The longest `--description` a backup takes (it lands in manifests, lists and metrics).
+pub const MAX_DESCRIPTION: usize = 1000;
+
+fn run_databases(cfg: &Config, args: &BackupArgs, env: EnvFn, unsaved: &Unsaved) -> Result<()> {
     for w in &cfg.warnings {
         log::warn(w);
+    }
+    if let Some(d) = &args.description {
+        let n = d.chars().count();
+        if n > MAX_DESCRIPTION {
+            return Err(Error::Usage(format!(
+                "--description is {n} characters long; at most {MAX_DESCRIPTION} are kept in the manifest"
+            )));
+        }
     }
     let force = args.force
         || env("FORCE_BACKUP").is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes" | "on"));
     let _lock = super::lock_root(cfg)?;
     notify::ready("pgbackup: starting backup");
+    // What killed runs left outside the database directories: a state write or a download in
+    // the root, a metrics write in the textfile directory (ours only; young ones may be a run
+    // going on now).
+    for (dir, prefix, age) in [
+        (&cfg.local_dir, crate::catalog::TEMP_PREFIX, 3600),
+        (&cfg.textfile_dir, ".pgbackup.prom.", 600),
+    ] {
+        match crate::fsutil::clean_stale_temp(dir, prefix, Duration::from_secs(age)) {
+            Ok(removed) => {
+                for r in removed {
+                    log::info(&format!(
+                        "removed debris of an interrupted run: {}",
+                        dir.join(r).display()
+                    ));
+                }
+            }
+            Err(e) => log::debug(&format!("cannot clean {}: {e}", dir.display())),
+        }
+    }
     let tools = cfg.tools();
     let dump_version = tools.pg_dump_version()?;
     let databases = resolve_databases(cfg, &tools)?;
@@ -149,16 +211,23 @@ fn run_databases(cfg: &Config, args: &BackupArgs, env: EnvFn) -> Result<()> {
                                 db.name(),
                                 path
                             ));
-                            record(cfg, db.name(), Err(&e));
+                            record(cfg, db.name(), Err(&e), unsaved);
                             failed.push((db.name().to_string(), e.exit_code()));
                             continue;
                         }
                     }
                 }
-                record(cfg, db.name(), Ok(&manifest));
+                record(cfg, db.name(), Ok(&manifest), unsaved);
                 // Retention only after this database's backup succeeded (and was uploaded).
-                let pruned =
-                    prune::prune_all(cfg, s3.as_ref(), db.name(), &policy, Utc::now(), false);
+                let pruned = prune::prune_all(
+                    cfg,
+                    s3.as_ref(),
+                    db.name(),
+                    &policy,
+                    Utc::now(),
+                    false,
+                    Some(&manifest.file),
+                );
                 match pruned {
                     Ok(rows) => {
                         for r in &rows {
@@ -193,7 +262,7 @@ fn run_databases(cfg: &Config, args: &BackupArgs, env: EnvFn) -> Result<()> {
             }
             Err(e) => {
                 log::error(&format!("{}: backup failed: {e}", db.name()));
-                record(cfg, db.name(), Err(&e));
+                record(cfg, db.name(), Err(&e), unsaved);
                 failed.push((db.name().to_string(), e.exit_code()));
             }
         }
@@ -334,8 +403,18 @@ pub fn backup_one(
         ));
     }
 
+    let now = Utc::now();
+    let complete = store.complete_backups(name)?;
+    for future in complete.iter().filter(|b| b.name.timestamp > now) {
+        log::warn(&format!(
+            "{name}: backup {} is dated in the future ({} > now): a clock was or is wrong; it is kept, and ignored for respawn protection, freshness and retention counts",
+            future.name.file_name(),
+            future.name.timestamp.format("%Y-%m-%d %H:%M:%S UTC")
+        ));
+    }
     if cfg.respawn_protection_hours > 0 && !force {
-        if let Some(latest) = store.latest(name)? {
+        // A backup dated in the future says nothing about how recent the last one is.
+        if let Some(latest) = complete.iter().rfind(|b| b.name.timestamp <= now) {
             let age = Utc::now() - latest.name.timestamp;
             let limit = chrono::Duration::hours(i64::from(cfg.respawn_protection_hours));
             if age < limit {

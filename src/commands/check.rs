@@ -101,6 +101,15 @@ fn evaluate(cfg: &Config, args: &CheckArgs) -> (u8, String) {
                 ),
             );
         }
+        for f in super::future_backups(cfg, db) {
+            flag(
+                WARNING,
+                format!(
+                    "{db}: backup {} is dated in the future: check the clock",
+                    f.file_name()
+                ),
+            );
+        }
         if s.last_verify_ok == Some(false) {
             flag(WARNING, format!("{db}: last verification failed"));
         }

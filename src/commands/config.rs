@@ -24,7 +24,9 @@ pub fn run(path: Option<&Path>, cmd: &ConfigCommand, env: EnvFn) -> Result<()> {
                 ("backup.pg-dump-path", &tools.pg_dump),
                 ("backup.psql-path", &tools.psql),
             ] {
-                let ok = std::process::Command::new(prog)
+                let mut cmd = std::process::Command::new(prog);
+                crate::postgres::clean_env(&mut cmd);
+                let ok = cmd
                     .arg("--version")
                     .stdin(std::process::Stdio::null())
                     .output()

@@ -152,6 +152,13 @@ fn print_rows(cfg: &Config, args: &ListArgs, rows: &[ListRow]) -> Result<()> {
         crate::log::info(&format!("no backups under {}", cfg.local_dir.display()));
         return Ok(());
     }
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    for r in rows.iter().filter(|r| r.timestamp > now) {
+        crate::log::warn(&format!(
+            "{}: {} is dated in the future: a clock was or is wrong (retention keeps it and counts it nowhere)",
+            r.database, r.file
+        ));
+    }
     let mut table = vec![vec![
         "DATABASE".to_string(),
         "TIME (UTC)".to_string(),
@@ -178,8 +185,20 @@ fn print_rows(cfg: &Config, args: &ListArgs, rows: &[ListRow]) -> Result<()> {
                 Some(u) => format!("{} (locked until {})", r.location, &u[..10.min(u.len())]),
                 None => r.location.to_string(),
             },
-            r.description.clone().unwrap_or_default(),
+            shorten(&crate::commands::escape_control(
+                r.description.as_deref().unwrap_or_default(),
+            )),
         ]);
     }
     print(&render_table(&table))
+}
+
+/// At most 120 characters of a description in the table (`--json` has it whole).
+fn shorten(s: &str) -> String {
+    if s.chars().count() <= 120 {
+        return s.to_string();
+    }
+    let mut t: String = s.chars().take(119).collect();
+    t.push('…');
+    t
 }

@@ -112,22 +112,36 @@ pub(crate) fn human_age(d: chrono::Duration) -> String {
     }
 }
 
-/// Update the state file and rewrite the metrics file. Failures here never fail the command:
-/// they are logged (a missing textfile directory only at debug level when it is the default).
-pub(crate) fn write_metrics(cfg: &Config, f: impl FnOnce(&mut crate::state::State)) {
-    if !cfg.local_dir.is_dir() {
-        return;
-    }
-    let state = match crate::state::update(&cfg.local_dir, f) {
-        Ok(s) => s,
-        Err(e) => {
-            crate::log::warn(&format!(
-                "cannot update {}: {e}",
-                cfg.local_dir.join(crate::state::STATE_FILE).display()
-            ));
-            return;
-        }
+/// Update the state file and rewrite the metrics file from the state in memory. The metrics are
+/// written whatever happened to the state file; a state file that could not be written is
+/// returned as the error (a run that cannot record its outcome has failed: the caller says so).
+/// Failures to write the metrics file are logged (a missing textfile directory only at debug
+/// level when it is the default).
+pub(crate) fn write_metrics(
+    cfg: &Config,
+    f: impl FnOnce(&mut crate::state::State),
+) -> std::result::Result<crate::state::State, crate::error::Error> {
+    let root = &cfg.local_dir;
+    let (state, saved) = if root.is_dir() {
+        crate::state::update(root, f)
+    } else {
+        let mut st = crate::state::State::default();
+        f(&mut st);
+        (st, Ok(()))
     };
+    render_metrics(cfg, &state);
+    match saved {
+        Ok(()) => Ok(state),
+        Err(source) => Err(crate::error::Error::Output {
+            what: "state file",
+            path: root.join(crate::state::STATE_FILE),
+            source,
+        }),
+    }
+}
+
+/// Write the metrics file for `state` (see [`write_metrics`]).
+pub(crate) fn render_metrics(cfg: &Config, state: &crate::state::State) {
     if !cfg.textfile_dir.is_dir() {
         let msg = format!(
             "metrics not written: {} does not exist (install prometheus-node-exporter or set [metrics] textfile-dir)",
@@ -140,7 +154,7 @@ pub(crate) fn write_metrics(cfg: &Config, f: impl FnOnce(&mut crate::state::Stat
         }
         return;
     }
-    if let Err(e) = crate::metrics::write(&cfg.textfile_dir, &state, &cfg.local_dir) {
+    if let Err(e) = crate::metrics::write(&cfg.textfile_dir, state, &cfg.local_dir) {
         crate::log::warn(&format!(
             "cannot write {}: {e}",
             cfg.textfile_dir.join(crate::metrics::FILE_NAME).display()
@@ -202,25 +216,45 @@ pub(crate) fn s3_stores(cfg: &Config) -> Result<Vec<crate::s3::S3Store>> {
     Ok(stores)
 }
 
-/// The newest complete backup of `db`: the local one, else (when S3 is configured, e.g. with
-/// keep-local = false) the newest in S3.
+/// The newest complete backup of `db` that is not dated in the future: the local one, else
+/// (when S3 is configured, e.g. with keep-local = false) the newest in S3. A backup named after
+/// now (a clock that was ahead) says nothing about how fresh the backups are.
 pub(crate) fn newest_backup(
     cfg: &Config,
     stores: &[crate::s3::S3Store],
     db: &str,
 ) -> Result<Option<crate::catalog::BackupName>> {
     use crate::storage::Storage;
-    if let Some(e) =
-        crate::catalog::latest_complete(&cfg.local_dir, db).map_err(|e| read_root_error(cfg, e))?
+    let now = chrono::Utc::now();
+    // Read-only: a symlinked database directory is read (list does the same).
+    if let Some(e) = crate::catalog::list_dir(&cfg.local_dir, db)
+        .map_err(|e| read_root_error(cfg, e))?
+        .into_iter()
+        .rfind(|e| e.is_complete() && e.name.timestamp <= now)
     {
         return Ok(Some(e.name));
     }
     for store in stores {
-        if let Some(b) = store.latest(db)? {
+        if let Some(b) = store
+            .complete_backups(db)?
+            .into_iter()
+            .rfind(|b| b.name.timestamp <= now)
+        {
             return Ok(Some(b.name));
         }
     }
     Ok(None)
+}
+
+/// The complete local backups of `db` dated in the future (a clock that was or is wrong).
+pub(crate) fn future_backups(cfg: &Config, db: &str) -> Vec<crate::catalog::BackupName> {
+    let now = chrono::Utc::now();
+    crate::catalog::list_dir(&cfg.local_dir, db)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.is_complete() && e.name.timestamp > now)
+        .map(|e| e.name)
+        .collect()
 }
 
 /// Without `--db`, a command also covers the databases that only `stores` hold: add them,
@@ -257,10 +291,14 @@ pub(crate) fn render_table(rows: &[Vec<String>]) -> String {
         .collect();
     let mut out = String::new();
     for row in rows {
+        // Padding by hand: `{:<w$}` panics for widths over 65,535.
         let line: Vec<String> = row
             .iter()
             .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
+            .map(|(c, w)| {
+                let pad = w.saturating_sub(c.chars().count());
+                format!("{c}{}", " ".repeat(pad))
+            })
             .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');

@@ -45,6 +45,7 @@ pub fn prune_storage(
     policy: &Policy,
     now: DateTime<Utc>,
     dry_run: bool,
+    this_run: Option<&str>,
 ) -> Result<Vec<PruneRow>> {
     let files = store.files(database)?;
     let present: std::collections::HashSet<&str> = files.iter().map(|f| f.name.as_str()).collect();
@@ -54,7 +55,12 @@ pub fn prune_storage(
         .collect();
     let times: Vec<_> = complete.iter().map(|b| b.name.timestamp).collect();
     let mut rows = Vec::new();
-    for (b, d) in complete.iter().zip(decide(&times, policy, now)) {
+    for (b, mut d) in complete.iter().zip(decide(&times, policy, now)) {
+        // The backup this run made is never deleted by its own retention (a clock that
+        // jumped back would otherwise make it look old).
+        if d.is_none() && this_run == Some(b.name.file_name().as_str()) {
+            d = Some(std::iter::once(Reason::ThisRun).collect());
+        }
         let mut row = PruneRow {
             database: database.to_string(),
             file: b.name.file_name(),
@@ -125,12 +131,13 @@ pub fn prune_all(
     policy: &Policy,
     now: DateTime<Utc>,
     dry_run: bool,
+    this_run: Option<&str>,
 ) -> Result<Vec<PruneRow>> {
     // Local debris is cleaned before each backup (backup_one), under the same lock.
     let local = LocalStorage::new(&cfg.local_dir);
-    let mut rows = prune_storage(&local, database, policy, now, dry_run)?;
+    let mut rows = prune_storage(&local, database, policy, now, dry_run, this_run)?;
     if let Some(s3) = s3 {
-        rows.extend(prune_storage(s3, database, policy, now, dry_run)?);
+        rows.extend(prune_storage(s3, database, policy, now, dry_run, this_run)?);
         if !dry_run {
             for removed in s3.clean_incomplete(database)? {
                 log::info(&format!("{database}: {removed}"));
@@ -180,10 +187,10 @@ pub fn run(cfg: &Config, args: &PruneArgs) -> Result<()> {
                 "\"{db}\" is not a database name pgbackup uses"
             )));
         }
-        all.extend(prune_all(cfg, store, db, &policy, now, args.dry_run)?);
+        all.extend(prune_all(cfg, store, db, &policy, now, args.dry_run, None)?);
     }
     if !args.dry_run {
-        crate::commands::write_metrics(cfg, |_| {});
+        crate::commands::write_metrics(cfg, |_| {})?;
     }
     if args.json {
         let mut s = serde_json::to_string_pretty(&all).expect("rows are plain data");

@@ -248,6 +248,15 @@ pub fn run(cfg: &Config, args: &StatusArgs) -> Result<()> {
         ]);
     }
     out.push_str(&super::render_table(&rows));
+    for d in &status.databases {
+        for f in super::future_backups(cfg, &d.database) {
+            out.push_str(&format!(
+                "\nwarning: {}: backup {} is dated in the future; a clock was or is wrong (it is kept, and not counted as the newest)\n",
+                d.database,
+                f.file_name()
+            ));
+        }
+    }
     for left in &st.leftover_scratch {
         out.push_str(&format!(
             "\nwarning: the test-restore scratch database {left} was left behind; drop it by hand\n"

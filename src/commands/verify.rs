@@ -50,9 +50,11 @@ pub fn run(cfg: &Config, args: &VerifyArgs) -> Result<()> {
     for w in &cfg.warnings {
         log::warn(w);
     }
-    // Backups fetched from S3 live in temp directories until the end of the run.
+    // Backups fetched from S3 for a name live in temp directories until the end of the run;
+    // the ones `--all` finds only in S3 are fetched one at a time, each just before its turn.
     let mut fetched = Vec::new();
-    let backups = select(cfg, args, &mut fetched)?;
+    let stores = super::s3_stores(cfg)?;
+    let backups = select(cfg, args, &stores, &mut fetched)?;
     if backups.is_empty() {
         return Err(Error::Corrupt(format!(
             "no backup found to verify under {}; run `pgbackup backup` first",
@@ -62,10 +64,19 @@ pub fn run(cfg: &Config, args: &VerifyArgs) -> Result<()> {
     let tools = cfg.tools();
     let mut rows = Vec::new();
     let mut worst: u8 = 0;
-    for (i, files) in backups.iter().enumerate() {
+    let mut unsaved = false;
+    for (i, item) in backups.iter().enumerate() {
         if crate::signals::interrupted().is_some() {
             break;
         }
+        let remote;
+        let files = match item {
+            Item::Ready(f) => f,
+            Item::Remote(store, name) => {
+                remote = fetch_backup(cfg, &stores[*store], name)?;
+                &remote.files
+            }
+        };
         notify::status(&format!(
             "verifying {} ({}/{})",
             files.file_name(),
@@ -86,6 +97,8 @@ pub fn run(cfg: &Config, args: &VerifyArgs) -> Result<()> {
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
+            // Table and file names may hold control characters: never written raw.
+            let summary = crate::commands::escape_control(&summary);
             print(&format!(
                 "{:<4}  {}/{}  {summary}\n",
                 if row.ok { "ok" } else { "FAIL" },
@@ -108,7 +121,7 @@ pub fn run(cfg: &Config, args: &VerifyArgs) -> Result<()> {
         worst = worst_code(worst, code);
         if row.database != "-" {
             let (db, ok, tr) = (row.database.clone(), row.ok, row.test_restore_secs);
-            crate::commands::write_metrics(cfg, |st| {
+            let saved = crate::commands::write_metrics(cfg, |st| {
                 let s = st.databases.entry(db).or_default();
                 s.last_verify_at = Some(Utc::now());
                 s.last_verify_ok = Some(ok);
@@ -116,6 +129,14 @@ pub fn run(cfg: &Config, args: &VerifyArgs) -> Result<()> {
                     s.last_test_restore_secs = tr;
                 }
             });
+            if let Err(e) = saved {
+                log::error(&format!(
+                    "{}: the result could not be recorded: {e}",
+                    row.file
+                ));
+                worst = worst_code(worst, e.exit_code());
+                unsaved = true;
+            }
         }
         rows.push(row);
     }
@@ -128,6 +149,13 @@ pub fn run(cfg: &Config, args: &VerifyArgs) -> Result<()> {
         return Err(Error::Interrupted(sig));
     }
     let failed = rows.iter().filter(|r| !r.ok).count();
+    if failed == 0 && unsaved {
+        return Err(Error::Output {
+            what: "state file",
+            path: cfg.local_dir.join(crate::state::STATE_FILE),
+            source: std::io::Error::other("the verification results could not be recorded"),
+        });
+    }
     if failed == 0 {
         notify::status(&format!("verify finished: {} backup(s) ok", rows.len()));
         return Ok(());
@@ -154,29 +182,55 @@ fn worst_code(a: u8, b: u8) -> u8 {
     }
 }
 
+/// One backup to verify: at hand, or in S3 (index into the stores) and fetched at its turn.
+#[derive(Debug)]
+enum Item {
+    Ready(BackupFiles),
+    Remote(usize, BackupName),
+}
+
 /// Which backups: the named ones, or the latest (or all) of each selected database.
-fn select(cfg: &Config, args: &VerifyArgs, fetched: &mut Vec<Fetched>) -> Result<Vec<BackupFiles>> {
-    let stores = super::s3_stores(cfg)?;
+fn select(
+    cfg: &Config,
+    args: &VerifyArgs,
+    stores: &[S3Store],
+    fetched: &mut Vec<Fetched>,
+) -> Result<Vec<Item>> {
     if !args.backups.is_empty() {
         let mut out = Vec::new();
         for b in &args.backups {
-            out.push(resolve_or_fetch(cfg, &stores, b, fetched)?);
+            out.push(Item::Ready(resolve_or_fetch(cfg, stores, b, fetched)?));
         }
         return Ok(out);
     }
     let mut databases = super::selected_databases(cfg, &args.databases)?;
-    super::add_databases(&stores, &args.databases, &mut databases)?;
+    super::add_databases(stores, &args.databases, &mut databases)?;
     let mut out = Vec::new();
     for db in &databases {
         let entries =
             catalog::list_dir(&cfg.local_dir, db).map_err(|e| super::read_root_error(cfg, e))?;
         if args.all {
-            out.extend(entries.iter().map(|e| BackupFiles::for_data(&e.path)));
+            out.extend(
+                entries
+                    .iter()
+                    .map(|e| Item::Ready(BackupFiles::for_data(&e.path))),
+            );
+            // And every complete backup that only S3 holds (keep-local = false).
+            let local: std::collections::HashSet<String> =
+                entries.iter().map(|e| e.name.file_name()).collect();
+            let mut seen = local.clone();
+            for (i, store) in stores.iter().enumerate() {
+                for b in store.complete_backups(db)? {
+                    if seen.insert(b.name.file_name()) {
+                        out.push(Item::Remote(i, b.name));
+                    }
+                }
+            }
         } else if let Some(e) = entries.iter().rev().find(|e| e.is_complete()) {
-            out.push(BackupFiles::for_data(&e.path));
-        } else if let Some(f) = fetch_latest(cfg, &stores, db)? {
+            out.push(Item::Ready(BackupFiles::for_data(&e.path)));
+        } else if let Some(f) = fetch_latest(cfg, stores, db)? {
             // Only S3 has a backup of this database: verify that one.
-            out.push(f.files.clone());
+            out.push(Item::Ready(f.files.clone()));
             fetched.push(f);
         } else if !args.databases.is_empty() {
             return Err(Error::Corrupt(format!(

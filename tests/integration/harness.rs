@@ -458,6 +458,17 @@ impl Run {
     }
 
     #[track_caller]
+    pub fn expect_stderr_or_stdout(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr.contains(needle) || self.stdout.contains(needle),
+            "output lacks {needle:?}:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
     pub fn expect_no_secret(&self) -> &Self {
         assert!(
             !self.stderr.contains(PASSWORD) && !self.stdout.contains(PASSWORD),

@@ -27,7 +27,11 @@ mod s3_creds;
 mod s3_lock;
 /// S3 over https: private CAs, SSL_CERT_FILE, certificate failures.
 mod s3_tls;
+/// The secret audit: no password in argv, child environments, outputs, files or debris.
+mod secrets;
 /// The conformance suite every storage (local, S3) passes.
 mod storage;
+/// The defects found under faults and hostile input, one test each.
+mod torture;
 /// verify, pgbackup-verify and test restores; restore with all its options.
 mod verify;

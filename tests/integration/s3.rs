@@ -259,10 +259,15 @@ fn retention_applies_to_s3_with_the_same_rules_and_spares_foreign_keys() {
     // it, and a data object without its sidecar (not a backup: never counted; as the debris of
     // an interrupted commit it goes only after abort-incomplete-after-hours, 24 by default).
     let tree = env.tmp.path().join("tree");
+    // Sidecars are well formed (the reader rule counts no empty or truncated one).
     let put = |key: &str| {
         let p = tree.join(key);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, "x").unwrap();
+        let body = match key.rsplit('/').next().unwrap().strip_suffix(".sha256") {
+            Some(data) => format!("{}  {data}\n", "0".repeat(64)),
+            None => "x".to_string(),
+        };
+        std::fs::write(p, body).unwrap();
     };
     let now = chrono::Utc::now();
     for d in 1..=20 {
@@ -889,4 +894,29 @@ fn s3_debris_goes_after_its_age_and_a_key_without_delete_is_69() {
     for suffix in ["", ".sha256", ".json"] {
         assert!(listed.contains(&format!("{name}{suffix}\n")), "{listed}");
     }
+}
+
+/// keep-local = false: `verify --all` covers every backup S3 holds (it said none existed).
+#[test]
+fn verify_all_covers_the_backups_only_s3_holds() {
+    let c = cluster();
+    let s3 = s3_server();
+    let bucket = s3.bucket("vall");
+    let db = c.create_db("s3vall");
+    let env = TestEnv::new();
+    env.write_config(&format!(
+        "{}{}",
+        s3_section(&env, s3, &bucket, &s3.secret_key, "keep-local = false"),
+        env.db_entry("va", &db)
+    ));
+    env.run(&["backup"]).expect_code(0);
+    env.run(&["backup", "--force"]).expect_code(0);
+    let r = env.run(&["verify", "--all", "--json"]);
+    r.expect_code(0);
+    let rows: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{}", r.stdout);
+    assert!(rows.iter().all(|r| r["ok"] == true));
+    // Each was downloaded at its turn and removed after it.
+    assert!(!sh(&format!("ls -a '{}'", env.backups.display())).contains(".pgbackup-tmp"));
 }
