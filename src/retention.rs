@@ -19,6 +19,16 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Datelike, Utc};
 use serde::Serialize;
 
+/// How far ahead of now a backup's name may be and still count as made now: names are bumped
+/// a second at a time when two runs meet in one second, and clocks drift a little. Beyond this,
+/// a backup is "dated in the future" (see the module documentation).
+pub const FUTURE_TOLERANCE: chrono::Duration = chrono::Duration::minutes(5);
+
+/// Whether a backup made at `t` is dated in the future at `now`.
+pub fn is_future(t: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    t > now + FUTURE_TOLERANCE
+}
+
 /// The retention settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Policy {
@@ -99,7 +109,7 @@ pub fn decide(
     // result does not depend on input order.
     let mut order: Vec<usize> = Vec::new();
     for (i, t) in times.iter().enumerate() {
-        if *t > now {
+        if is_future(*t, now) {
             reasons[i].insert(Reason::FutureDated);
         } else {
             order.push(i);
@@ -314,13 +324,13 @@ mod tests {
         ) {
             let now = t(2025, 1, 1, 0) + chrono::Duration::hours(now_h);
             let d = decide(&times, &p, now);
-            let mut newest: Vec<usize> = (0..times.len()).filter(|&i| times[i] <= now).collect();
+            let mut newest: Vec<usize> = (0..times.len()).filter(|&i| !is_future(times[i], now)).collect();
             newest.sort_by(|&a, &b| times[b].cmp(&times[a]));
             for &i in newest.iter().take(p.keep_min as usize) {
                 prop_assert!(d[i].is_some());
             }
             for (i, t) in times.iter().enumerate() {
-                if *t > now {
+                if is_future(*t, now) {
                     prop_assert!(d[i].is_some(), "a future-dated backup was deleted");
                 }
             }

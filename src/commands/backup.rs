@@ -405,7 +405,10 @@ pub fn backup_one(
 
     let now = Utc::now();
     let complete = store.complete_backups(name)?;
-    for future in complete.iter().filter(|b| b.name.timestamp > now) {
+    for future in complete
+        .iter()
+        .filter(|b| crate::retention::is_future(b.name.timestamp, now))
+    {
         log::warn(&format!(
             "{name}: backup {} is dated in the future ({} > now): a clock was or is wrong; it is kept, and ignored for respawn protection, freshness and retention counts",
             future.name.file_name(),
@@ -414,7 +417,10 @@ pub fn backup_one(
     }
     if cfg.respawn_protection_hours > 0 && !force {
         // A backup dated in the future says nothing about how recent the last one is.
-        if let Some(latest) = complete.iter().rfind(|b| b.name.timestamp <= now) {
+        if let Some(latest) = complete
+            .iter()
+            .rfind(|b| !crate::retention::is_future(b.name.timestamp, now))
+        {
             let age = Utc::now() - latest.name.timestamp;
             let limit = chrono::Duration::hours(i64::from(cfg.respawn_protection_hours));
             if age < limit {

@@ -152,7 +152,8 @@ fn print_rows(cfg: &Config, args: &ListArgs, rows: &[ListRow]) -> Result<()> {
         crate::log::info(&format!("no backups under {}", cfg.local_dir.display()));
         return Ok(());
     }
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let now = (chrono::Utc::now() + crate::retention::FUTURE_TOLERANCE)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     for r in rows.iter().filter(|r| r.timestamp > now) {
         crate::log::warn(&format!(
             "{}: {} is dated in the future: a clock was or is wrong (retention keeps it and counts it nowhere)",

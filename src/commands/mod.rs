@@ -230,7 +230,7 @@ pub(crate) fn newest_backup(
     if let Some(e) = crate::catalog::list_dir(&cfg.local_dir, db)
         .map_err(|e| read_root_error(cfg, e))?
         .into_iter()
-        .rfind(|e| e.is_complete() && e.name.timestamp <= now)
+        .rfind(|e| e.is_complete() && !crate::retention::is_future(e.name.timestamp, now))
     {
         return Ok(Some(e.name));
     }
@@ -238,7 +238,7 @@ pub(crate) fn newest_backup(
         if let Some(b) = store
             .complete_backups(db)?
             .into_iter()
-            .rfind(|b| b.name.timestamp <= now)
+            .rfind(|b| !crate::retention::is_future(b.name.timestamp, now))
         {
             return Ok(Some(b.name));
         }
@@ -252,7 +252,7 @@ pub(crate) fn future_backups(cfg: &Config, db: &str) -> Vec<crate::catalog::Back
     crate::catalog::list_dir(&cfg.local_dir, db)
         .unwrap_or_default()
         .into_iter()
-        .filter(|e| e.is_complete() && e.name.timestamp > now)
+        .filter(|e| e.is_complete() && crate::retention::is_future(e.name.timestamp, now))
         .map(|e| e.name)
         .collect()
 }
