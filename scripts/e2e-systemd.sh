@@ -98,7 +98,7 @@ ok() { echo "e2e ok: $*"; }
 
 # PostgreSQL inside: the host's server packages, a cluster of the container's own.
 ver=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
-inside sh -c "pg_lsclusters -h | grep -q '^$ver main' || pg_createcluster $ver main >/dev/null"
+inside sh -c "pg_lsclusters -h > /tmp/clusters; grep -q '^$ver main' /tmp/clusters || pg_createcluster $ver main >/dev/null"
 inside systemctl start "postgresql@$ver-main"
 inside runuser -u postgres -- psql -q -c "CREATE DATABASE e2e" \
   -c "CREATE ROLE pgbackup LOGIN CREATEDB PASSWORD 'e2e-Secret-42' IN ROLE pg_read_all_data"
@@ -147,25 +147,25 @@ inside systemctl daemon-reload
 inside timeout 300 systemctl start pgbackup.service || fail "systemctl start pgbackup.service"
 [ "$(inside systemctl show -p Result --value pgbackup.service)" = success ] || fail "pgbackup.service result"
 status=$(inside systemctl show -p StatusText --value pgbackup.service)
-echo "$status" | grep -q "backup finished: 1 database(s) ok" || fail "STATUS text: $status"
+grep -q "backup finished: 1 database(s) ok" <<<"$status" || fail "STATUS text: $status"
 ok "pgbackup.service succeeded; systemd shows its STATUS: $status"
 inside sh -c 'ls /var/lib/pgbackup/e2e/e2e_*.sql.gz' >/dev/null || fail "no backup file"
 inside sh -c 'cd /var/lib/pgbackup/e2e && sha256sum -c --quiet e2e_*.sql.gz.sha256' || fail "sha256sum -c"
 inside pgbackup verify --db e2e >/dev/null || fail "pgbackup verify"
 ok "a verified backup exists"
 journal=$(inside journalctl -u pgbackup.service -o json --no-pager)
-echo "$journal" | grep -q '"PRIORITY":"6".*backup complete\|backup complete.*"PRIORITY":"6"' || fail "journal lacks the info line with priority 6"
-inside journalctl -u pgbackup.service --no-pager | grep -q 'e2e-Secret-42' && fail "the password reached the journal"
+grep -q '"PRIORITY":"6".*backup complete\|backup complete.*"PRIORITY":"6"' <<<"$journal" || fail "journal lacks the info line with priority 6"
+j=$(inside journalctl -u pgbackup.service --no-pager); grep -q 'e2e-Secret-42' <<<"$j" && fail "the password reached the journal"
 ok "journal has pgbackup's lines with priorities, no password"
 inside test -s /var/lib/prometheus/node-exporter/pgbackup.prom || fail "no metrics file"
 inside grep -q 'pgbackup_last_run_success{database="e2e"} 1' /var/lib/prometheus/node-exporter/pgbackup.prom || fail "metrics content"
 ok "metrics file written"
 
 inside timeout 300 systemctl start pgbackup-verify.service || fail "systemctl start pgbackup-verify.service"
-inside journalctl -u pgbackup-verify.service --no-pager | grep -q 'test-restore' || true
+j=$(inside journalctl -u pgbackup-verify.service --no-pager); grep -q 'test-restore' <<<"$j" || true
 inside grep -q 'pgbackup_last_verify_success{database="e2e"} 1' /var/lib/prometheus/node-exporter/pgbackup.prom || fail "verify metric"
 ok "pgbackup-verify.service (test restore) succeeded"
-out=$(inside runuser -u pgbackup -- pgbackup check --max-age 1 --no-connect || true); echo "$out" | grep -q '^PGBACKUP OK' || fail "pgbackup check as the pgbackup user: $out"
+out=$(inside runuser -u pgbackup -- pgbackup check --max-age 1 --no-connect || true); grep -q '^PGBACKUP OK' <<<"$out" || fail "pgbackup check as the pgbackup user: $out"
 inside runuser -u pgbackup -- pgbackup status >/dev/null || fail "pgbackup status as the pgbackup user"
 ok "check and status work for the pgbackup user"
 
@@ -179,7 +179,7 @@ inside cp /etc/pgbackup/pgbackup.toml /root/good.toml
 inside sh -c 'printf "\n[backup]\ncompresion-level = 5\n" >> /etc/pgbackup/pgbackup.toml'
 if inside systemctl start pgbackup.service 2>/dev/null; then fail "a broken config did not fail the service"; fi
 [ "$(inside systemctl show -p ExecMainStatus --value pgbackup.service)" = 78 ] || fail "exit status is not 78"
-inside journalctl -u pgbackup.service --no-pager | grep -q 'compresion-level' || fail "journal does not name the key"
+j=$(inside journalctl -u pgbackup.service --no-pager); grep -q 'compresion-level' <<<"$j" || fail "journal does not name the key"
 ok "broken config: service failed with 78, journal names compresion-level"
 inside cp /root/good.toml /etc/pgbackup/pgbackup.toml
 

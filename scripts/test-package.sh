@@ -38,7 +38,7 @@ printf '%%_dbpath %s\n' "$keydb" > "$keydb/.rpmmacros"
 rlint=$(HOME=$keydb rpmlint -c packaging/rpm/rpmlint.toml "$rpm" 2>&1 || true)
 echo "$rlint"
 if echo "$rlint" | grep ': E: '; then echo "rpmlint reports errors" >&2; fail=1; fi
-HOME=$keydb rpm -K "$rpm" | grep -q 'signatures OK' || { echo "rpm signature check: $(HOME=$keydb rpm -K "$rpm")" >&2; fail=1; }
+sig=$(HOME=$keydb rpm -K "$rpm" 2>&1 || true); grep -q 'signatures OK' <<<"$sig" || { echo "rpm signature check: $sig" >&2; fail=1; }
 export HOME=$keydb
 
 echo "== contents"
@@ -54,10 +54,10 @@ expect=(
 debfiles=$(dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\./|/|; s|\.gz$||')
 rpmfiles=$(rpm -qlp "$rpm" | sed 's|\.gz$||')
 for f in "${expect[@]}"; do
-  echo "$debfiles" | grep -qx "$f" || { echo "missing in .deb: $f" >&2; fail=1; }
-  echo "$rpmfiles" | grep -qx "$f" || { echo "missing in .rpm: $f" >&2; fail=1; }
+  grep -qx "$f" <<<"$debfiles" || { echo "missing in .deb: $f" >&2; fail=1; }
+  grep -qx "$f" <<<"$rpmfiles" || { echo "missing in .rpm: $f" >&2; fail=1; }
 done
-dpkg-deb -I "$deb" conffiles | grep -qx /etc/pgbackup/pgbackup.toml || { echo ".deb: pgbackup.toml is not a conffile" >&2; fail=1; }
-rpm -qp --configfiles "$rpm" | grep -qx /etc/pgbackup/pgbackup.toml || { echo ".rpm: pgbackup.toml is not %config" >&2; fail=1; }
+conf=$(dpkg-deb -I "$deb" conffiles); grep -qx /etc/pgbackup/pgbackup.toml <<<"$conf" || { echo ".deb: pgbackup.toml is not a conffile" >&2; fail=1; }
+conf=$(rpm -qp --configfiles "$rpm"); grep -qx /etc/pgbackup/pgbackup.toml <<<"$conf" || { echo ".rpm: pgbackup.toml is not %config" >&2; fail=1; }
 [ $fail = 0 ] && echo "package checks passed: $(basename "$deb"), $(basename "$rpm")"
 exit $fail

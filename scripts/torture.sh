@@ -111,7 +111,8 @@ after() {
   if ! pgb "$cfg" backup --force >/dev/null 2>"$work/next.err"; then
     v="${v/nothing/}next backup failed: $(head -c 300 "$work/next.err"); "
   fi
-  if ls -a "$r"/*/ 2>/dev/null | grep -q '^\.pgbackup-tmp'; then v="${v/nothing/}debris left; "; fi
+  local listing; listing=$(ls -a "$r"/*/ 2>/dev/null || true)
+  if grep -q '^\.pgbackup-tmp' <<<"$listing"; then v="${v/nothing/}debris left; "; fi
   echo "${v:-nothing}"
 }
 
@@ -271,11 +272,11 @@ left=$(ls "$d"/*.sql.gz | grep -vc '_209' || true)
 v=nothing; [ "$left" -ge 2 ] || v="retention left $left real backups; "
 record "2 backups named in the future, keep-daily 1, keep-min 2 ($real real)" "$code" "$v"
 out=$(pgb "$scfg" check --no-connect 2>&1) && code=0 || code=$?
-v=nothing; { [ "$code" -ge 1 ] && echo "$out" | grep -q "dated in the future"; } || v="check said $code: $out; "
+v=nothing; { [ "$code" -ge 1 ] && grep -q "dated in the future" <<<"$out"; } || v="check said $code: $out; "
 record "check with future-dated backups" "$code" "$v"
 sed -i 's/^\[backup\]/[backup]\nrespawn-protection-hours = 1/' "$scfg"
 out=$(pgb "$scfg" backup 2>&1) && code=0 || code=$?
-v=nothing; echo "$out" | grep -q skipped && v="respawn protection skipped the run; "
+v=nothing; grep -q skipped <<<"$out" && v="respawn protection skipped the run; "
 record "respawn protection with future-dated backups" "$code" "$v"
 
 echo

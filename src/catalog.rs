@@ -92,7 +92,9 @@ impl BackupName {
         if stem.len() < 17 {
             return None;
         }
-        let (db_part, ts) = stem.split_at(stem.len() - 15);
+        // Not `split_at`: a foreign file's name may put a multi-byte character across the cut
+        // (found by fuzzing; it panicked `list` and retention on such a file).
+        let (db_part, ts) = stem.split_at_checked(stem.len() - 15)?;
         let database = db_part.strip_suffix('_')?;
         if !is_valid_dir_name(database) {
             return None;
@@ -160,9 +162,13 @@ pub fn sidecar_sizes(file_name: &str) -> [u64; 2] {
 /// Parse a sidecar: `(hex digest, file name)`; `None` when it is not in `sha256sum` format.
 /// A `\r\n` line end is accepted, as `sha256sum -c` accepts it.
 pub fn parse_sidecar(text: &str) -> Option<(String, String)> {
-    let line = text.strip_suffix('\n').unwrap_or(text);
-    let line = line.strip_suffix('\r').unwrap_or(line);
-    if line.contains('\n') {
+    let line = match text.strip_suffix("\r\n") {
+        Some(l) => l,
+        None => text.strip_suffix('\n').unwrap_or(text),
+    };
+    // No control characters in the name: a line break, a `\r` or a NUL is never one of ours,
+    // and would make the line mean two things (found by fuzzing).
+    if line.chars().any(char::is_control) {
         return None;
     }
     let (hex, rest) = line.split_at_checked(64)?;
@@ -628,6 +634,17 @@ mod tests {
         assert_eq!(escape_db_name("clara_main"), "clara_main");
         assert_eq!(escape_db_name("my-db"), "my--db");
         assert_eq!(escape_db_name("a.b"), "a-2eb");
+    }
+
+    /// Fuzzing found these: a multi-byte character across the timestamp cut panicked, and a
+    /// name ending in carriage returns did not read back as itself.
+    #[test]
+    fn fuzz_regressions() {
+        assert_eq!(BackupName::parse(".g1\u{2cc}q.gz_______.1[.sql.gz"), None);
+        assert_eq!(BackupName::parse("d\u{2cc}_20260102_030405.sql.gz"), None);
+        let hex = "a".repeat(64);
+        assert_eq!(parse_sidecar(&format!("{hex}  x\r\r")), None);
+        assert_eq!(parse_sidecar(&format!("{hex}  x\0y\n")), None);
     }
 
     #[test]

@@ -5,24 +5,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-pub const AFTER_HELP: &str = "\
-EXIT STATUS:
-  0   success (also: skipped because the last backup is recent)
-  1   a backup or verification failed
-  2   usage error
-  65  corrupt or incomplete backup
-  69  database or storage unreachable
-  73  cannot create output (directory, permissions, disk full)
-  75  another run holds the lock
-  78  configuration error
-  128+N  stopped by signal N (130 SIGINT, 143 SIGTERM)";
-
 /// systemd-native PostgreSQL backups: complete or invisible, loud on failure.
 #[derive(Debug, Parser)]
 #[command(
     name = "pgbackup",
     version,
-    after_help = AFTER_HELP,
+    after_help = crate::exit::help_text(),
     propagate_version = true,
     disable_help_subcommand = true
 )]
@@ -48,22 +36,22 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Back up the configured databases (all of them, or those named with --db)
-    #[command(visible_alias = "run", after_help = AFTER_HELP)]
+    #[command(visible_alias = "run", after_help = crate::exit::help_text())]
     Backup(BackupArgs),
     /// Verify backups: checksum, decompression, completeness, manifest; optionally a test restore
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = crate::exit::help_text())]
     Verify(VerifyArgs),
     /// Restore a backup (verified first) into its database or another one
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = crate::exit::help_text())]
     Restore(RestoreArgs),
     /// List backups
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = crate::exit::help_text())]
     List(ListArgs),
     /// Apply the retention policy: delete old backups, never below keep-min
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = crate::exit::help_text())]
     Prune(PruneArgs),
     /// Show configuration, storage and the state of every database
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = crate::exit::help_text())]
     Status(StatusArgs),
     /// Health probe for monitoring: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (Nagios plugin convention)
     Check(CheckArgs),

@@ -7,39 +7,27 @@
 //! - An error is logged exactly once, by `main`, after the command returned it.
 //! - Secrets never reach a message: connection strings are shown masked (`ConnInfo::masked`).
 //!
-//! Exit codes (sysexits style, see DESIGN.md and pgbackup(1)):
-//!
-//! | code | meaning |
-//! |------|---------|
-//! | 0  | success, including "skipped: last backup is recent" |
-//! | 1  | a backup or verification failed |
-//! | 2  | usage error (clap uses 2 as well) |
-//! | 65 | corrupt or incomplete backup |
-//! | 69 | database or storage unreachable |
-//! | 73 | cannot create output (directory, disk full, permissions) |
-//! | 75 | another run holds the lock |
-//! | 78 | configuration error |
-//! | 128+N | stopped by signal N (130 for SIGINT, 143 for SIGTERM) |
+//! Exit codes: the one table and the one mapping are in [`crate::exit`].
 
 use std::fmt;
 use std::path::PathBuf;
 
 /// Exit code: success.
-pub const EXIT_OK: u8 = 0;
+pub const EXIT_OK: u8 = crate::exit::ExitClass::Ok.code();
 /// Exit code: a backup or verification failed.
-pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_FAILED: u8 = crate::exit::ExitClass::Failed.code();
 /// Exit code: usage error.
-pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_USAGE: u8 = crate::exit::ExitClass::Usage.code();
 /// Exit code: corrupt or incomplete backup.
-pub const EXIT_DATAERR: u8 = 65;
+pub const EXIT_DATAERR: u8 = crate::exit::ExitClass::DataErr.code();
 /// Exit code: database or storage unreachable.
-pub const EXIT_UNAVAILABLE: u8 = 69;
+pub const EXIT_UNAVAILABLE: u8 = crate::exit::ExitClass::Unavailable.code();
 /// Exit code: cannot create output.
-pub const EXIT_CANTCREAT: u8 = 73;
+pub const EXIT_CANTCREAT: u8 = crate::exit::ExitClass::CantCreat.code();
 /// Exit code: another run holds the lock.
-pub const EXIT_TEMPFAIL: u8 = 75;
+pub const EXIT_TEMPFAIL: u8 = crate::exit::ExitClass::TempFail.code();
 /// Exit code: configuration error.
-pub const EXIT_CONFIG: u8 = 78;
+pub const EXIT_CONFIG: u8 = crate::exit::ExitClass::Config.code();
 
 /// Result alias used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -169,26 +157,9 @@ fn hint_for_io(e: &std::io::Error) -> &'static str {
 }
 
 impl Error {
-    /// The process exit code for this error (see the table at the top of this module).
+    /// The process exit code for this error (see [`crate::exit`]).
     pub fn exit_code(&self) -> u8 {
-        match self {
-            Error::Usage(_) => EXIT_USAGE,
-            Error::Config(_) => EXIT_CONFIG,
-            Error::Locked { .. } => EXIT_TEMPFAIL,
-            Error::Output { .. } => EXIT_CANTCREAT,
-            Error::Input { .. } => EXIT_FAILED,
-            Error::Postgres(e) => e.exit_code(),
-            Error::BackupsFailed { code, .. } => *code,
-            Error::Dump(crate::postgres::DumpError::Pg(e)) => e.exit_code(),
-            Error::Dump(_) | Error::Incomplete { .. } => EXIT_FAILED,
-            Error::Corrupt(_) => EXIT_DATAERR,
-            Error::VerifyFailed { code, .. } => *code,
-            Error::Restore(e) => e.exit_code(),
-            Error::Cancelled => EXIT_FAILED,
-            Error::S3(e) => e.exit_code(),
-            Error::Silent(code) => *code,
-            Error::Interrupted(sig) => 128u8.saturating_add(*sig as u8),
-        }
+        crate::exit::of_error(self)
     }
 }
 

@@ -13,6 +13,7 @@ pub mod config;
 pub mod conninfo;
 pub mod dbprops;
 pub mod error;
+pub mod exit;
 pub mod fsutil;
 pub mod lock;
 pub mod log;

@@ -16,7 +16,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::conninfo::ConnInfo;
-use crate::error::{EXIT_CONFIG, EXIT_FAILED, EXIT_UNAVAILABLE};
 use crate::secret::Secret;
 
 /// Default connection timeout handed to libpq when neither the environment nor the connection
@@ -76,11 +75,7 @@ pub enum PgError {
 impl PgError {
     /// Exit code per DESIGN.md.
     pub fn exit_code(&self) -> u8 {
-        match self {
-            PgError::Connect { .. } | PgError::Spawn { .. } => EXIT_UNAVAILABLE,
-            PgError::Query { .. } => EXIT_FAILED,
-            PgError::VersionMismatch { .. } => EXIT_CONFIG,
-        }
+        crate::exit::of_pg(self)
     }
 }
 
@@ -720,11 +715,7 @@ pub enum RestoreError {
 impl RestoreError {
     /// Exit code per DESIGN.md.
     pub fn exit_code(&self) -> u8 {
-        match self {
-            RestoreError::Pg(e) => e.exit_code(),
-            RestoreError::Sql { .. } | RestoreError::Timeout { .. } => EXIT_FAILED,
-            RestoreError::Read { .. } => crate::error::EXIT_DATAERR,
-        }
+        crate::exit::of_restore(self)
     }
 }
 

@@ -10,39 +10,6 @@ use clap::CommandFactory;
 use crate::cli::{Cli, GenerateCommand};
 use crate::error::{Error, Result};
 
-/// Sections appended to every page (roff).
-const EXIT_STATUS: &str = r#".SH "EXIT STATUS"
-.TP
-\fB0\fR
-success (also: skipped because the last backup is recent)
-.TP
-\fB1\fR
-a backup or verification failed
-.TP
-\fB2\fR
-usage error
-.TP
-\fB65\fR
-corrupt or incomplete backup
-.TP
-\fB69\fR
-database or storage unreachable
-.TP
-\fB73\fR
-cannot create output (directory, permissions, disk full)
-.TP
-\fB75\fR
-another run holds the lock
-.TP
-\fB78\fR
-configuration error
-.TP
-\fB128+N\fR
-stopped by signal N
-.PP
-\fBpgbackup check\fR uses the Nagios plugin codes instead: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
-"#;
-
 const MAIN_EXTRA: &str = r#".SH ENVIRONMENT
 Environment variables override the configuration file; command\-line flags override both.
 Empty values count as unset.
@@ -126,7 +93,7 @@ fn render(cmd: clap::Command, extra: &str) -> std::io::Result<Vec<u8>> {
         man.render_subcommands_section(&mut out)?;
     }
     out.extend_from_slice(extra.as_bytes());
-    out.extend_from_slice(EXIT_STATUS.as_bytes());
+    out.extend_from_slice(crate::exit::roff().as_bytes());
     out.extend_from_slice(SEE_ALSO.as_bytes());
     Ok(out)
 }

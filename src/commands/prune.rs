@@ -222,3 +222,77 @@ pub fn run(cfg: &Config, args: &PruneArgs) -> Result<()> {
     }
     print(&out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{sidecar_line, BackupName, Kind};
+    use crate::storage::MemoryStorage;
+
+    fn backup(store: &MemoryStorage, db: &str, at: DateTime<Utc>) -> String {
+        let n = BackupName::new(db, at, Kind::SqlGz);
+        store.put(db, &n.file_name(), b"data").unwrap();
+        store
+            .put(
+                db,
+                &n.sidecar_name(),
+                sidecar_line(&"0".repeat(64), &n.file_name()).as_bytes(),
+            )
+            .unwrap();
+        n.file_name()
+    }
+
+    /// The fast tier: retention on a storage, without a file system or a server.
+    #[test]
+    fn retention_on_a_storage_spares_keep_min_this_run_the_future_and_foreign_files() {
+        let store = MemoryStorage::new();
+        let now = Utc::now();
+        let old: Vec<String> = (2..30)
+            .map(|d| backup(&store, "db", now - chrono::Duration::days(d)))
+            .collect();
+        let future = backup(&store, "db", now + chrono::Duration::days(40));
+        store.put("db", "notes.txt", b"mine").unwrap();
+        // This run's backup, named by a clock ten days behind: keep-min would not keep it.
+        let this_run = backup(
+            &store,
+            "db",
+            now - chrono::Duration::days(10) + chrono::Duration::minutes(30),
+        );
+        let policy = Policy {
+            keep_days: Some(0),
+            keep_min: 2,
+            ..Policy::default()
+        };
+        let rows = prune_storage(&store, "db", &policy, now, false, Some(&this_run)).unwrap();
+        let left: Vec<String> = store
+            .files("db")
+            .unwrap()
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        for keep in [&this_run, &old[0], &old[1], &future] {
+            assert!(left.contains(keep), "{keep} deleted: {left:?}");
+        }
+        assert!(left.contains(&"notes.txt".to_string()));
+        assert!(!left.contains(&old[5]));
+        // Deleted with their sidecars: no debris left behind.
+        assert!(crate::catalog::debris_in("db", &store.files("db").unwrap()).is_empty());
+        let deleted = rows.iter().filter(|r| r.action == "delete").count();
+        assert_eq!(deleted, old.len() - 2, "{rows:?}");
+        assert!(rows
+            .iter()
+            .any(|r| r.file == this_run && r.reasons.contains(&Reason::ThisRun)));
+        assert!(rows
+            .iter()
+            .any(|r| r.file == future && r.reasons.contains(&Reason::FutureDated)));
+        // The next run's retention (not this run's any more) deletes it; then nothing.
+        let next = prune_storage(&store, "db", &policy, now, false, None).unwrap();
+        assert_eq!(
+            next.iter().filter(|r| r.action == "delete").count(),
+            1,
+            "{next:?}"
+        );
+        let again = prune_storage(&store, "db", &policy, now, false, None).unwrap();
+        assert!(again.iter().all(|r| r.action != "delete"), "{again:?}");
+    }
+}

@@ -32,7 +32,6 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::catalog::BackupName;
-use crate::error::{EXIT_CANTCREAT, EXIT_CONFIG, EXIT_UNAVAILABLE, EXIT_USAGE};
 use crate::storage::{ObjectWriter, Storage, StoredFile};
 use creds::{CredentialError, CredentialSpec, Provider};
 use http::{Endpoint, ProxyEnv, ReqError, Response};
@@ -271,16 +270,9 @@ pub enum S3Failure {
 }
 
 impl S3Failure {
-    /// Exit code per DESIGN.md: storage unreachable or refusing is 69; configuration 78.
+    /// The exit code (see [`crate::exit`]).
     pub fn exit_code(&self) -> u8 {
-        match self {
-            S3Failure::ReadOnly { .. } => EXIT_USAGE,
-            S3Failure::LocalWrite { .. } | S3Failure::Read { .. } => EXIT_CANTCREAT,
-            S3Failure::NoCredentials { .. }
-            | S3Failure::LockNotEnabled { .. }
-            | S3Failure::Config { .. } => EXIT_CONFIG,
-            _ => EXIT_UNAVAILABLE,
-        }
+        crate::exit::of_s3(self)
     }
 }
 
@@ -1616,6 +1608,7 @@ impl Storage for S3Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::EXIT_UNAVAILABLE;
     use crate::secret::Secret;
 
     fn offline_store(region: &str) -> S3Store {

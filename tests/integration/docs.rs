@@ -67,3 +67,30 @@ fn man_pages_are_mandoc_lint_clean() {
     }
     assert!(pages >= 10, "{pages} pages");
 }
+
+/// README's exit-code table is the one in src/exit.rs (which also renders --help and the man
+/// pages): one table, written once.
+#[test]
+fn readme_exit_codes_are_the_table() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let start = readme
+        .find("<!-- exit-codes")
+        .and_then(|i| readme[i..].find('\n').map(|n| i + n + 1))
+        .expect("README has the exit-codes marker");
+    let end = readme
+        .find("<!-- /exit-codes -->")
+        .expect("README has the end marker");
+    assert_eq!(
+        &readme[start..end],
+        pgbackup::exit::markdown(),
+        "README's exit codes drifted from src/exit.rs"
+    );
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_pgbackup"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for row in pgbackup::exit::TABLE {
+        assert!(help.contains(row.code), "--help lacks {}", row.code);
+    }
+}

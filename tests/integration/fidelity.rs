@@ -33,6 +33,18 @@ pub fn hostile_db(prefix: &str) -> String {
     db
 }
 
+/// The test-restore role of the README's least-privilege recipe: CREATEDB, no superuser, no
+/// BYPASSRLS (made once per cluster).
+fn restorer_role() {
+    cluster().sql(
+        "postgres",
+        &format!(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pgb_restorer') THEN \
+             CREATE ROLE pgb_restorer LOGIN CREATEDB PASSWORD '{PASSWORD}'; END IF; END $$"
+        ),
+    );
+}
+
 /// `pg_dump` of `db` as plain text (as the superuser), without the per-run `\restrict` lines.
 pub fn dump_text(db: &str, extra: &[&str]) -> String {
     let c = cluster();
@@ -198,13 +210,7 @@ fn a_least_privilege_test_restore_proves_every_table_without_false_alarms() {
     let c = cluster();
     let db = hostile_db("fid_lp");
     // The restore role: CREATEDB, no superuser, no BYPASSRLS.
-    c.sql(
-        "postgres",
-        &format!(
-            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pgb_restorer') THEN \
-             CREATE ROLE pgb_restorer LOGIN CREATEDB PASSWORD '{PASSWORD}'; END IF; END $$"
-        ),
-    );
+    restorer_role();
     let env = TestEnv::new();
     env.write_config(&format!(
         "[verify]\nrestore-url = \"postgresql://pgb_restorer@127.0.0.1:{}/postgres\"\nrestore-password-file = \"{}\"\n\n{}",
@@ -366,13 +372,7 @@ fn a_scratch_database_held_by_another_session_is_retried_then_reported() {
         &db,
         "CREATE TABLE t AS SELECT g, md5(g::text) AS v FROM generate_series(1, 300000) g",
     );
-    c.sql(
-        "postgres",
-        &format!(
-            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pgb_restorer') THEN \
-             CREATE ROLE pgb_restorer LOGIN CREATEDB PASSWORD '{PASSWORD}'; END IF; END $$"
-        ),
-    );
+    restorer_role();
     let env = TestEnv::new();
     let textfile = env.textfile_dir();
     env.write_config(&format!(

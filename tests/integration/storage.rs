@@ -166,6 +166,12 @@ fn conformance(store: &dyn Storage, part: usize, data_first: bool) {
     assert_eq!(store.latest(db).unwrap().unwrap().name, n2);
 }
 
+/// The in-memory storage of the fast tier keeps the same promises (S3's commit order).
+#[test]
+fn memory_storage_conformance() {
+    conformance(&pgbackup::storage::MemoryStorage::new(), 1 << 20, true);
+}
+
 #[test]
 fn local_storage_conformance() {
     let dir = tempfile::tempdir().unwrap();

@@ -401,5 +401,7 @@ fn results_never_mislead() {
         .expect_code(78)
         .expect_stderr("pg-dump-path");
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
-    assert!(readme.contains("a `pg-dump-path`/`psql-path` that does not exist"));
+    assert!(
+        readme.contains("| 78 | configuration error") && readme.contains("a missing pg-dump-path")
+    );
 }

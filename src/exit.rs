@@ -1,0 +1,220 @@
+//! The one table of exit codes, and the one mapping from errors to them.
+//!
+//! `--help` (EXIT STATUS), the man pages and README's table are rendered from [`TABLE`]; a test
+//! keeps README in step. Every error type's `exit_code()` is a one-line call into the functions
+//! here, so the decision "which failure is which code" is made in this file only.
+
+use crate::error::Error;
+use crate::postgres::{DumpError, PgError, RestoreError};
+use crate::s3::S3Failure;
+
+/// What kind of failure ended a run (sysexits style, see DESIGN.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum ExitClass {
+    /// Success.
+    Ok = 0,
+    /// A backup or verification failed.
+    Failed = 1,
+    /// Usage error.
+    Usage = 2,
+    /// Corrupt or incomplete backup.
+    DataErr = 65,
+    /// Database or storage unreachable or refusing.
+    Unavailable = 69,
+    /// Cannot create output.
+    CantCreat = 73,
+    /// Another run holds the lock.
+    TempFail = 75,
+    /// Configuration error.
+    Config = 78,
+}
+
+impl ExitClass {
+    /// The process exit code.
+    pub const fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+/// One row of the table: the code as written, and what it means.
+#[derive(Debug, Clone, Copy)]
+pub struct Row {
+    /// `0`, `65`, `128+N`.
+    pub code: &'static str,
+    /// The meaning, one line.
+    pub meaning: &'static str,
+}
+
+/// The exit codes of every command but `check` (which uses the Nagios plugin codes).
+pub const TABLE: &[Row] = &[
+    Row {
+        code: "0",
+        meaning: "success (also: skipped because the last backup is recent)",
+    },
+    Row {
+        code: "1",
+        meaning: "a backup or verification failed (pg_dump error, timeout, incomplete dump, a privilege the restore role lacks)",
+    },
+    Row {
+        code: "2",
+        meaning: "usage error (unknown option, unknown --db name)",
+    },
+    Row {
+        code: "65",
+        meaning: "corrupt or incomplete backup",
+    },
+    Row {
+        code: "69",
+        meaning: "database or storage unreachable or refusing (wrong password, bad S3 keys, untrusted certificate, denied action), or no pg_dump/psql to run",
+    },
+    Row {
+        code: "73",
+        meaning: "cannot create output (directory, permissions, disk full, the state file)",
+    },
+    Row {
+        code: "75",
+        meaning: "another run holds the lock",
+    },
+    Row {
+        code: "78",
+        meaning: "configuration error (every problem listed, with file and key; also an unsafe backup root, a missing pg-dump-path, no S3 credentials anywhere)",
+    },
+    Row {
+        code: "128+N",
+        meaning: "stopped by signal N (130 SIGINT, 143 SIGTERM); a second signal stops at once",
+    },
+];
+
+/// The EXIT STATUS section of `--help`.
+pub fn help_text() -> String {
+    let mut s = String::from("EXIT STATUS:\n");
+    for r in TABLE {
+        s.push_str(&format!("  {:<6} {}\n", r.code, r.meaning));
+    }
+    s.push_str(
+        "`pgbackup check` uses the Nagios plugin codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
+    );
+    s
+}
+
+/// The EXIT STATUS section of the man pages (roff).
+pub fn roff() -> String {
+    let esc = |s: &str| s.replace('\\', "\\\\").replace('-', "\\-");
+    let mut s = String::from(".SH \"EXIT STATUS\"\n");
+    for r in TABLE {
+        s.push_str(&format!(
+            ".TP\n\\fB{}\\fR\n{}\n",
+            esc(r.code),
+            esc(r.meaning)
+        ));
+    }
+    s.push_str(".PP\n\\fBpgbackup check\\fR uses the Nagios plugin codes instead: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n");
+    s
+}
+
+/// README's table (Markdown), between the `<!-- exit-codes -->` markers.
+pub fn markdown() -> String {
+    let mut s = String::from("| code | meaning |\n|---|---|\n");
+    for r in TABLE {
+        s.push_str(&format!(
+            "| {} | {} |\n",
+            r.code,
+            r.meaning.replace('|', "\\|")
+        ));
+    }
+    s
+}
+
+// ------------------------------------------------------------------------------------------------
+// The mapping
+
+/// The class of a run's error.
+pub fn of_error(e: &Error) -> u8 {
+    use ExitClass as C;
+    match e {
+        Error::Usage(_) => C::Usage.code(),
+        Error::Config(_) => C::Config.code(),
+        Error::Locked { .. } => C::TempFail.code(),
+        Error::Output { .. } => C::CantCreat.code(),
+        Error::Input { .. } => C::Failed.code(),
+        Error::Postgres(e) => of_pg(e),
+        Error::BackupsFailed { code, .. } => *code,
+        Error::Dump(e) => of_dump(e),
+        Error::Incomplete { .. } => C::Failed.code(),
+        Error::Corrupt(_) => C::DataErr.code(),
+        Error::VerifyFailed { code, .. } => *code,
+        Error::Restore(e) => of_restore(e),
+        Error::Cancelled => C::Failed.code(),
+        Error::S3(e) => of_s3(e),
+        Error::Silent(code) => *code,
+        Error::Interrupted(sig) => 128u8.saturating_add(*sig as u8),
+    }
+}
+
+/// PostgreSQL: unreachable or refusing is 69, an old pg_dump a configuration matter.
+pub fn of_pg(e: &PgError) -> u8 {
+    use ExitClass as C;
+    match e {
+        PgError::Connect { .. } | PgError::Spawn { .. } => C::Unavailable.code(),
+        PgError::Query { .. } => C::Failed.code(),
+        PgError::VersionMismatch { .. } => C::Config.code(),
+    }
+}
+
+/// pg_dump: a connection failure is the server's, anything else the dump's.
+pub fn of_dump(e: &DumpError) -> u8 {
+    match e {
+        DumpError::Pg(e) => of_pg(e),
+        _ => ExitClass::Failed.code(),
+    }
+}
+
+/// A restore: a failing statement or time limit is 1, an unreadable backup 65.
+pub fn of_restore(e: &RestoreError) -> u8 {
+    use ExitClass as C;
+    match e {
+        RestoreError::Pg(e) => of_pg(e),
+        RestoreError::Sql { .. } | RestoreError::Timeout { .. } => C::Failed.code(),
+        RestoreError::Read { .. } => C::DataErr.code(),
+    }
+}
+
+/// S3: unreachable or refusing is 69, configuration 78, local I/O 73.
+pub fn of_s3(e: &S3Failure) -> u8 {
+    use ExitClass as C;
+    match e {
+        S3Failure::ReadOnly { .. } => C::Usage.code(),
+        S3Failure::LocalWrite { .. } | S3Failure::Read { .. } => C::CantCreat.code(),
+        S3Failure::NoCredentials { .. }
+        | S3Failure::LockNotEnabled { .. }
+        | S3Failure::Config { .. } => C::Config.code(),
+        _ => C::Unavailable.code(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table's codes are the enum's, in order.
+    #[test]
+    fn the_table_and_the_classes_agree() {
+        let classes = [
+            ExitClass::Ok,
+            ExitClass::Failed,
+            ExitClass::Usage,
+            ExitClass::DataErr,
+            ExitClass::Unavailable,
+            ExitClass::CantCreat,
+            ExitClass::TempFail,
+            ExitClass::Config,
+        ];
+        for (r, c) in TABLE.iter().zip(classes) {
+            assert_eq!(r.code, c.code().to_string());
+        }
+        assert_eq!(TABLE.len(), classes.len() + 1);
+        assert!(help_text().contains("  78     configuration error"));
+        assert!(roff().contains("\\fB128+N\\fR"));
+    }
+}
