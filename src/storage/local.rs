@@ -1,0 +1,212 @@
+//! The local backup tree: one private directory per database under the backup root, data files
+//! written to a temp file, fsynced and renamed into place; symlinked database directories are
+//! refused (a link could point a run's writes or deletes anywhere).
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use super::{ObjectWriter, Storage, StoredFile};
+use crate::catalog::{self, BackupName};
+use crate::error::{Error, Result};
+use crate::fsutil;
+
+/// The local backup tree.
+#[derive(Debug, Clone)]
+pub struct LocalStorage {
+    root: PathBuf,
+}
+
+impl LocalStorage {
+    /// Backups under `root`.
+    pub fn new(root: &Path) -> Self {
+        LocalStorage {
+            root: root.to_path_buf(),
+        }
+    }
+
+    /// The directory of `db`.
+    pub fn dir(&self, db: &str) -> PathBuf {
+        catalog::db_dir(&self.root, db)
+    }
+
+    /// The directory of `db`, created (0700) if missing; a symlink is refused.
+    fn ensure_dir(&self, db: &str) -> Result<PathBuf> {
+        let dir = self.dir(db);
+        check_not_symlink(&dir)?;
+        fsutil::ensure_private_dir(&dir).map_err(|source| Error::Output {
+            what: "backup directory",
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(dir)
+    }
+}
+
+/// Retention and writes never follow a symlinked database directory.
+fn check_not_symlink(dir: &Path) -> Result<()> {
+    match fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() => Err(Error::Output {
+            what: "backup directory",
+            path: dir.to_path_buf(),
+            source: io::Error::other("it is a symlink; pgbackup never follows links here"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A local data file being written: a temp file in the database directory.
+#[derive(Debug)]
+struct LocalWriter {
+    tmp: tempfile::NamedTempFile,
+    dest: PathBuf,
+}
+
+/// Writes go to the file itself: NamedTempFile's own `Write` wraps errors in a path message
+/// that hides the OS error (and with it the "disk is full" hint).
+impl Write for LocalWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tmp.as_file_mut().write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.tmp.as_file_mut().flush()
+    }
+}
+
+impl ObjectWriter for LocalWriter {
+    fn commit(self: Box<Self>) -> Result<u64> {
+        let dest = self.dest.clone();
+        let out = |source| Error::Output {
+            what: "backup file",
+            path: dest.clone(),
+            source,
+        };
+        self.tmp.as_file().sync_all().map_err(out)?;
+        let size = self.tmp.as_file().metadata().map_err(out)?.len();
+        self.tmp.persist(&self.dest).map_err(|e| out(e.error))?;
+        if let Some(dir) = self.dest.parent() {
+            fsutil::fsync_dir(dir).map_err(out)?;
+        }
+        Ok(size)
+    }
+}
+
+impl Storage for LocalStorage {
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn databases(&self) -> Result<Vec<String>> {
+        catalog::list_databases(&self.root).map_err(|source| Error::Input {
+            what: "backup directory",
+            path: self.root.clone(),
+            source,
+        })
+    }
+
+    fn files(&self, db: &str) -> Result<Vec<StoredFile>> {
+        let dir = self.dir(db);
+        check_not_symlink(&dir)?;
+        catalog::regular_files(&dir).map_err(|source| Error::Input {
+            what: "backup directory",
+            path: dir,
+            source,
+        })
+    }
+
+    fn create(
+        &self,
+        db: &str,
+        file: &str,
+        _size_hint: Option<u64>,
+    ) -> Result<Box<dyn ObjectWriter>> {
+        let dir = self.ensure_dir(db)?;
+        let dest = dir.join(file);
+        let tmp = fsutil::temp_in(&dir).map_err(|source| Error::Output {
+            what: "backup file",
+            path: dest.clone(),
+            source,
+        })?;
+        Ok(Box::new(LocalWriter { tmp, dest }))
+    }
+
+    fn put(&self, db: &str, file: &str, bytes: &[u8]) -> Result<()> {
+        let dir = self.ensure_dir(db)?;
+        fsutil::write_atomic(&dir, file, bytes)
+            .and_then(|()| fsutil::fsync_dir(&dir))
+            .map_err(|source| Error::Output {
+                what: "backup file",
+                path: dir.join(file),
+                source,
+            })
+    }
+
+    fn fetch(&self, db: &str, file: &str, out: &mut dyn Write) -> Result<u64> {
+        let path = self.dir(db).join(file);
+        let input = |source| Error::Input {
+            what: "backup file",
+            path: path.clone(),
+            source,
+        };
+        let mut f = fs::File::open(&path).map_err(input)?;
+        io::copy(&mut f, out).map_err(input)
+    }
+
+    fn delete(&self, db: &str, file: &str) -> Result<()> {
+        let dir = self.dir(db);
+        check_not_symlink(&dir)?;
+        let out = |source| Error::Output {
+            what: "backup file",
+            path: dir.join(file),
+            source,
+        };
+        match fs::remove_file(dir.join(file)) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(out(e)),
+            Ok(()) => fsutil::fsync_dir(&dir).map_err(out),
+        }
+    }
+
+    fn clean_incomplete(&self, db: &str) -> Result<Vec<String>> {
+        let dir = self.dir(db);
+        check_not_symlink(&dir)?;
+        fsutil::clean_debris(&dir, db).map_err(|source| Error::Output {
+            what: "backup directory",
+            path: dir,
+            source,
+        })
+    }
+
+    /// Locally the data file's rename is the single commit point: sidecar and manifest go
+    /// first, and are removed again when the data file does not make it.
+    fn commit_backup(
+        &self,
+        db: &str,
+        name: &BackupName,
+        data: Box<dyn ObjectWriter>,
+        sidecar: &[u8],
+        manifest: &[u8],
+    ) -> Result<u64> {
+        let dir = self.dir(db);
+        let result = (|| {
+            self.put(db, &name.sidecar_name(), sidecar)?;
+            self.put(db, &name.manifest_name(), manifest)?;
+            let size = data.commit()?;
+            fsutil::fsync_dir(&self.root).map_err(|source| Error::Output {
+                what: "backup directory",
+                path: self.root.clone(),
+                source,
+            })?;
+            Ok(size)
+        })();
+        if result.is_err() && !dir.join(name.file_name()).exists() {
+            let _ = fs::remove_file(dir.join(name.sidecar_name()));
+            let _ = fs::remove_file(dir.join(name.manifest_name()));
+        }
+        result
+    }
+}
