@@ -1077,18 +1077,9 @@ impl S3Store {
         }
     }
 
-    /// One attempt of a download, from byte `done` on. A failure to write `out` is put into
-    /// `local_error` and ends the download (it is never retried).
-    fn download_from(
-        &self,
-        key: &str,
-        done: &mut u64,
-        total: &mut Option<u64>,
-        out: &mut dyn Write,
-        progress: &Progress,
-        local_error: &mut Option<io::Error>,
-    ) -> Result<(), ReqError> {
-        let from = *done;
+    /// A GET of `key` from byte `from` on (a Range when not 0; a server that ignores it fails
+    /// the attempt rather than sending the start again).
+    fn get_from(&self, key: &str, from: u64) -> Result<http::Response, ReqError> {
         let headers = if from > 0 {
             vec![("range".to_string(), format!("bytes={from}-"))]
         } else {
@@ -1103,6 +1094,21 @@ impl S3Store {
                 region: String::new(),
             });
         }
+        Ok(resp)
+    }
+
+    /// One attempt of a download, from byte `done` on. A failure to write `out` is put into
+    /// `local_error` and ends the download (it is never retried).
+    fn download_from(
+        &self,
+        key: &str,
+        done: &mut u64,
+        total: &mut Option<u64>,
+        out: &mut dyn Write,
+        progress: &Progress,
+        local_error: &mut Option<io::Error>,
+    ) -> Result<(), ReqError> {
+        let resp = self.get_from(key, *done)?;
         if total.is_none() {
             *total = resp
                 .header("content-length")
@@ -1405,6 +1411,83 @@ impl Progress {
     }
 }
 
+/// An object being read ([`Storage::open`]): a dropped connection or a short body is resumed
+/// from the byte reached, with a Range GET, up to the store's number of attempts.
+struct ObjectReader<'a> {
+    store: &'a S3Store,
+    key: String,
+    body: Option<Box<dyn Read + 'a>>,
+    done: u64,
+    total: Option<u64>,
+    failures: u32,
+    delay: Duration,
+}
+
+impl ObjectReader<'_> {
+    /// Count a failed read and wait before the next attempt, or give up.
+    fn failed(&mut self, e: ReqError) -> io::Result<()> {
+        self.body = None;
+        self.failures += 1;
+        if self.failures >= ATTEMPTS || !e.is_transient() {
+            let f = self.store.classify("s3:GetObject", &self.key, e);
+            return Err(io::Error::other(format!(
+                "{f} (after {} of the object's bytes)",
+                self.done
+            )));
+        }
+        crate::log::warn(&format!(
+            "reading s3://{}/{} failed after {} bytes ({}); resuming in {:.1} s",
+            self.store.bucket(),
+            self.key,
+            self.done,
+            e.short(),
+            self.delay.as_secs_f64()
+        ));
+        std::thread::sleep(self.delay);
+        self.delay *= 2;
+        Ok(())
+    }
+}
+
+impl Read for ObjectReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let Some(body) = self.body.as_mut() else {
+                match self.store.get_from(&self.key, self.done) {
+                    Ok(resp) => self.body = Some(Box::new(resp.into_reader())),
+                    Err(e) => self.failed(e)?,
+                }
+                continue;
+            };
+            match body.read(buf) {
+                Ok(0) if buf.is_empty() => return Ok(0),
+                Ok(0) => match self.total {
+                    Some(t) if self.done < t => {
+                        let detail = format!("connection closed after {} of {t} bytes", self.done);
+                        self.failed(ReqError::Transport {
+                            detail,
+                            stalled: false,
+                        })?
+                    }
+                    _ => return Ok(0),
+                },
+                Ok(n) => {
+                    self.done += n as u64;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => self.failed(ReqError::Transport {
+                    stalled: matches!(
+                        e.kind(),
+                        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+                    ),
+                    detail: e.to_string(),
+                })?,
+            }
+        }
+    }
+}
+
 impl Storage for S3Store {
     fn kind(&self) -> &'static str {
         "s3"
@@ -1490,6 +1573,27 @@ impl Storage for S3Store {
             "text/plain"
         };
         Ok(self.put_bytes(&self.key(db, file), bytes, ct)?)
+    }
+
+    /// The first GET is made here (so that a missing object or a refusal is an error of
+    /// `open`, with its exit code); a connection lost while reading is resumed with a Range.
+    fn open<'a>(&'a self, db: &str, file: &str) -> crate::error::Result<Box<dyn Read + 'a>> {
+        let key = self.key(db, file);
+        let resp = self
+            .retry(&format!("download of {key}"), || self.get_from(&key, 0))
+            .map_err(|e| self.classify("s3:GetObject", &key, e))?;
+        let total = resp
+            .header("content-length")
+            .and_then(|v| v.parse::<u64>().ok());
+        Ok(Box::new(ObjectReader {
+            store: self,
+            body: Some(Box::new(resp.into_reader())),
+            key,
+            done: 0,
+            total,
+            failures: 0,
+            delay: Duration::from_millis(500),
+        }))
     }
 
     fn fetch(&self, db: &str, file: &str, out: &mut dyn Write) -> crate::error::Result<u64> {

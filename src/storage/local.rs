@@ -3,7 +3,8 @@
 //! refused (a link could point a run's writes or deletes anywhere).
 
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::{ObjectWriter, Storage, StoredFile};
@@ -15,6 +16,8 @@ use crate::fsutil;
 #[derive(Debug, Clone)]
 pub struct LocalStorage {
     root: PathBuf,
+    /// Whether a symlinked database directory is read (never written, pruned or cleaned).
+    follow_links: bool,
 }
 
 impl LocalStorage {
@@ -22,7 +25,23 @@ impl LocalStorage {
     pub fn new(root: &Path) -> Self {
         LocalStorage {
             root: root.to_path_buf(),
+            follow_links: false,
         }
+    }
+
+    /// Backups under `root`, for the commands that only read (list, status, verify, restore,
+    /// metrics): a symlinked database directory is followed for listing and reading (an
+    /// operator may have moved one to another disk); writes and deletes still refuse it.
+    pub fn reading(root: &Path) -> Self {
+        LocalStorage {
+            follow_links: true,
+            ..Self::new(root)
+        }
+    }
+
+    /// The backup root.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     /// The directory of `db`.
@@ -110,7 +129,9 @@ impl Storage for LocalStorage {
 
     fn files(&self, db: &str) -> Result<Vec<StoredFile>> {
         let dir = self.dir(db);
-        check_not_symlink(&dir)?;
+        if !self.follow_links {
+            check_not_symlink(&dir)?;
+        }
         catalog::regular_files(&dir).map_err(|source| Error::Input {
             what: "backup directory",
             path: dir,
@@ -145,15 +166,26 @@ impl Storage for LocalStorage {
             })
     }
 
-    fn fetch(&self, db: &str, file: &str, out: &mut dyn Write) -> Result<u64> {
+    fn open<'a>(&'a self, db: &str, file: &str) -> Result<Box<dyn Read + 'a>> {
         let path = self.dir(db).join(file);
         let input = |source| Error::Input {
             what: "backup file",
             path: path.clone(),
             source,
         };
-        let mut f = fs::File::open(&path).map_err(input)?;
-        io::copy(&mut f, out).map_err(input)
+        if !self.follow_links {
+            check_not_symlink(&self.dir(db))?;
+        }
+        // O_NONBLOCK: opening a FIFO must not hang; O_NOFOLLOW: a link is not a backup file.
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(input)?;
+        if !f.metadata().map_err(input)?.is_file() {
+            return Err(input(io::Error::other("not a regular file")));
+        }
+        Ok(Box::new(f))
     }
 
     fn delete(&self, db: &str, file: &str) -> Result<()> {

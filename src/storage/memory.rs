@@ -150,7 +150,7 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
-    fn fetch(&self, db: &str, file: &str, out: &mut dyn Write) -> Result<u64> {
+    fn open<'a>(&'a self, db: &str, file: &str) -> Result<Box<dyn io::Read + 'a>> {
         let data = self
             .state()
             .objects
@@ -161,12 +161,7 @@ impl Storage for MemoryStorage {
                 path: PathBuf::from(format!("memory:{db}/{file}")),
                 source: io::Error::from(io::ErrorKind::NotFound),
             })?;
-        out.write_all(&data).map_err(|source| Error::Output {
-            what: "download",
-            path: PathBuf::from(file),
-            source,
-        })?;
-        Ok(data.len() as u64)
+        Ok(Box::new(io::Cursor::new(data)))
     }
 
     fn delete(&self, db: &str, file: &str) -> Result<()> {

@@ -6,11 +6,11 @@
 //! is the commit order (see [`Storage::commit_backup`]) and what an interrupted write leaves
 //! behind (temp files locally, incomplete multipart uploads in S3; [`Storage::clean_incomplete`]).
 
-use std::io::Write;
+use std::io::{Read, Write};
 
-use crate::catalog::BackupName;
 pub use crate::catalog::{backups_in, StoredBackup, StoredFile};
-use crate::error::Result;
+use crate::catalog::{BackupName, Manifest};
+use crate::error::{Error, Result};
 
 mod local;
 mod memory;
@@ -52,8 +52,25 @@ pub trait Storage: std::fmt::Debug {
     /// Write a small file atomically (complete or not at all).
     fn put(&self, db: &str, file: &str, bytes: &[u8]) -> Result<()>;
 
-    /// Stream a file's content into `out`; returns the byte count.
-    fn fetch(&self, db: &str, file: &str, out: &mut dyn Write) -> Result<u64>;
+    /// Open a file to read, streamed: a regular file locally (never a FIFO or a link), a GET in
+    /// S3 that resumes with a Range after a dropped connection. A missing file is an error.
+    fn open<'a>(&'a self, db: &str, file: &str) -> Result<Box<dyn Read + 'a>>;
+
+    /// Stream a file's content into `out`; returns the byte count. A read failure is an input
+    /// error of the storage, a write failure an output error of `out`.
+    fn fetch(&self, db: &str, file: &str, out: &mut dyn Write) -> Result<u64> {
+        let mut input = self.open(db, file)?;
+        copy_out(&mut *input, out, &self.describe(db, file))
+    }
+
+    /// The manifest of a backup, when it is there and readable (at most 64 MiB, as verify reads
+    /// it); anything else is no manifest for a reader (verify reports what is wrong with it).
+    fn read_manifest(&self, name: &BackupName) -> Option<Manifest> {
+        let input = self.open(&name.database, &name.manifest_name()).ok()?;
+        let mut bytes = Vec::new();
+        input.take(64 << 20).read_to_end(&mut bytes).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
 
     /// Delete a file; a missing one is not an error.
     fn delete(&self, db: &str, file: &str) -> Result<()>;
@@ -105,5 +122,31 @@ pub trait Storage: std::fmt::Debug {
     /// The newest complete backup of `db`.
     fn latest(&self, db: &str) -> Result<Option<StoredBackup>> {
         Ok(self.complete_backups(db)?.pop())
+    }
+}
+
+/// Copy `input` (the storage file `what`) into `out`, telling a read failure from a write one.
+pub(crate) fn copy_out(input: &mut dyn Read, out: &mut dyn Write, what: &str) -> Result<u64> {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                return Err(Error::Input {
+                    what: "backup file",
+                    path: what.into(),
+                    source,
+                })
+            }
+        };
+        out.write_all(&buf[..n]).map_err(|source| Error::Output {
+            what: "download",
+            path: what.into(),
+            source,
+        })?;
+        total += n as u64;
     }
 }

@@ -3,7 +3,7 @@
 //! until committed and gone when abandoned, the reader rule decides what is a backup, foreign
 //! files are never listed as backups, and an interrupted write is cleaned up.
 
-use std::io::Write;
+use std::io::{Read, Write};
 
 use chrono::TimeZone;
 use pgbackup::catalog::{BackupName, Kind};
@@ -75,6 +75,26 @@ fn conformance(store: &dyn Storage, part: usize, data_first: bool) {
         Sha256::digest(fetch(store, db, &n1.file_name())),
         Sha256::digest(&data),
         "read back differs"
+    );
+    // Read streamed, in reads of an odd size, it is the same bytes; a missing file is an error.
+    let mut reader = store.open(db, &n1.file_name()).unwrap();
+    let (mut got, mut buf) = (Vec::new(), vec![0u8; 40_961]);
+    loop {
+        let n = reader.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    drop(reader);
+    assert_eq!(
+        Sha256::digest(&got),
+        Sha256::digest(&data),
+        "open reads back differently"
+    );
+    assert!(
+        store.open(db, "conf_db_20200101_000000.sql.gz").is_err(),
+        "opened a missing file"
     );
     // Data without its sidecar is not a backup.
     assert_eq!(backup_files(store, db), vec![n1.file_name()]);
@@ -246,4 +266,88 @@ fn s3_storage_conformance() {
     assert_eq!(std::fs::read(&got).unwrap(), b"backup two");
     // Nothing was spooled to stay: the spool files are unlinked from the start.
     assert_eq!(std::fs::read_dir(spool.path()).unwrap().count(), 0);
+}
+
+/// A download whose connection drops mid-body is resumed from the byte reached (a Range GET),
+/// and the bytes read are the object's, not a repeat of its start.
+#[test]
+fn an_s3_read_cut_mid_body_resumes_with_a_range() {
+    let s3 = s3_server();
+    let bucket = s3.bucket("resume");
+    let data = noise(3 << 20, 11);
+    let file = "conf_db_20260111_020000.sql.gz";
+    test_store(s3, &bucket, "backups/")
+        .put("conf_db", file, &data)
+        .unwrap();
+    let (mut proxy, via) = crate::s3::fault_proxy(s3, "cut-get");
+    let store = test_store(&via, &bucket, "backups/");
+    let mut got = Vec::new();
+    let read = store
+        .open("conf_db", file)
+        .unwrap()
+        .read_to_end(&mut got)
+        .map_err(|e| e.to_string());
+    let _ = proxy.kill();
+    let log = String::from_utf8_lossy(&proxy.wait_with_output().unwrap().stderr).to_string();
+    assert!(
+        log.contains("cut the body of a GET"),
+        "the fault was not injected: {log}"
+    );
+    read.unwrap();
+    assert_eq!(got.len(), data.len());
+    assert_eq!(Sha256::digest(&got), Sha256::digest(&data));
+}
+
+/// Locally, a reader never opens a FIFO (it would hang) or a link as a backup file; a symlinked
+/// database directory is read by the reading commands and refused by everything that writes.
+#[test]
+fn local_reads_refuse_fifos_and_links_and_follow_a_linked_directory_only_to_read() {
+    use std::os::unix::fs::symlink;
+    let root = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let file = "moved_20260101_020000.sql.gz";
+    std::fs::write(elsewhere.path().join(file), b"data").unwrap();
+    let sidecar = format!("{:x}  {file}\n", Sha256::digest(b"data"));
+    std::fs::write(elsewhere.path().join(format!("{file}.sha256")), &sidecar).unwrap();
+    symlink(elsewhere.path(), root.path().join("moved")).unwrap();
+
+    let strict = LocalStorage::new(root.path());
+    let reading = LocalStorage::reading(root.path());
+    assert!(
+        strict.files("moved").is_err(),
+        "a writer followed a linked directory"
+    );
+    assert!(strict.open("moved", file).is_err());
+    assert_eq!(reading.complete_backups("moved").unwrap().len(), 1);
+    assert_eq!(fetch(&reading, "moved", file), b"data");
+    assert!(
+        reading.delete("moved", file).is_err(),
+        "deleted through a link"
+    );
+    assert!(
+        reading.put("moved", "x", b"x").is_err(),
+        "wrote through a link"
+    );
+    assert!(elsewhere.path().join(file).exists());
+
+    let dir = root.path().join("odd");
+    std::fs::create_dir(&dir).unwrap();
+    let fifo = dir.join("odd_20260101_020000.sql.gz");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    symlink(
+        elsewhere.path().join(file),
+        dir.join("odd_20260102_020000.sql.gz"),
+    )
+    .unwrap();
+    for s in [&strict, &reading] {
+        assert!(
+            s.open("odd", "odd_20260101_020000.sql.gz").is_err(),
+            "opened a FIFO"
+        );
+        assert!(
+            s.open("odd", "odd_20260102_020000.sql.gz").is_err(),
+            "opened a link"
+        );
+        assert!(s.backups("odd").unwrap().is_empty());
+    }
 }
