@@ -5,8 +5,6 @@
 //! run (temp files, a sidecar whose data never arrived) or a foreign file we never touch.
 
 use std::collections::HashSet;
-use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -284,78 +282,9 @@ pub fn manifest_bytes(m: &Manifest) -> Vec<u8> {
     v
 }
 
-/// One backup found on disk.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    /// The parsed name.
-    pub name: BackupName,
-    /// Path of the data file.
-    pub path: PathBuf,
-    /// Size of the data file.
-    pub size: u64,
-    /// Whether the sidecar exists (a backup without one is not counted).
-    pub has_sidecar: bool,
-    /// The manifest, when present and readable.
-    pub manifest: Option<Manifest>,
-}
-
-impl Entry {
-    /// Whether this is a backup by the reader rule (data file and sidecar both present).
-    pub fn is_complete(&self) -> bool {
-        self.has_sidecar
-    }
-}
-
 /// The directory of one database under the storage root.
 pub fn db_dir(root: &Path, database: &str) -> PathBuf {
     root.join(database)
-}
-
-/// The regular files of a directory (symlinks and subdirectories are not followed), sorted by
-/// name; a missing directory is empty.
-pub fn regular_files(dir: &Path) -> io::Result<Vec<StoredFile>> {
-    let rd = match fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let mut out = Vec::new();
-    for de in rd {
-        let de = de?;
-        let meta = fs::symlink_metadata(de.path())?;
-        if !meta.file_type().is_file() {
-            continue;
-        }
-        if let Some(name) = de.file_name().to_str() {
-            out.push(StoredFile {
-                name: name.to_string(),
-                size: meta.len(),
-                modified: meta.modified().ok().map(DateTime::<Utc>::from),
-            });
-        }
-    }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(out)
-}
-
-/// All data files of one database directory, oldest first, with the reader rule applied by
-/// [`backups_in`] (the same for every storage). A missing directory is empty.
-pub fn list_dir(root: &Path, database: &str) -> io::Result<Vec<Entry>> {
-    let dir = db_dir(root, database);
-    Ok(backups_in(database, &regular_files(&dir)?)
-        .into_iter()
-        .map(|b| Entry {
-            path: dir.join(b.name.file_name()),
-            size: b.size,
-            has_sidecar: b.has_sidecar,
-            manifest: b
-                .has_manifest
-                .then(|| fs::read(dir.join(b.name.manifest_name())).ok())
-                .flatten()
-                .and_then(|bytes| serde_json::from_slice(&bytes).ok()),
-            name: b.name,
-        })
-        .collect())
 }
 
 /// One file (object) in a database's directory.
@@ -438,37 +367,6 @@ pub fn backups_in(db: &str, files: &[StoredFile]) -> Vec<StoredBackup> {
         .collect();
     out.sort_by_key(|b| b.name.timestamp);
     out
-}
-
-/// The database directories under `root` (valid names only, sorted).
-pub fn list_databases(root: &Path) -> io::Result<Vec<String>> {
-    let rd = match fs::read_dir(root) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let mut out = Vec::new();
-    for de in rd {
-        let de = de?;
-        if !de.file_type()?.is_dir() {
-            continue;
-        }
-        if let Some(n) = de.file_name().to_str() {
-            if is_valid_dir_name(n) {
-                out.push(n.to_string());
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// The newest complete backup of a database, if any.
-pub fn latest_complete(root: &Path, database: &str) -> io::Result<Option<Entry>> {
-    Ok(list_dir(root, database)?
-        .into_iter()
-        .rev()
-        .find(Entry::is_complete))
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use crate::catalog;
 use crate::state::State;
+use crate::storage::{LocalStorage, Storage};
 
 /// The metrics file's name.
 pub const FILE_NAME: &str = "pgbackup.prom";
@@ -27,10 +27,10 @@ pub struct DiskUsage {
 
 /// Count the complete backups of every database under `root`.
 pub fn disk_usage(root: &Path, database: &str) -> DiskUsage {
-    let entries = catalog::list_dir(root, database).unwrap_or_default();
-    entries
+    LocalStorage::reading(root)
+        .complete_backups(database)
+        .unwrap_or_default()
         .iter()
-        .filter(|e| e.is_complete())
         .fold(DiskUsage::default(), |acc, e| DiskUsage {
             count: acc.count + 1,
             bytes: acc.bytes + e.size,
@@ -53,7 +53,7 @@ struct Family<'a> {
 /// Render the metrics text for `state` and the backups under `root`.
 pub fn render(state: &State, root: &Path) -> String {
     let mut dbs: Vec<String> = state.databases.keys().cloned().collect();
-    for d in catalog::list_databases(root).unwrap_or_default() {
+    for d in LocalStorage::reading(root).databases().unwrap_or_default() {
         if !dbs.contains(&d) {
             dbs.push(d);
         }

@@ -2,13 +2,12 @@
 
 use serde::Serialize;
 
-use crate::catalog::{self, Entry};
 use crate::cli::ListArgs;
-use crate::commands::{human_bytes, print, read_root_error, render_table, selected_databases};
+use crate::commands::{human_bytes, print, render_table, selected_databases};
 use crate::config::Config;
 use crate::error::Result;
 use crate::s3::S3Store;
-use crate::storage::Storage;
+use crate::storage::{LocalStorage, Storage, StoredBackup};
 
 /// One row of `list --json`. Field names are a stable interface.
 #[derive(Debug, Serialize)]
@@ -39,22 +38,27 @@ pub struct ListRow {
     pub locked_until: Option<String>,
 }
 
-impl From<&Entry> for ListRow {
-    fn from(e: &Entry) -> Self {
+impl ListRow {
+    /// The row of a backup in `store` (its manifest read when `with_manifest`).
+    fn new(store: &dyn Storage, location: &'static str, b: &StoredBackup, manifest: bool) -> Self {
+        let manifest = (manifest && b.has_manifest)
+            .then(|| store.read_manifest(&b.name))
+            .flatten();
+        let file = b.name.file_name();
         ListRow {
-            database: e.name.database.clone(),
-            file: e.name.file_name(),
-            path: e.path.display().to_string(),
-            timestamp: e
+            database: b.name.database.clone(),
+            path: store.describe(&b.name.database, &file),
+            timestamp: b
                 .name
                 .timestamp
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            size_bytes: e.size,
-            checksum: e.has_sidecar,
-            complete: e.is_complete(),
-            sha256: e.manifest.as_ref().map(|m| m.sha256.clone()),
-            description: e.manifest.as_ref().and_then(|m| m.description.clone()),
-            location: "local",
+            file,
+            size_bytes: b.size,
+            checksum: b.has_sidecar,
+            complete: b.has_sidecar,
+            sha256: manifest.as_ref().map(|m| m.sha256.clone()),
+            description: manifest.and_then(|m| m.description),
+            location,
             locked_until: None,
         }
     }
@@ -84,21 +88,10 @@ fn merge_remote(
             }
             continue;
         }
+        // The manifest is not fetched: one GET per remote backup is too dear for a listing.
         rows.push(ListRow {
-            database: db.to_string(),
-            path: store.describe(db, &file),
-            timestamp: b
-                .name
-                .timestamp
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            file,
-            size_bytes: b.size,
-            checksum: b.has_sidecar,
-            complete: b.has_sidecar,
-            sha256: None,
-            description: None,
-            location,
             locked_until,
+            ..ListRow::new(store, location, &b, false)
         });
     }
     Ok(())
@@ -113,11 +106,13 @@ pub fn run(cfg: &Config, args: &ListArgs) -> Result<()> {
     let mut s3_error =
         crate::commands::add_databases(&stores, &args.databases, &mut databases).err();
     let mut rows = Vec::new();
+    // Read-only: a symlinked database directory is listed.
+    let local_store = LocalStorage::reading(&cfg.local_dir);
     for db in &databases {
-        let mut local: Vec<ListRow> = catalog::list_dir(&cfg.local_dir, db)
-            .map_err(|e| read_root_error(cfg, e))?
+        let mut local: Vec<ListRow> = local_store
+            .backups(db)?
             .iter()
-            .map(ListRow::from)
+            .map(|b| ListRow::new(&local_store, "local", b, true))
             .collect();
         for (i, store) in stores.iter().enumerate() {
             // The first store is the write prefix; the others are read-only list-prefixes.

@@ -166,7 +166,8 @@ pub(crate) fn render_metrics(cfg: &Config, state: &crate::state::State) {
 /// naming rule), or every one under the backup root.
 pub(crate) fn selected_databases(cfg: &Config, named: &[String]) -> Result<Vec<String>> {
     if named.is_empty() {
-        return crate::catalog::list_databases(&cfg.local_dir).map_err(|e| read_root_error(cfg, e));
+        use crate::storage::Storage;
+        return crate::storage::LocalStorage::reading(&cfg.local_dir).databases();
     }
     for db in named {
         if !crate::catalog::is_valid_dir_name(db) {
@@ -176,15 +177,6 @@ pub(crate) fn selected_databases(cfg: &Config, named: &[String]) -> Result<Vec<S
         }
     }
     Ok(named.to_vec())
-}
-
-/// An error reading the backup root.
-pub(crate) fn read_root_error(cfg: &Config, source: std::io::Error) -> crate::error::Error {
-    crate::error::Error::Input {
-        what: "backup directory",
-        path: cfg.local_dir.clone(),
-        source,
-    }
 }
 
 /// Create the backup root (0700) if it is missing.
@@ -227,12 +219,12 @@ pub(crate) fn newest_backup(
     use crate::storage::Storage;
     let now = chrono::Utc::now();
     // Read-only: a symlinked database directory is read (list does the same).
-    if let Some(e) = crate::catalog::list_dir(&cfg.local_dir, db)
-        .map_err(|e| read_root_error(cfg, e))?
+    if let Some(b) = crate::storage::LocalStorage::reading(&cfg.local_dir)
+        .complete_backups(db)?
         .into_iter()
-        .rfind(|e| e.is_complete() && !crate::retention::is_future(e.name.timestamp, now))
+        .rfind(|b| !crate::retention::is_future(b.name.timestamp, now))
     {
-        return Ok(Some(e.name));
+        return Ok(Some(b.name));
     }
     for store in stores {
         if let Some(b) = store
@@ -249,11 +241,13 @@ pub(crate) fn newest_backup(
 /// The complete local backups of `db` dated in the future (a clock that was or is wrong).
 pub(crate) fn future_backups(cfg: &Config, db: &str) -> Vec<crate::catalog::BackupName> {
     let now = chrono::Utc::now();
-    crate::catalog::list_dir(&cfg.local_dir, db)
+    use crate::storage::Storage;
+    crate::storage::LocalStorage::reading(&cfg.local_dir)
+        .complete_backups(db)
         .unwrap_or_default()
         .into_iter()
-        .filter(|e| e.is_complete() && crate::retention::is_future(e.name.timestamp, now))
-        .map(|e| e.name)
+        .filter(|b| crate::retention::is_future(b.name.timestamp, now))
+        .map(|b| b.name)
         .collect()
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use crate::catalog::{self, BackupName, Entry};
+use crate::catalog::{self, BackupName};
 use crate::cli::RestoreArgs;
 use crate::commands::backup::{backup_one, Outcome};
 use crate::commands::human_bytes;
@@ -18,7 +18,7 @@ use crate::config::{Config, Database};
 use crate::conninfo::ConnInfo;
 use crate::error::{ConfigProblems, Error, Result};
 use crate::postgres::{quote_ident, quote_literal, Psql, RestoreOptions, Target};
-use crate::storage::Storage;
+use crate::storage::{LocalStorage, Storage};
 use crate::verify::{check_integrity, BackupFiles};
 use crate::{log, notify};
 
@@ -389,17 +389,15 @@ fn choose(cfg: &Config, args: &RestoreArgs, fetched: &mut Vec<Fetched>) -> Resul
     // Backups that only S3 holds (keep-local = false, or a lost disk) are candidates too.
     super::add_databases(&stores, &named, &mut databases)?;
     let mut candidates: Vec<Candidate> = Vec::new();
+    // Read-only: a symlinked database directory is read.
+    let local = LocalStorage::reading(&cfg.local_dir);
     for db in &databases {
-        for e in catalog::list_dir(&cfg.local_dir, db)
-            .map_err(|e| super::read_root_error(cfg, e))?
-            .into_iter()
-            .filter(Entry::is_complete)
-        {
+        for b in local.complete_backups(db)? {
             candidates.push(Candidate {
-                description: e.manifest.as_ref().and_then(|m| m.description.clone()),
-                size: e.size,
-                name: e.name.clone(),
-                source: Source::Local(e.path),
+                description: local.read_manifest(&b.name).and_then(|m| m.description),
+                size: b.size,
+                source: Source::Local(local.dir(db).join(b.name.file_name())),
+                name: b.name,
             });
         }
         for (i, store) in stores.iter().enumerate() {

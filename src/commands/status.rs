@@ -4,7 +4,6 @@
 use chrono::Utc;
 use serde::Serialize;
 
-use crate::catalog;
 use crate::cli::StatusArgs;
 use crate::commands::{human_age, human_bytes, print};
 use crate::config::Config;
@@ -26,7 +25,8 @@ pub fn free_space(path: &std::path::Path) -> Option<(u64, u64)> {
 /// The databases worth reporting: configured, on disk, or in the state.
 pub fn known_databases(cfg: &Config, st: &state::State) -> Vec<String> {
     let mut dbs: Vec<String> = cfg.databases.iter().map(|d| d.name().to_string()).collect();
-    for d in catalog::list_databases(&cfg.local_dir)
+    for d in crate::storage::LocalStorage::reading(&cfg.local_dir)
+        .databases()
         .unwrap_or_default()
         .into_iter()
         .chain(st.databases.keys().cloned())

@@ -21,7 +21,7 @@ use crate::error::{Error, Result, EXIT_DATAERR, EXIT_FAILED, EXIT_UNAVAILABLE};
 use crate::fsutil;
 use crate::postgres::{quote_ident, PgError, PgTools, Psql, RestoreError, RestoreOptions, Target};
 use crate::s3::S3Store;
-use crate::storage::Storage;
+use crate::storage::{LocalStorage, Storage};
 use crate::verify::{check_integrity, BackupFiles};
 use crate::{log, notify};
 
@@ -206,14 +206,17 @@ fn select(
     let mut databases = super::selected_databases(cfg, &args.databases)?;
     super::add_databases(stores, &args.databases, &mut databases)?;
     let mut out = Vec::new();
+    // Read-only: a symlinked database directory is read.
+    let local_store = LocalStorage::reading(&cfg.local_dir);
     for db in &databases {
-        let entries =
-            catalog::list_dir(&cfg.local_dir, db).map_err(|e| super::read_root_error(cfg, e))?;
+        let entries = local_store.backups(db)?;
+        let path = |b: &crate::storage::StoredBackup| local_store.dir(db).join(b.name.file_name());
         if args.all {
+            // Every data file, complete or not: verify says what is missing.
             out.extend(
                 entries
                     .iter()
-                    .map(|e| Item::Ready(BackupFiles::for_data(&e.path))),
+                    .map(|b| Item::Ready(BackupFiles::for_data(&path(b)))),
             );
             // And every complete backup that only S3 holds (keep-local = false).
             let local: std::collections::HashSet<String> =
@@ -226,8 +229,8 @@ fn select(
                     }
                 }
             }
-        } else if let Some(e) = entries.iter().rev().find(|e| e.is_complete()) {
-            out.push(Item::Ready(BackupFiles::for_data(&e.path)));
+        } else if let Some(b) = entries.iter().rev().find(|b| b.has_sidecar) {
+            out.push(Item::Ready(BackupFiles::for_data(&path(b))));
         } else if let Some(f) = fetch_latest(cfg, stores, db)? {
             // Only S3 has a backup of this database: verify that one.
             out.push(Item::Ready(f.files.clone()));

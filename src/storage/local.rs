@@ -120,7 +120,7 @@ impl Storage for LocalStorage {
     }
 
     fn databases(&self) -> Result<Vec<String>> {
-        catalog::list_databases(&self.root).map_err(|source| Error::Input {
+        list_databases(&self.root).map_err(|source| Error::Input {
             what: "backup directory",
             path: self.root.clone(),
             source,
@@ -132,7 +132,7 @@ impl Storage for LocalStorage {
         if !self.follow_links {
             check_not_symlink(&dir)?;
         }
-        catalog::regular_files(&dir).map_err(|source| Error::Input {
+        regular_files(&dir).map_err(|source| Error::Input {
             what: "backup directory",
             path: dir,
             source,
@@ -241,4 +241,57 @@ impl Storage for LocalStorage {
         }
         result
     }
+}
+
+/// The regular files of a directory (symlinks and subdirectories are not followed), sorted by
+/// name; a missing directory is empty.
+fn regular_files(dir: &Path) -> io::Result<Vec<StoredFile>> {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for de in rd {
+        let de = de?;
+        let meta = fs::symlink_metadata(de.path())?;
+        if !meta.file_type().is_file() {
+            continue;
+        }
+        if let Some(name) = de.file_name().to_str() {
+            out.push(StoredFile {
+                name: name.to_string(),
+                size: meta.len(),
+                modified: meta
+                    .modified()
+                    .ok()
+                    .map(chrono::DateTime::<chrono::Utc>::from),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// The database directories under `root` (valid names only, sorted).
+fn list_databases(root: &Path) -> io::Result<Vec<String>> {
+    let rd = match fs::read_dir(root) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for de in rd {
+        let de = de?;
+        if !de.file_type()?.is_dir() {
+            continue;
+        }
+        if let Some(n) = de.file_name().to_str() {
+            if catalog::is_valid_dir_name(n) {
+                out.push(n.to_string());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
 }
