@@ -236,11 +236,11 @@ pub struct Manifest {
     /// Extensions installed in the database, with schema and version (restore makes the ones
     /// the dump does not create in the same schema).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub extensions: Vec<crate::dbprops::ExtensionInfo>,
+    pub extensions: Vec<ExtensionInfo>,
     /// What a plain dump leaves out: database settings, role-in-database settings, comment,
     /// encoding and locale (restore applies them when it creates the database).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub database_properties: Option<crate::dbprops::DatabaseProperties>,
+    pub database_properties: Option<DatabaseProperties>,
     /// Results of `pgbackup verify`, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verifications: Vec<Verification>,
@@ -367,6 +367,57 @@ pub fn backups_in(db: &str, files: &[StoredFile]) -> Vec<StoredBackup> {
         .collect();
     out.sort_by_key(|b| b.name.timestamp);
     out
+}
+
+// The database-level facts a manifest records (captured and applied by `crate::dbprops`).
+
+/// An installed extension, as the manifest records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtensionInfo {
+    /// `extname`.
+    pub name: String,
+    /// The schema it lives in.
+    pub schema: String,
+    /// `extversion`.
+    pub version: String,
+}
+
+/// One role-in-database setting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleSetting {
+    /// The role.
+    pub role: String,
+    /// `name=value`, as `pg_db_role_setting` holds it.
+    pub setting: String,
+}
+
+/// The database-level properties a plain dump leaves out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseProperties {
+    /// `ALTER DATABASE ... SET` settings, `name=value`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settings: Vec<String>,
+    /// `ALTER ROLE ... IN DATABASE ... SET` settings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub role_settings: Vec<RoleSetting>,
+    /// `COMMENT ON DATABASE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// Encoding name (`UTF8`).
+    #[serde(default)]
+    pub encoding: String,
+    /// `datcollate`.
+    #[serde(default)]
+    pub collate: String,
+    /// `datctype`.
+    #[serde(default)]
+    pub ctype: String,
+    /// `libc`, `icu` or `builtin` (PostgreSQL 15+).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale_provider: Option<String>,
+    /// The ICU (or builtin) locale, when the provider is not libc.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icu_locale: Option<String>,
 }
 
 #[cfg(test)]

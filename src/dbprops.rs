@@ -3,58 +3,11 @@
 //! its comment, its encoding and locale; and each extension's schema and version, so that an
 //! extension the dump does not create itself is made in the right schema before the restore.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::postgres::{quote_ident, quote_literal, PgError, Psql};
 
-/// An installed extension, as the manifest records it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExtensionInfo {
-    /// `extname`.
-    pub name: String,
-    /// The schema it lives in.
-    pub schema: String,
-    /// `extversion`.
-    pub version: String,
-}
-
-/// One role-in-database setting.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RoleSetting {
-    /// The role.
-    pub role: String,
-    /// `name=value`, as `pg_db_role_setting` holds it.
-    pub setting: String,
-}
-
-/// The database-level properties a plain dump leaves out.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DatabaseProperties {
-    /// `ALTER DATABASE ... SET` settings, `name=value`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub settings: Vec<String>,
-    /// `ALTER ROLE ... IN DATABASE ... SET` settings.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub role_settings: Vec<RoleSetting>,
-    /// `COMMENT ON DATABASE`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub comment: Option<String>,
-    /// Encoding name (`UTF8`).
-    #[serde(default)]
-    pub encoding: String,
-    /// `datcollate`.
-    #[serde(default)]
-    pub collate: String,
-    /// `datctype`.
-    #[serde(default)]
-    pub ctype: String,
-    /// `libc`, `icu` or `builtin` (PostgreSQL 15+).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub locale_provider: Option<String>,
-    /// The ICU (or builtin) locale, when the provider is not libc.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub icu_locale: Option<String>,
-}
+pub use crate::catalog::{DatabaseProperties, ExtensionInfo, RoleSetting};
 
 /// What one query before the dump finds out about the database.
 #[derive(Debug, Clone, Default)]
@@ -289,10 +242,7 @@ impl DatabaseProperties {
         }
         if let Some(c) = &self.comment {
             let first = c.lines().next().unwrap_or_default();
-            out.push(format!(
-                "comment: {}",
-                crate::commands::escape_control(first)
-            ));
+            out.push(format!("comment: {}", crate::text::escape_control(first)));
         }
         out
     }

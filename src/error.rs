@@ -7,10 +7,13 @@
 //! - An error is logged exactly once, by `main`, after the command returned it.
 //! - Secrets never reach a message: connection strings are shown masked (`ConnInfo::masked`).
 //!
-//! Exit codes: the one table and the one mapping are in [`crate::exit`].
+//! Exit codes: the one table is [`crate::exit`]; the one mapping is at the end of this file.
 
 use std::fmt;
 use std::path::PathBuf;
+
+use crate::postgres::{DumpError, PgError, RestoreError};
+use crate::s3::S3Failure;
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = crate::exit::ExitClass::Ok.code();
@@ -159,7 +162,28 @@ fn hint_for_io(e: &std::io::Error) -> &'static str {
 impl Error {
     /// The process exit code for this error (see [`crate::exit`]).
     pub fn exit_code(&self) -> u8 {
-        crate::exit::of_error(self)
+        of_error(self)
+    }
+}
+
+impl PgError {
+    /// The exit code (see [`crate::exit`]).
+    pub fn exit_code(&self) -> u8 {
+        of_pg(self)
+    }
+}
+
+impl RestoreError {
+    /// The exit code (see [`crate::exit`]).
+    pub fn exit_code(&self) -> u8 {
+        of_restore(self)
+    }
+}
+
+impl S3Failure {
+    /// The exit code (see [`crate::exit`]).
+    pub fn exit_code(&self) -> u8 {
+        of_s3(self)
     }
 }
 
@@ -205,5 +229,72 @@ impl fmt::Display for ConfigProblems {
 impl From<ConfigProblems> for Error {
     fn from(p: ConfigProblems) -> Self {
         Error::Config(p)
+    }
+}
+// ------------------------------------------------------------------------------------------------
+// The mapping: the one place that decides which failure is which code. The `exit_code()` of
+// every error type is here, next to the others, so that no two can disagree.
+
+/// The class of a run's error.
+pub fn of_error(e: &Error) -> u8 {
+    use crate::exit::ExitClass as C;
+    match e {
+        Error::Usage(_) => C::Usage.code(),
+        Error::Config(_) => C::Config.code(),
+        Error::Locked { .. } => C::TempFail.code(),
+        Error::Output { .. } => C::CantCreat.code(),
+        Error::Input { .. } => C::Failed.code(),
+        Error::Postgres(e) => of_pg(e),
+        Error::BackupsFailed { code, .. } => *code,
+        Error::Dump(e) => of_dump(e),
+        Error::Incomplete { .. } => C::Failed.code(),
+        Error::Corrupt(_) => C::DataErr.code(),
+        Error::VerifyFailed { code, .. } => *code,
+        Error::Restore(e) => of_restore(e),
+        Error::Cancelled => C::Failed.code(),
+        Error::S3(e) => of_s3(e),
+        Error::Silent(code) => *code,
+        Error::Interrupted(sig) => 128u8.saturating_add(*sig as u8),
+    }
+}
+
+/// PostgreSQL: unreachable or refusing is 69, an old pg_dump a configuration matter.
+pub fn of_pg(e: &PgError) -> u8 {
+    use crate::exit::ExitClass as C;
+    match e {
+        PgError::Connect { .. } | PgError::Spawn { .. } => C::Unavailable.code(),
+        PgError::Query { .. } => C::Failed.code(),
+        PgError::VersionMismatch { .. } => C::Config.code(),
+    }
+}
+
+/// pg_dump: a connection failure is the server's, anything else the dump's.
+pub fn of_dump(e: &DumpError) -> u8 {
+    match e {
+        DumpError::Pg(e) => of_pg(e),
+        _ => crate::exit::ExitClass::Failed.code(),
+    }
+}
+
+/// A restore: a failing statement or time limit is 1, an unreadable backup 65.
+pub fn of_restore(e: &RestoreError) -> u8 {
+    use crate::exit::ExitClass as C;
+    match e {
+        RestoreError::Pg(e) => of_pg(e),
+        RestoreError::Sql { .. } | RestoreError::Timeout { .. } => C::Failed.code(),
+        RestoreError::Read { .. } => C::DataErr.code(),
+    }
+}
+
+/// S3: unreachable or refusing is 69, configuration 78, local I/O 73.
+pub fn of_s3(e: &S3Failure) -> u8 {
+    use crate::exit::ExitClass as C;
+    match e {
+        S3Failure::ReadOnly { .. } => C::Usage.code(),
+        S3Failure::LocalWrite { .. } | S3Failure::Read { .. } => C::CantCreat.code(),
+        S3Failure::NoCredentials { .. }
+        | S3Failure::LockNotEnabled { .. }
+        | S3Failure::Config { .. } => C::Config.code(),
+        _ => C::Unavailable.code(),
     }
 }

@@ -1,12 +1,7 @@
-//! The one table of exit codes, and the one mapping from errors to them.
+//! The one table of exit codes (core: no error type is known here).
 //!
 //! `--help` (EXIT STATUS), the man pages and README's table are rendered from [`TABLE`]; a test
-//! keeps README in step. Every error type's `exit_code()` is a one-line call into the functions
-//! here, so the decision "which failure is which code" is made in this file only.
-
-use crate::error::Error;
-use crate::postgres::{DumpError, PgError, RestoreError};
-use crate::s3::S3Failure;
+//! keeps README in step. The one mapping from errors to these classes is in `crate::error`.
 
 /// What kind of failure ended a run (sysexits style, see DESIGN.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -124,73 +119,6 @@ pub fn markdown() -> String {
         ));
     }
     s
-}
-
-// ------------------------------------------------------------------------------------------------
-// The mapping
-
-/// The class of a run's error.
-pub fn of_error(e: &Error) -> u8 {
-    use ExitClass as C;
-    match e {
-        Error::Usage(_) => C::Usage.code(),
-        Error::Config(_) => C::Config.code(),
-        Error::Locked { .. } => C::TempFail.code(),
-        Error::Output { .. } => C::CantCreat.code(),
-        Error::Input { .. } => C::Failed.code(),
-        Error::Postgres(e) => of_pg(e),
-        Error::BackupsFailed { code, .. } => *code,
-        Error::Dump(e) => of_dump(e),
-        Error::Incomplete { .. } => C::Failed.code(),
-        Error::Corrupt(_) => C::DataErr.code(),
-        Error::VerifyFailed { code, .. } => *code,
-        Error::Restore(e) => of_restore(e),
-        Error::Cancelled => C::Failed.code(),
-        Error::S3(e) => of_s3(e),
-        Error::Silent(code) => *code,
-        Error::Interrupted(sig) => 128u8.saturating_add(*sig as u8),
-    }
-}
-
-/// PostgreSQL: unreachable or refusing is 69, an old pg_dump a configuration matter.
-pub fn of_pg(e: &PgError) -> u8 {
-    use ExitClass as C;
-    match e {
-        PgError::Connect { .. } | PgError::Spawn { .. } => C::Unavailable.code(),
-        PgError::Query { .. } => C::Failed.code(),
-        PgError::VersionMismatch { .. } => C::Config.code(),
-    }
-}
-
-/// pg_dump: a connection failure is the server's, anything else the dump's.
-pub fn of_dump(e: &DumpError) -> u8 {
-    match e {
-        DumpError::Pg(e) => of_pg(e),
-        _ => ExitClass::Failed.code(),
-    }
-}
-
-/// A restore: a failing statement or time limit is 1, an unreadable backup 65.
-pub fn of_restore(e: &RestoreError) -> u8 {
-    use ExitClass as C;
-    match e {
-        RestoreError::Pg(e) => of_pg(e),
-        RestoreError::Sql { .. } | RestoreError::Timeout { .. } => C::Failed.code(),
-        RestoreError::Read { .. } => C::DataErr.code(),
-    }
-}
-
-/// S3: unreachable or refusing is 69, configuration 78, local I/O 73.
-pub fn of_s3(e: &S3Failure) -> u8 {
-    use ExitClass as C;
-    match e {
-        S3Failure::ReadOnly { .. } => C::Usage.code(),
-        S3Failure::LocalWrite { .. } | S3Failure::Read { .. } => C::CantCreat.code(),
-        S3Failure::NoCredentials { .. }
-        | S3Failure::LockNotEnabled { .. }
-        | S3Failure::Config { .. } => C::Config.code(),
-        _ => C::Unavailable.code(),
-    }
 }
 
 #[cfg(test)]

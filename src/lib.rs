@@ -28,4 +28,5 @@ pub mod secret;
 pub mod signals;
 pub mod state;
 pub mod storage;
+pub mod text;
 pub mod verify;

@@ -72,13 +72,6 @@ pub enum PgError {
     },
 }
 
-impl PgError {
-    /// Exit code per DESIGN.md.
-    pub fn exit_code(&self) -> u8 {
-        crate::exit::of_pg(self)
-    }
-}
-
 /// Where the client programs are.
 #[derive(Debug, Clone)]
 pub struct PgTools {
@@ -712,13 +705,6 @@ pub enum RestoreError {
     },
 }
 
-impl RestoreError {
-    /// Exit code per DESIGN.md.
-    pub fn exit_code(&self) -> u8 {
-        crate::exit::of_restore(self)
-    }
-}
-
 /// Stream a gzip plain dump into psql connected to `target`. Returns (compressed, raw) bytes.
 /// `progress` is called about every `every` with the same pair.
 pub fn restore_plain(
@@ -910,7 +896,7 @@ fn dump_lines(data: &Path, n: u64) -> Option<String> {
             out.push(format!(
                 "  {} {no:>6}| {}",
                 if no == n { ">" } else { " " },
-                crate::commands::escape_control(&shown)
+                crate::text::escape_control(&shown)
             ));
         }
     }

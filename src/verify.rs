@@ -179,8 +179,8 @@ pub fn check_integrity(
                     false,
                     format!(
                         "names \"{}\", not \"{}\"",
-                        crate::commands::escape_control(&name),
-                        crate::commands::escape_control(&file_name)
+                        crate::text::escape_control(&name),
+                        crate::text::escape_control(&file_name)
                     ),
                 ));
                 None

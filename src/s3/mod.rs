@@ -32,11 +32,12 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::catalog::BackupName;
-use crate::storage::{ObjectWriter, Storage, StoredFile};
+use crate::catalog::StoredFile;
 use creds::{CredentialError, CredentialSpec, Provider};
 use http::{Endpoint, ProxyEnv, ReqError, Response};
+pub(crate) use multipart::S3Writer;
 pub use multipart::{part_size, MAX_PARTS, PARTS_IN_FLIGHT};
-use multipart::{Multipart, PartJob, S3Writer};
+use multipart::{Multipart, PartJob};
 use sigv4::{Canonical, EMPTY_SHA256, UNSIGNED_PAYLOAD};
 
 /// `object-lock` mode.
@@ -269,13 +270,6 @@ pub enum S3Failure {
     },
 }
 
-impl S3Failure {
-    /// The exit code (see [`crate::exit`]).
-    pub fn exit_code(&self) -> u8 {
-        crate::exit::of_s3(self)
-    }
-}
-
 /// Attempts per request before a transient failure is given up (and the upload aborted).
 const ATTEMPTS: u32 = 5;
 
@@ -447,7 +441,7 @@ impl S3Store {
     fn writable(&self) -> Result<(), S3Failure> {
         if self.read_only {
             return Err(S3Failure::ReadOnly {
-                location: self.location(),
+                location: self.location_url(),
             });
         }
         Ok(())
@@ -1377,7 +1371,7 @@ impl Progress {
     }
 
     fn draw(&self, done: u64, total: Option<u64>) {
-        use crate::commands::human_bytes;
+        use crate::text::human_bytes;
         let rate = done as f64 / self.started.elapsed().as_secs_f64().max(0.001);
         let of = match total {
             Some(t) if t > 0 => format!(
@@ -1413,7 +1407,7 @@ impl Progress {
 
 /// An object being read ([`Storage::open`]): a dropped connection or a short body is resumed
 /// from the byte reached, with a Range GET, up to the store's number of attempts.
-struct ObjectReader<'a> {
+pub(crate) struct ObjectReader<'a> {
     store: &'a S3Store,
     key: String,
     body: Option<Box<dyn Read + 'a>>,
@@ -1488,23 +1482,21 @@ impl Read for ObjectReader<'_> {
     }
 }
 
-impl Storage for S3Store {
-    fn kind(&self) -> &'static str {
-        "s3"
-    }
-
-    fn location(&self) -> String {
+/// The storage operations, in S3's terms and errors; `crate::storage::s3` implements the
+/// `Storage` trait with them.
+impl S3Store {
+    pub(crate) fn location_url(&self) -> String {
         format!("s3://{}/{}", self.bucket(), self.prefix)
     }
 
-    fn describe(&self, db: &str, file: &str) -> String {
+    pub(crate) fn describe_key(&self, db: &str, file: &str) -> String {
         format!("s3://{}/{}", self.bucket(), self.key(db, file))
     }
 
-    fn databases(&self) -> crate::error::Result<Vec<String>> {
+    pub(crate) fn database_names(&self) -> Result<Vec<String>, S3Failure> {
         if self.read_only {
             let mut dbs: Vec<String> = self
-                .files("")?
+                .object_files("")?
                 .iter()
                 .filter_map(|f| BackupName::parse(&f.name))
                 .map(|n| n.database)
@@ -1527,7 +1519,7 @@ impl Storage for S3Store {
         Ok(out)
     }
 
-    fn files(&self, db: &str) -> crate::error::Result<Vec<StoredFile>> {
+    pub(crate) fn object_files(&self, db: &str) -> Result<Vec<StoredFile>, S3Failure> {
         let dir = self.key(db, "");
         let (objects, _) = self.list(&dir, Some("/"))?;
         let mut out: Vec<StoredFile> = objects
@@ -1547,24 +1539,24 @@ impl Storage for S3Store {
 
     /// Streamed into a multipart upload with parts of one size (see [`part_size`]); parts are
     /// spooled in the spool directory.
-    fn create(
+    pub(crate) fn create_object(
         &self,
         db: &str,
         file: &str,
         size_hint: Option<u64>,
-    ) -> crate::error::Result<Box<dyn ObjectWriter>> {
+    ) -> Result<S3Writer, S3Failure> {
         let part = part_size(self.client.cfg.part_size as u64, size_hint);
         let mp = self.start_multipart(&self.key(db, file), part)?;
-        Ok(Box::new(S3Writer {
+        Ok(S3Writer {
             mp,
             spool_dir: self.spool_dir.clone(),
             spool: None,
             spool_len: 0,
             total: 0,
-        }))
+        })
     }
 
-    fn put(&self, db: &str, file: &str, bytes: &[u8]) -> crate::error::Result<()> {
+    pub(crate) fn put_file(&self, db: &str, file: &str, bytes: &[u8]) -> Result<(), S3Failure> {
         let ct = if file.ends_with(".json") {
             "application/json"
         } else if file.ends_with(".gz") {
@@ -1572,12 +1564,16 @@ impl Storage for S3Store {
         } else {
             "text/plain"
         };
-        Ok(self.put_bytes(&self.key(db, file), bytes, ct)?)
+        self.put_bytes(&self.key(db, file), bytes, ct)
     }
 
     /// The first GET is made here (so that a missing object or a refusal is an error of
     /// `open`, with its exit code); a connection lost while reading is resumed with a Range.
-    fn open<'a>(&'a self, db: &str, file: &str) -> crate::error::Result<Box<dyn Read + 'a>> {
+    pub(crate) fn open_object<'a>(
+        &'a self,
+        db: &str,
+        file: &str,
+    ) -> Result<ObjectReader<'a>, S3Failure> {
         let key = self.key(db, file);
         let resp = self
             .retry(&format!("download of {key}"), || self.get_from(&key, 0))
@@ -1585,7 +1581,7 @@ impl Storage for S3Store {
         let total = resp
             .header("content-length")
             .and_then(|v| v.parse::<u64>().ok());
-        Ok(Box::new(ObjectReader {
+        Ok(ObjectReader {
             store: self,
             body: Some(Box::new(resp.into_reader())),
             key,
@@ -1593,27 +1589,36 @@ impl Storage for S3Store {
             total,
             failures: 0,
             delay: Duration::from_millis(500),
-        }))
+        })
     }
 
-    fn fetch(&self, db: &str, file: &str, out: &mut dyn Write) -> crate::error::Result<u64> {
-        Ok(self.download(&self.key(db, file), out)?)
+    pub(crate) fn fetch_object(
+        &self,
+        db: &str,
+        file: &str,
+        out: &mut dyn Write,
+    ) -> Result<u64, S3Failure> {
+        self.download(&self.key(db, file), out)
     }
 
     /// Under Object Lock every version of the key is deleted (a plain DELETE would only hide
     /// a locked object behind a delete marker); a version still locked gives
     /// [`S3Failure::Locked`].
-    fn delete(&self, db: &str, file: &str) -> crate::error::Result<()> {
+    pub(crate) fn delete_file(&self, db: &str, file: &str) -> Result<(), S3Failure> {
         self.writable()?;
         let key = self.key(db, file);
         if self.client.cfg.object_lock.is_some() {
-            return Ok(self.delete_all_versions(&key)?);
+            return self.delete_all_versions(&key);
         }
-        Ok(self.delete_object(&key, None)?)
+        self.delete_object(&key, None)
     }
 
     /// A future retain-until date of the object's current version (HEAD), with Object Lock.
-    fn locked_until(&self, db: &str, file: &str) -> crate::error::Result<Option<DateTime<Utc>>> {
+    pub(crate) fn lock_until(
+        &self,
+        db: &str,
+        file: &str,
+    ) -> Result<Option<DateTime<Utc>>, S3Failure> {
         if self.client.cfg.object_lock.is_none() {
             return Ok(None);
         }
@@ -1627,7 +1632,7 @@ impl Storage for S3Store {
     /// `abort-incomplete-after-hours`: incomplete multipart uploads, a data object whose sidecar
     /// never arrived, a sidecar or manifest without its data object, and (Object Lock) the
     /// delete markers and old versions of our keys. Foreign keys are never touched.
-    fn clean_incomplete(&self, db: &str) -> crate::error::Result<Vec<String>> {
+    pub(crate) fn clean_debris(&self, db: &str) -> Result<Vec<String>, S3Failure> {
         self.writable()?;
         let cutoff = Utc::now()
             - chrono::Duration::from_std(self.client.cfg.abort_incomplete_after)
@@ -1652,22 +1657,20 @@ impl Storage for S3Store {
                 ));
             }
         }
-        let files = self.files(db)?;
+        let files = self.object_files(db)?;
         for f in crate::catalog::debris_in(db, &files) {
             if f.modified.is_none_or(|t| t > cutoff) {
                 continue;
             }
-            match self.delete(db, &f.name) {
+            match self.delete_file(db, &f.name) {
                 Ok(()) => removed.push(format!(
                     "deleted orphaned {} (its commit never finished)",
-                    self.describe(db, &f.name)
+                    self.describe_key(db, &f.name)
                 )),
-                Err(crate::error::Error::S3(S3Failure::Locked { until, .. })) => {
-                    crate::log::debug(&format!(
-                        "orphaned {} stays until {until} (Object Lock)",
-                        self.describe(db, &f.name)
-                    ))
-                }
+                Err(S3Failure::Locked { until, .. }) => crate::log::debug(&format!(
+                    "orphaned {} stays until {until} (Object Lock)",
+                    self.describe_key(db, &f.name)
+                )),
                 Err(e) => return Err(e),
             }
         }
@@ -1701,7 +1704,7 @@ impl Storage for S3Store {
                     Err(S3Failure::Locked { until, .. }) => crate::log::debug(&format!(
                         "hidden versions of {key} stay until {until} (Object Lock)"
                     )),
-                    Err(e) => return Err(e.into()),
+                    Err(e) => return Err(e),
                 }
             }
         }

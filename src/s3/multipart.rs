@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use super::{S3Failure, S3Store};
-use crate::storage::ObjectWriter;
 
 /// Parts uploading at once: enough to keep a link busy while the next part is compressed, few
 /// enough that disk spool (one part-size file each, plus the one being filled) stays small.
@@ -222,12 +221,12 @@ impl Drop for Multipart {
 /// the backup root), and each full part goes to the upload threads. Memory holds no part;
 /// disk holds at most `PARTS_IN_FLIGHT + 1` parts.
 #[derive(Debug)]
-pub(super) struct S3Writer {
-    pub mp: Multipart,
-    pub spool_dir: std::path::PathBuf,
-    pub spool: Option<File>,
-    pub spool_len: u64,
-    pub total: u64,
+pub(crate) struct S3Writer {
+    pub(super) mp: Multipart,
+    pub(super) spool_dir: std::path::PathBuf,
+    pub(super) spool: Option<File>,
+    pub(super) spool_len: u64,
+    pub(super) total: u64,
 }
 
 impl S3Writer {
@@ -263,8 +262,9 @@ impl Write for S3Writer {
     }
 }
 
-impl ObjectWriter for S3Writer {
-    fn commit(mut self: Box<Self>) -> crate::error::Result<u64> {
+impl S3Writer {
+    /// Complete the upload (the object becomes visible); returns its size.
+    pub(crate) fn finish(mut self: Box<Self>) -> Result<u64, S3Failure> {
         if self.total == 0 {
             // Some servers (Garage) refuse an empty part: an empty object is one plain PUT, and
             // the multipart upload is aborted when `mp` is dropped.

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 
 mod local;
 mod memory;
+mod s3;
 
 pub use local::LocalStorage;
 pub use memory::MemoryStorage;
