@@ -7,6 +7,8 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use crate::chain::{Chain, Compression, Format, Stage};
+
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -14,7 +16,7 @@ use serde::{Deserialize, Serialize};
 pub const TEMP_PREFIX: &str = ".pgbackup-tmp.";
 
 /// Format version written into manifests.
-pub const MANIFEST_VERSION: u32 = 1;
+pub const MANIFEST_VERSION: u32 = 2;
 
 const TS_FORMAT: &str = "%Y%m%d_%H%M%S";
 
@@ -36,6 +38,21 @@ impl Kind {
     }
 
     const ALL: [Kind; 1] = [Kind::SqlGz];
+
+    /// The kind (and with it the name's suffix) a chain produces.
+    pub fn of(chain: &Chain) -> Kind {
+        match (chain.format, chain.compression) {
+            (Format::Plain, Compression::Gzip { .. }) => Kind::SqlGz,
+        }
+    }
+
+    /// The chain a file's name implies, for a backup without a (readable) manifest.
+    pub fn chain(self) -> Chain {
+        match self {
+            // The level does not matter to a reader.
+            Kind::SqlGz => Chain::plain_gzip(6),
+        }
+    }
 }
 
 /// A parsed backup name: `<database>_<YYYYMMDD>_<HHMMSS>.<suffix>`.
@@ -225,6 +242,11 @@ pub struct Manifest {
     pub compression_level: u32,
     /// "plain".
     pub dump_format: String,
+    /// Every stage of the stream, with its parameters (format version 2; the read side is
+    /// built from it). Version 1 manifests have none: their `dump_format` and `compression`
+    /// fields say the same. Both are written, so that an older pgbackup still reads it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<Stage>,
     /// Free text given with `--description`.
     #[serde(default)]
     pub description: Option<String>,
@@ -273,6 +295,18 @@ pub struct Check {
     pub ok: bool,
     /// What was found, in words.
     pub detail: String,
+}
+
+impl Manifest {
+    /// The chain this manifest records (see [`Chain::from_record`]).
+    pub fn chain(&self) -> Result<Chain, String> {
+        Chain::from_record(
+            &self.stages,
+            &self.dump_format,
+            &self.compression,
+            self.compression_level,
+        )
+    }
 }
 
 /// A manifest as written to disk: pretty JSON with a final newline.

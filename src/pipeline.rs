@@ -1,4 +1,5 @@
-//! The one streaming pass of a backup: dump text -> (observer) -> gzip -> SHA-256 -> file.
+//! The one streaming pass of a backup: dump text -> (observer) -> compression (the chain's, see
+//! `crate::codec`) -> SHA-256 -> file.
 //!
 //! Memory is bounded by the copy buffer and the compressor's window, whatever the dump's size.
 //! The observer reads the plain-format text as it passes to count the rows of every `COPY` block
@@ -8,11 +9,10 @@
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
-use flate2::write::GzEncoder;
-use flate2::Compression;
 use sha2::{Digest, Sha256};
 
 use crate::catalog::TableRows;
+use crate::chain::Compression;
 pub use crate::plain::DumpObserver;
 
 const BUF_SIZE: usize = 256 * 1024;
@@ -88,17 +88,17 @@ pub enum PipelineError {
     Write(io::Error),
 }
 
-/// Stream `reader` through gzip at `level` and SHA-256 into `out`, then fsync `out`.
+/// Stream `reader` through `compression` and SHA-256 into `out`.
 /// `progress` is called about every `every` with the raw and compressed byte counts.
 pub fn run<R: Read, W: Write>(
     mut reader: R,
     out: W,
-    level: u32,
+    compression: Compression,
     every: Duration,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<(W, PipelineOutput), PipelineError> {
     let hashing = HashingWriter::new(io::BufWriter::with_capacity(BUF_SIZE, out));
-    let mut gz = GzEncoder::new(hashing, Compression::new(level));
+    let mut gz = crate::codec::encoder(compression, hashing);
     let mut observer = DumpObserver::default();
     let mut buf = vec![0u8; BUF_SIZE];
     let mut raw: u64 = 0;
@@ -196,7 +196,7 @@ COPY s.big (a) FROM stdin;\n\\\\.\n\\.x\n3\n\\.\n\
         let (out, res) = run(
             data.as_bytes(),
             Vec::new(),
-            6,
+            Compression::Gzip { level: 6 },
             Duration::from_secs(3600),
             |_, _| {},
         )

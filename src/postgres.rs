@@ -705,12 +705,14 @@ pub enum RestoreError {
     },
 }
 
-/// Stream a gzip plain dump into psql connected to `target`. Returns (compressed, raw) bytes.
+/// Stream a plain dump, compressed with `compression`, into psql connected to `target`.
+/// Returns (compressed, raw) bytes.
 /// `progress` is called about every `every` with the same pair.
 pub fn restore_plain(
     tools: &PgTools,
     target: &Target,
     data: &Path,
+    compression: crate::chain::Compression,
     opts: RestoreOptions,
     every: Duration,
     mut progress: impl FnMut(u64, u64),
@@ -721,11 +723,8 @@ pub fn restore_plain(
         source,
     };
     let file = std::fs::File::open(data).map_err(read_err)?;
-    let counted = CountingReader {
-        inner: file,
-        bytes: 0,
-    };
-    let mut gz = flate2::read::MultiGzDecoder::new(counted);
+    let (counted, read_so_far) = crate::codec::Counted::new(file);
+    let mut gz = crate::codec::decoder(compression, counted);
 
     let env = ClientEnv::new(target, "psql", "psql-path")?;
     let mut cmd = Command::new(&tools.psql);
@@ -792,7 +791,7 @@ pub fn restore_plain(
         }
         if last.elapsed() >= every {
             last = std::time::Instant::now();
-            progress(gz.get_ref().bytes, raw);
+            progress(read_so_far.get(), raw);
         }
     }
     if read_error.is_some() {
@@ -855,7 +854,7 @@ pub fn restore_plain(
             || lower.contains("must be a member of role")
             || lower.contains("only superuser");
         if let Some(n) = line {
-            if let Some(context) = dump_lines(data, n) {
+            if let Some(context) = dump_lines(data, compression, n) {
                 detail.push_str(&format!("\n  the dump around line {n}:\n{context}"));
             }
         }
@@ -870,15 +869,15 @@ pub fn restore_plain(
             privilege,
         });
     }
-    Ok((gz.get_ref().bytes, raw))
+    Ok((read_so_far.get(), raw))
 }
 
 /// Lines `n-2..=n+2` of the (gzip) dump at `data`, numbered, each cut at 200 characters and
 /// with control characters escaped; read once more after a failure, streamed.
-fn dump_lines(data: &Path, n: u64) -> Option<String> {
+fn dump_lines(data: &Path, compression: crate::chain::Compression, n: u64) -> Option<String> {
     use std::io::BufRead;
     let file = std::fs::File::open(data).ok()?;
-    let reader = std::io::BufReader::new(flate2::read::MultiGzDecoder::new(file));
+    let reader = std::io::BufReader::new(crate::codec::decoder(compression, file));
     let first = n.saturating_sub(2).max(1);
     let mut out = Vec::new();
     for (i, line) in reader.split(b'\n').enumerate() {
@@ -901,19 +900,6 @@ fn dump_lines(data: &Path, n: u64) -> Option<String> {
         }
     }
     (!out.is_empty()).then(|| out.join("\n"))
-}
-
-struct CountingReader<R> {
-    inner: R,
-    bytes: u64,
-}
-
-impl<R: std::io::Read> std::io::Read for CountingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.bytes += n as u64;
-        Ok(n)
-    }
 }
 
 fn describe_status(status: ExitStatus) -> String {

@@ -7,10 +7,10 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use flate2::read::MultiGzDecoder;
 use sha2::{Digest, Sha256};
 
 use crate::catalog::{self, BackupName, Check, Manifest, TableRows};
+use crate::chain::Chain;
 use crate::pipeline::{hex, DumpObserver};
 
 const BUF_SIZE: usize = 256 * 1024;
@@ -95,7 +95,7 @@ pub fn read_regular(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
 }
 
 /// What the integrity pass found.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Integrity {
     /// The checks, in order.
     pub checks: Vec<Check>,
@@ -111,6 +111,8 @@ pub struct Integrity {
     pub created_schemas: Vec<String>,
     /// COPY blocks whose table name could not be read.
     pub unnamed_copies: u64,
+    /// The chain the file was read with (none when it is one this version does not know).
+    pub chain: Option<Chain>,
 }
 
 impl Integrity {
@@ -210,6 +212,32 @@ pub fn check_integrity(
             "not a regular file (a FIFO, device or directory)",
         ));
     }
+    // The read side is built from the chain the manifest records (else the name's kind). A
+    // chain this version does not know is a failed check, never a guess.
+    let chain = match files.manifest_state() {
+        Ok(Some(m)) => m.chain(),
+        _ => Ok(files
+            .name
+            .as_ref()
+            .map(|n| n.kind.chain())
+            .unwrap_or(Chain::plain_gzip(6))),
+    };
+    let chain = match chain {
+        Ok(c) => c,
+        Err(e) => {
+            checks.push(check(
+                "format",
+                false,
+                format!("{e}: a newer pgbackup wrote this backup; verify and restore it with that version"),
+            ));
+            return Ok(Integrity {
+                checks,
+                manifest: files.read_manifest(),
+                ..Integrity::default()
+            });
+        }
+    };
+    let stage = chain.compression.name();
     let file = File::open(&files.data)?;
     let mut hashing = HashingReader {
         inner: file,
@@ -220,15 +248,16 @@ pub fn check_integrity(
     let mut raw: u64 = 0;
     let mut buf = vec![0u8; BUF_SIZE];
     let gzip_error = {
-        let mut gz = MultiGzDecoder::new(&mut hashing);
+        let (counted, read_so_far) = crate::codec::Counted::new(&mut hashing);
+        let mut gz = crate::codec::decoder(chain.compression, counted);
         let mut last_report = 0u64;
-        let err = loop {
+        loop {
             match gz.read(&mut buf) {
                 Ok(0) => break None,
                 Ok(n) => {
                     observer.feed(&buf[..n]);
                     raw += n as u64;
-                    let read = gz.get_ref().bytes;
+                    let read = read_so_far.get();
                     if read - last_report >= 8 << 20 {
                         last_report = read;
                         progress(read);
@@ -237,8 +266,7 @@ pub fn check_integrity(
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => break Some(e),
             }
-        };
-        err
+        }
     };
     // Hash whatever the decoder did not consume, so the checksum covers the whole file.
     io::copy(&mut hashing, &mut io::sink())?;
@@ -257,10 +285,10 @@ pub fn check_integrity(
         }
     }
     match &gzip_error {
-        None if raw == 0 => checks.push(check("gzip", false, "the file decompresses to nothing")),
-        None => checks.push(check("gzip", true, format!("{raw} bytes uncompressed"))),
+        None if raw == 0 => checks.push(check(stage, false, "the file decompresses to nothing")),
+        None => checks.push(check(stage, true, format!("{raw} bytes uncompressed"))),
         Some(e) => checks.push(check(
-            "gzip",
+            stage,
             false,
             format!("decompression failed after {raw} bytes: {e} (truncated or corrupt)"),
         )),
@@ -320,6 +348,7 @@ pub fn check_integrity(
     let (created_extensions, created_schemas) = observer.created();
     let unnamed_copies = observer.unnamed_copies();
     Ok(Integrity {
+        chain: Some(chain),
         checks,
         manifest,
         raw_bytes: raw,

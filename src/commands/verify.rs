@@ -702,6 +702,10 @@ fn test_restore_check(
         tools,
         &target,
         &files.data,
+        integrity
+            .chain
+            .map(|c| c.compression)
+            .unwrap_or(crate::chain::Compression::Gzip { level: 6 }),
         RestoreOptions {
             no_owner: true,
             single_transaction: false,

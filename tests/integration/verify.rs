@@ -311,3 +311,71 @@ fn scratch_database_is_dropped_on_timeout_and_on_sigterm() {
     r.expect_code(143);
     assert_eq!(scratch_databases("slowtr"), "");
 }
+
+/// The manifest describes the chain (format version 2, every stage with its parameters), and
+/// the read side is built from it: a version 1 manifest (no stages) still verifies and
+/// test-restores; a chain this version does not know fails verify with the reason and is
+/// never restored with a guessed decoder.
+#[test]
+fn the_manifest_describes_the_chain_and_the_read_side_follows_it() {
+    let (env, db) = backed_up("vchain", "ch");
+    let path = env.latest("ch");
+    let m = manifest_of(&path);
+    assert_eq!(m["format_version"], 2);
+    assert_eq!(
+        m["stages"],
+        serde_json::json!([
+            {"stage": "source", "program": "pg_dump", "format": "plain"},
+            {"stage": "compression", "algorithm": "gzip", "level": 6}
+        ])
+    );
+    let manifest_path = PathBuf::from(format!("{}.json", path.display()));
+    let write = |v: &serde_json::Value| {
+        std::fs::write(&manifest_path, serde_json::to_vec_pretty(v).unwrap()).unwrap()
+    };
+
+    // Version 1: no stages; dump_format and compression say the same.
+    let mut v1 = m.clone();
+    v1.as_object_mut().unwrap().remove("stages");
+    v1["format_version"] = 1.into();
+    write(&v1);
+    env.run(&["verify", "--test-restore"]).expect_code(0);
+
+    // A stage from a newer pgbackup: refused by name, exit 65, nothing restored.
+    let mut newer = m.clone();
+    newer["stages"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"stage": "encryption", "algorithm": "age"}));
+    write(&newer);
+    env.run(&["verify"])
+        .expect_code(65)
+        .expect_stderr_or_stdout("format: a stage this pgbackup does not know")
+        .expect_stderr_or_stdout("a newer pgbackup wrote this backup");
+    let target = format!("{db}_never");
+    env.run(&[
+        "restore",
+        "--file",
+        path.to_str().unwrap(),
+        "--target",
+        &cluster().url(&target),
+        "--create",
+        "--yes",
+    ])
+    .expect_code(65);
+    assert_eq!(
+        cluster().sql(
+            "postgres",
+            &format!("SELECT count(*) FROM pg_database WHERE datname = '{target}'")
+        ),
+        "0"
+    );
+
+    // An unknown compression in the stages is the same.
+    let mut zstd = m;
+    zstd["stages"][1]["algorithm"] = "zstd".into();
+    write(&zstd);
+    env.run(&["verify"])
+        .expect_code(65)
+        .expect_stderr_or_stdout("the compression \"zstd\" is not known to this pgbackup");
+}

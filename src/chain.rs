@@ -1,0 +1,188 @@
+//! What a backup's bytes went through, stage by stage: the source that produced the stream and
+//! its format, then compression (later: encryption). The write side is built from the job, the
+//! manifest records every stage with its parameters (format version 2), and the read side
+//! (verify, restore) is built from the manifest, so that a new compressor or format is one
+//! variant here and one in `crate::codec`, not an edit in every reader. Pure data.
+
+use serde::{Deserialize, Serialize};
+
+/// How the stream was compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// gzip (RFC 1952) at `level` 1-9; read with a multi-member decoder, as `zcat` reads it.
+    Gzip {
+        /// The deflate level.
+        level: u32,
+    },
+}
+
+impl Compression {
+    /// The algorithm's name, as the manifest, the logs and verify's check name have it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Compression::Gzip { .. } => "gzip",
+        }
+    }
+
+    /// The level it was (or is to be) written with.
+    pub fn level(&self) -> u32 {
+        match self {
+            Compression::Gzip { level } => *level,
+        }
+    }
+}
+
+/// The format of the source stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// pg_dump's plain SQL format: restored by psql; its COPY row counts and completion
+    /// trailer are read in the stream.
+    Plain,
+}
+
+impl Format {
+    /// The name the manifest records.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Format::Plain => "plain",
+        }
+    }
+}
+
+/// One backup's chain: source format, then compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chain {
+    /// What the source produced.
+    pub format: Format,
+    /// How it was compressed.
+    pub compression: Compression,
+}
+
+/// One stage as the manifest records it (`"stages": [...]`, format version 2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "stage", rename_all = "kebab-case")]
+pub enum Stage {
+    /// What produced the stream: `program` (pg_dump) in `format` (plain).
+    Source {
+        /// The program.
+        program: String,
+        /// Its output format.
+        format: String,
+    },
+    /// A compressor.
+    Compression {
+        /// "gzip".
+        algorithm: String,
+        /// Its level.
+        level: u32,
+    },
+    /// A stage this version does not know (written by a newer pgbackup), kept by name so the
+    /// error can say which.
+    #[serde(other)]
+    Unknown,
+}
+
+impl Chain {
+    /// A plain pg_dump through gzip at `level`: what `pgbackup backup` writes today.
+    pub fn plain_gzip(level: u32) -> Self {
+        Chain {
+            format: Format::Plain,
+            compression: Compression::Gzip { level },
+        }
+    }
+
+    /// The stages, in stream order, for the manifest.
+    pub fn stages(&self) -> Vec<Stage> {
+        vec![
+            Stage::Source {
+                program: "pg_dump".into(),
+                format: self.format.name().into(),
+            },
+            Stage::Compression {
+                algorithm: self.compression.name().into(),
+                level: self.compression.level(),
+            },
+        ]
+    }
+
+    /// The chain a manifest records: its `stages` (version 2), else the version 1 fields
+    /// (`dump_format`, `compression`, `compression_level`). An unknown stage or algorithm is an
+    /// error that says to use a newer pgbackup, never a guess.
+    pub fn from_record(
+        stages: &[Stage],
+        dump_format: &str,
+        compression: &str,
+        level: u32,
+    ) -> Result<Chain, String> {
+        if stages.is_empty() {
+            return Self::from_names(dump_format, compression, level);
+        }
+        let (mut format, mut compression) = (None, None);
+        for s in stages {
+            match s {
+                Stage::Source { program, format: f } if program == "pg_dump" => {
+                    format = Some(f.as_str())
+                }
+                Stage::Source { program, .. } => {
+                    return Err(format!(
+                        "the source {program} is not known to this pgbackup"
+                    ))
+                }
+                Stage::Compression { algorithm, level } => {
+                    compression = Some((algorithm.as_str(), *level))
+                }
+                Stage::Unknown => {
+                    return Err(
+                        "a stage this pgbackup does not know (written by a newer version)".into(),
+                    )
+                }
+            }
+        }
+        let format = format.ok_or("no source stage")?;
+        let (algorithm, level) = compression.ok_or("no compression stage")?;
+        Self::from_names(format, algorithm, level)
+    }
+
+    fn from_names(format: &str, algorithm: &str, level: u32) -> Result<Chain, String> {
+        let format = match format {
+            "plain" => Format::Plain,
+            other => {
+                return Err(format!(
+                    "the dump format \"{other}\" is not known to this pgbackup"
+                ))
+            }
+        };
+        let compression = match algorithm {
+            "gzip" => Compression::Gzip { level },
+            other => {
+                return Err(format!(
+                    "the compression \"{other}\" is not known to this pgbackup"
+                ))
+            }
+        };
+        Ok(Chain {
+            format,
+            compression,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stages_round_trip_through_json_and_unknown_ones_are_refused() {
+        let c = Chain::plain_gzip(9);
+        let json = serde_json::to_string(&c.stages()).unwrap();
+        assert_eq!(
+            json,
+            r#"[{"stage":"source","program":"pg_dump","format":"plain"},{"stage":"compression","algorithm":"gzip","level":9}]"#
+        );
+        let back: Vec<Stage> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, c.stages());
+        let newer: Vec<Stage> =
+            serde_json::from_str(r#"[{"stage":"encryption","algorithm":"age"}]"#).unwrap();
+        assert_eq!(newer, vec![Stage::Unknown]);
+    }
+}
