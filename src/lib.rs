@@ -7,7 +7,9 @@
 //! touches a child process in [`postgres`].
 
 pub mod catalog;
+pub mod chain;
 pub mod cli;
+pub mod codec;
 pub mod commands;
 pub mod config;
 pub mod conninfo;
@@ -26,6 +28,7 @@ pub mod retention;
 pub mod s3;
 pub mod secret;
 pub mod signals;
+pub mod source;
 pub mod state;
 pub mod storage;
 pub mod text;

@@ -16,6 +16,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "core",
         &[
             "catalog",
+            "chain",
             "conninfo",
             "exit",
             "plain",
@@ -29,8 +30,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "engine",
         &[
-            "config", "dbprops", "error", "fsutil", "lock", "log", "metrics", "notify", "pipeline",
-            "postgres", "s3", "signals", "state", "storage", "verify",
+            "codec", "config", "dbprops", "error", "fsutil", "lock", "log", "metrics", "notify",
+            "pipeline", "postgres", "s3", "signals", "source", "state", "storage", "verify",
         ],
     ),
     // Arguments, rendering, prompts, progress.

@@ -18,8 +18,9 @@ use crate::config::{Config, Database, EnvFn};
 use crate::conninfo::ConnInfo;
 use crate::error::{Error, Result, EXIT_FAILED};
 use crate::pipeline::{self, PipelineError};
-use crate::postgres::{major_version, DumpProcess, PgError, PgTools, Psql, Target};
+use crate::postgres::{PgTools, Psql, Target};
 use crate::s3::{S3Failure, S3Store};
+use crate::source::{PgDump, Source};
 use crate::storage::{LocalStorage, Storage};
 use crate::{log, notify};
 
@@ -129,7 +130,8 @@ fn run_databases(cfg: &Config, args: &BackupArgs, env: EnvFn, unsaved: &Unsaved)
         }
     }
     let force = args.force
-        || env("FORCE_BACKUP").is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes" | "on"));
+        || crate::config::env::get(&mut |n| env(n), "force")
+            .is_some_and(|(v, _)| matches!(v.as_str(), "1" | "true" | "yes" | "on"));
     let _lock = super::lock_root(cfg)?;
     notify::ready("pgbackup: starting backup");
     // What killed runs left outside the database directories: a state write or a download in
@@ -175,11 +177,17 @@ fn run_databases(cfg: &Config, args: &BackupArgs, env: EnvFn, unsaved: &Unsaved)
             break;
         }
         notify::status(&format!("backing up {} ({}/{total})", db.name(), i + 1));
-        match backup_one(
-            cfg,
+        let mut source = PgDump::new(
             &tools,
             &dump_version,
-            db,
+            &db.target,
+            &db.pg_dump_args,
+            cfg.dump_timeout,
+        );
+        match backup_one(
+            cfg,
+            db.name(),
+            &mut source,
             force,
             args.description.as_deref(),
             primary,
@@ -387,16 +395,16 @@ fn write_error(e: std::io::Error, dest: &str) -> Error {
 }
 
 /// Back up one database. On any error nothing new is visible under a backup name.
+/// `source` produces the stream (pg_dump for a configured database; a scripted source in the
+/// fast tier); it is not started when respawn protection skips the backup.
 pub fn backup_one(
     cfg: &Config,
-    tools: &PgTools,
-    dump_version: &str,
-    db: &Database,
+    name: &str,
+    source: &mut dyn Source,
     force: bool,
     description: Option<&str>,
     store: &dyn Storage,
 ) -> Result<Outcome> {
-    let name = db.name();
     for removed in LocalStorage::new(&cfg.local_dir).clean_incomplete(name)? {
         log::info(&format!(
             "{name}: removed debris of an interrupted run: {removed}"
@@ -436,33 +444,21 @@ pub fn backup_one(
         }
     }
 
-    // Settings, comment, locale and extensions: what the plain dump leaves out (just before
-    // the dump; a change in between is as likely as one right after it).
-    let info = crate::dbprops::capture(&Psql::new(tools, &db.target))?;
+    let info = source.facts()?;
     let server_version = info.server_version.clone();
     let db_size = info.size;
-    if let (Some(s), Some(d)) = (major_version(&server_version), major_version(dump_version)) {
-        if s > d {
-            return Err(PgError::VersionMismatch {
-                db: name.to_string(),
-                dump_version: dump_version.to_string(),
-                server_version,
-                server_major: s,
-            }
-            .into());
-        }
-    }
 
     // A free name: two runs within one second must not overwrite each other.
     let started_at = Utc::now();
     let mut ts = started_at;
+    let chain = cfg.chain();
     let files = store.files(name)?;
     let previous = catalog::backups_in(name, &files)
         .into_iter()
         .rfind(|b| b.has_sidecar);
     let existing: HashSet<String> = files.into_iter().map(|f| f.name).collect();
     let backup_name = loop {
-        let n = BackupName::new(name, ts, Kind::SqlGz);
+        let n = BackupName::new(name, ts, Kind::of(&chain));
         let taken = [n.file_name(), n.sidecar_name(), n.manifest_name()]
             .iter()
             .any(|f| existing.contains(f));
@@ -482,13 +478,11 @@ pub fn backup_one(
     };
     let writer = store.create(name, &file, size_hint)?;
     let clock = Instant::now();
-    let (mut proc, stdout) =
-        DumpProcess::spawn(tools, &db.target, &db.pg_dump_args, cfg.dump_timeout)?;
-    let timeout_secs = cfg.dump_timeout.map(|d| d.as_secs()).unwrap_or(0);
+    let stdout = source.start()?;
     let result = pipeline::run(
         stdout,
         writer,
-        cfg.compression_level,
+        chain.compression,
         PROGRESS_EVERY,
         |raw, written| {
             let rate = raw as f64 / clock.elapsed().as_secs_f64().max(0.001);
@@ -505,13 +499,13 @@ pub fn backup_one(
     let (writer, out) = match result {
         Ok(done) => done,
         Err(PipelineError::Write(e)) => {
-            proc.kill();
-            let _ = proc.finish(timeout_secs);
+            source.kill();
+            let _ = source.finish(true);
             return Err(write_error(e, &final_path));
         }
         Err(PipelineError::Read(e)) => {
-            proc.kill();
-            proc.finish(timeout_secs)?;
+            source.kill();
+            source.finish(true)?;
             return Err(Error::Dump(crate::postgres::DumpError::Failed {
                 db: name.to_string(),
                 status: "read error".into(),
@@ -519,31 +513,28 @@ pub fn backup_one(
             }));
         }
     };
-    proc.finish(timeout_secs)?;
-    if !out.complete {
-        return Err(Error::Incomplete {
-            db: name.to_string(),
-        });
-    }
+    source.finish(out.complete)?;
     let finished_at = Utc::now();
+    let origin = source.origin();
 
     let manifest = Manifest {
         format_version: MANIFEST_VERSION,
         database: name.to_string(),
-        dbname: db.target.conn.get("dbname").unwrap_or_default().to_string(),
-        host: db.target.conn.host_port(),
+        dbname: origin.dbname,
+        host: origin.host,
         file: backup_name.file_name(),
         server_version,
-        pg_dump_version: dump_version.to_string(),
+        pg_dump_version: origin.program_version,
         started_at,
         finished_at,
         duration_secs: clock.elapsed().as_secs_f64(),
         compressed_bytes: out.compressed_bytes,
         raw_bytes: out.raw_bytes,
         sha256: out.sha256.clone(),
-        compression: "gzip".into(),
-        compression_level: cfg.compression_level,
-        dump_format: "plain".into(),
+        compression: chain.compression.name().into(),
+        compression_level: chain.compression.level(),
+        dump_format: chain.format.name().into(),
+        stages: chain.stages(),
         description: description.map(str::to_string),
         tool_version: env!("CARGO_PKG_VERSION").into(),
         tables: out.tables,

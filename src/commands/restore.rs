@@ -279,11 +279,17 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
         let dump_version = tools.pg_dump_version()?;
         let description = format!("safety backup before restoring {file_name}");
         let local = crate::storage::LocalStorage::new(&cfg.local_dir);
-        match backup_one(
-            cfg,
+        let mut source = crate::source::PgDump::new(
             &tools,
             &dump_version,
-            &db,
+            &db.target,
+            &db.pg_dump_args,
+            cfg.dump_timeout,
+        );
+        match backup_one(
+            cfg,
+            db.name(),
+            &mut source,
             true,
             Some(&description),
             &local,
@@ -324,10 +330,16 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
     } else {
         Duration::from_secs(10)
     };
+    // The read side of the chain the integrity pass read it with (it passed, so it is known).
+    let compression = integrity
+        .chain
+        .map(|c| c.compression)
+        .unwrap_or(crate::chain::Compression::Gzip { level: 6 });
     let (_, raw) = crate::postgres::restore_plain(
         &tools,
         &target,
         &files.data,
+        compression,
         RestoreOptions {
             no_owner: args.no_owner,
             single_transaction: args.single_transaction,

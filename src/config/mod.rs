@@ -8,6 +8,8 @@
 //! built-in defaults. The config file is `--config PATH`, else `$PGBACKUP_CONFIG`, else
 //! `/etc/pgbackup/pgbackup.toml`; only the last may be missing (then defaults apply).
 
+pub mod env;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -274,7 +276,7 @@ pub fn resolve_path(cli: Option<&Path>, env: EnvFn) -> (PathBuf, bool) {
     if let Some(p) = cli {
         return (p.to_path_buf(), true);
     }
-    if let Some(p) = env("PGBACKUP_CONFIG") {
+    if let Some((p, _)) = env::get(&mut |n| env(n), "config") {
         return (PathBuf::from(p), true);
     }
     (PathBuf::from(DEFAULT_CONFIG_PATH), false)
@@ -352,22 +354,19 @@ impl Config {
         };
 
         // [storage]
-        let local_dir = env_get("BACKUP_LOCAL_DIR")
-            .or_else(|| env_get("BACKUP_DIR"))
-            .map(PathBuf::from)
-            .or(file.storage.local_dir)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_LOCAL_DIR));
+        let (local_dir, local_dir_place) = match env::get(&mut env_get, "storage.local-dir") {
+            Some((v, var)) => (PathBuf::from(v), format!("environment variable {var}")),
+            None => (
+                file.storage
+                    .local_dir
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_LOCAL_DIR)),
+                key("storage.local-dir"),
+            ),
+        };
         if local_dir.as_os_str().is_empty() {
-            problems.push(key("storage.local-dir"), "must not be empty");
+            problems.push(local_dir_place, "must not be empty");
         } else if let Some(why) = crate::fsutil::unsafe_root(&local_dir) {
-            let place = if env("BACKUP_LOCAL_DIR").is_some() {
-                "environment variable BACKUP_LOCAL_DIR".to_string()
-            } else if env("BACKUP_DIR").is_some() {
-                "environment variable BACKUP_DIR".to_string()
-            } else {
-                key("storage.local-dir")
-            };
-            problems.push(place, why);
+            problems.push(local_dir_place, why);
         }
 
         // [storage.s3]
@@ -381,14 +380,13 @@ impl Config {
         );
 
         // [backup]
-        let mut int_setting = |env_name: &str,
-                               file_key: &str,
+        let mut int_setting = |file_key: &str,
                                file_val: Option<i64>,
                                default: i64,
                                range: std::ops::RangeInclusive<i64>,
                                what: &str| {
-            let (val, place) = match env_get(env_name) {
-                Some(s) => match s.trim().parse::<i64>() {
+            let (val, place) = match env::get(&mut env_get, file_key) {
+                Some((s, env_name)) => match s.trim().parse::<i64>() {
                     Ok(v) => (v, format!("environment variable {env_name}")),
                     Err(_) => {
                         problems.push(
@@ -407,7 +405,6 @@ impl Config {
             val
         };
         let compression_level = int_setting(
-            "BACKUP_COMPRESSION_LEVEL",
             "backup.compression-level",
             file.backup.compression_level,
             DEFAULT_COMPRESSION_LEVEL as i64,
@@ -415,7 +412,6 @@ impl Config {
             "use a gzip level from 1 (fastest) to 9 (smallest)",
         ) as u32;
         let respawn_protection_hours = int_setting(
-            "RESPAWN_PROTECTION_HOURS",
             "backup.respawn-protection-hours",
             file.backup.respawn_protection_hours,
             0,
@@ -423,7 +419,6 @@ impl Config {
             "use hours from 0 (off) to 8784",
         ) as u32;
         let dump_timeout_secs = int_setting(
-            "BACKUP_DUMP_TIMEOUT",
             "backup.dump-timeout-secs",
             file.backup.dump_timeout_secs,
             DEFAULT_DUMP_TIMEOUT_SECS as i64,
@@ -451,12 +446,12 @@ impl Config {
         }
         // [retention]
         let r = &file.retention;
-        let keep_days = match env_get("BACKUP_RETENTION_DAYS") {
-            Some(v) => match v.trim().parse::<u32>() {
+        let keep_days = match env::get(&mut env_get, "retention.keep-days") {
+            Some((v, var)) => match v.trim().parse::<u32>() {
                 Ok(d) => Some(d),
                 Err(_) => {
                     problems.push(
-                        "environment variable BACKUP_RETENTION_DAYS",
+                        format!("environment variable {var}"),
                         format!("\"{v}\" is not a whole number of days"),
                     );
                     None
@@ -495,7 +490,8 @@ impl Config {
         };
 
         // [metrics]
-        let textfile_dir = env_get("METRICS_DIR")
+        let textfile_dir = env::get(&mut env_get, "metrics.textfile-dir")
+            .map(|v| v.0)
             .map(PathBuf::from)
             .or(file.metrics.textfile_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_TEXTFILE_DIR));
@@ -771,6 +767,11 @@ impl Config {
         }
     }
 
+    /// The chain a backup is written through (source format, compression).
+    pub fn chain(&self) -> crate::chain::Chain {
+        crate::chain::Chain::plain_gzip(self.compression_level)
+    }
+
     /// The client programs.
     pub fn tools(&self) -> crate::postgres::PgTools {
         crate::postgres::PgTools::new(self.pg_dump_path.as_deref(), self.psql_path.as_deref())
@@ -982,17 +983,15 @@ fn s3_config(
     let f = file.unwrap_or_default();
     fn first(
         env_get: &mut dyn FnMut(&str) -> Option<String>,
-        names: &[&str],
+        setting: &str,
     ) -> Option<(String, String)> {
-        names
-            .iter()
-            .find_map(|n| env_get(n).map(|v| (v, format!("environment variable {n}"))))
+        env::get(env_get, setting).map(|(v, n)| (v, format!("environment variable {n}")))
     }
-    let storage = first(env_get, &["BACKUP_STORAGE"]).map(|v| v.0);
+    let storage = first(env_get, "storage.kind").map(|v| v.0);
     if storage.as_deref() == Some("local") {
         return None;
     }
-    let (bucket, bucket_place) = match first(env_get, &["S3_BUCKET", "BACKUP_S3_BUCKET"]) {
+    let (bucket, bucket_place) = match first(env_get, "storage.s3.bucket") {
         Some(b) => b,
         None => match f.bucket {
             Some(b) => (b, key("storage.s3.bucket")),
@@ -1007,7 +1006,7 @@ fn s3_config(
             }
         },
     };
-    let (endpoint, endpoint_place) = match first(env_get, &["S3_ENDPOINT_URL"]) {
+    let (endpoint, endpoint_place) = match first(env_get, "storage.s3.endpoint") {
         Some((e, place)) => (Some(e), place),
         None => (f.endpoint, key("storage.s3.endpoint")),
     };
@@ -1018,13 +1017,13 @@ fn s3_config(
         }
     }
     let chain = crate::s3::creds::ChainEnv::from_env(env);
-    let region = first(env_get, &["S3_REGION", "BACKUP_S3_REGION", "AWS_REGION"])
+    let region = first(env_get, "storage.s3.region")
         .map(|v| v.0)
         .or(f.region)
-        .or_else(|| env_get("AWS_DEFAULT_REGION"))
+        .or_else(|| first(env_get, "storage.s3.default-region").map(|v| v.0))
         .or_else(|| chain.profile_region())
         .unwrap_or_else(|| "us-east-1".into());
-    let keep_local_env = first(env_get, &["BACKUP_KEEP_LOCAL"]).map(|v| v.0);
+    let keep_local_env = first(env_get, "storage.s3.keep-local").map(|v| v.0);
     let mut prefix = f.prefix.unwrap_or_else(|| "backups/".into());
     if !prefix.is_empty() && !prefix.ends_with('/') {
         prefix.push('/');

@@ -94,3 +94,21 @@ fn readme_exit_codes_are_the_table() {
         assert!(help.contains(row.code), "--help lacks {}", row.code);
     }
 }
+
+/// README's environment-variable table is the one in src/config/env.rs.
+#[test]
+fn readme_environment_variables_are_the_table() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let start = readme
+        .find("<!-- env:")
+        .and_then(|i| readme[i..].find('\n').map(|n| i + n + 1))
+        .expect("README has the env marker");
+    let end = readme
+        .find("<!-- /env -->")
+        .expect("README has the end marker");
+    assert_eq!(
+        &readme[start..end],
+        pgbackup::config::env::markdown(),
+        "README's environment table drifted from src/config/env.rs (paste the markdown() output)"
+    );
+}

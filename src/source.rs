@@ -1,0 +1,209 @@
+//! What produces a backup's stream, and how its end is judged. The pipeline and the storage do
+//! not know what made the bytes: `pg_dump` ([`PgDump`]) is the first source;
+//! `pg_basebackup`, `pg_dumpall --globals-only` and Redis slot in as more implementations, and
+//! the fast test tier drives backups with a [`ScriptedSource`] (no PostgreSQL, milliseconds).
+
+use std::io::Read;
+use std::time::Duration;
+
+use crate::chain::Format;
+use crate::dbprops::DatabaseInfo;
+use crate::error::{Error, Result};
+use crate::postgres::{major_version, DumpError, DumpProcess, PgError, PgTools, Psql, Target};
+
+/// Where a stream came from, as the manifest records it (never a credential).
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    /// The database's name on the server.
+    pub dbname: String,
+    /// `host:port`.
+    pub host: String,
+    /// The producing program's version (`pg_dump --version`).
+    pub program_version: String,
+}
+
+/// A producer of one backup's stream.
+///
+/// The backup calls, in order: [`facts`](Source::facts), [`start`](Source::start), then reads
+/// the stream to its end (or [`kill`](Source::kill)s the source when the write side failed), then
+/// [`finish`](Source::finish), whose error means the backup must not become visible.
+pub trait Source {
+    /// The stream's format: the chain's first stage, and with it the observer that reads it.
+    fn format(&self) -> Format;
+
+    /// Where the stream comes from, for the manifest.
+    fn origin(&self) -> Origin;
+
+    /// Facts gathered just before the stream starts (server version, size, what the format
+    /// leaves out); an error when this source cannot produce a faithful stream of it.
+    fn facts(&mut self) -> Result<DatabaseInfo>;
+
+    /// Start producing; the stream is read to its end.
+    fn start(&mut self) -> Result<Box<dyn Read + Send>>;
+
+    /// Stop producing now (writing the stream failed); `finish` is still called.
+    fn kill(&mut self);
+
+    /// Judge the end: the producer's exit status and messages, and `complete`, whether the
+    /// format's observer saw a whole stream (pg_dump's completion trailer).
+    fn finish(&mut self, complete: bool) -> Result<()>;
+}
+
+/// `pg_dump --format=plain` of one database.
+#[derive(Debug)]
+pub struct PgDump<'a> {
+    tools: &'a PgTools,
+    version: &'a str,
+    target: &'a Target,
+    extra_args: &'a [String],
+    timeout: Option<Duration>,
+    process: Option<DumpProcess>,
+}
+
+impl<'a> PgDump<'a> {
+    /// A dump of `target` by the pg_dump of `tools` (its `--version` is `version`), with the
+    /// configured extra arguments and time limit.
+    pub fn new(
+        tools: &'a PgTools,
+        version: &'a str,
+        target: &'a Target,
+        extra_args: &'a [String],
+        timeout: Option<Duration>,
+    ) -> Self {
+        PgDump {
+            tools,
+            version,
+            target,
+            extra_args,
+            timeout,
+            process: None,
+        }
+    }
+}
+
+impl Source for PgDump<'_> {
+    fn format(&self) -> Format {
+        Format::Plain
+    }
+
+    fn origin(&self) -> Origin {
+        Origin {
+            dbname: self
+                .target
+                .conn
+                .get("dbname")
+                .unwrap_or_default()
+                .to_string(),
+            host: self.target.conn.host_port(),
+            program_version: self.version.to_string(),
+        }
+    }
+
+    /// Settings, comment, locale and extensions: what the plain dump leaves out (just before
+    /// the dump; a change in between is as likely as one right after it). A server newer than
+    /// pg_dump is refused: pg_dump would refuse it too, after a connection.
+    fn facts(&mut self) -> Result<DatabaseInfo> {
+        let info = crate::dbprops::capture(&Psql::new(self.tools, self.target))?;
+        if let (Some(s), Some(d)) = (
+            major_version(&info.server_version),
+            major_version(self.version),
+        ) {
+            if s > d {
+                return Err(PgError::VersionMismatch {
+                    db: self.target.name.clone(),
+                    dump_version: self.version.to_string(),
+                    server_version: info.server_version,
+                    server_major: s,
+                }
+                .into());
+            }
+        }
+        Ok(info)
+    }
+
+    fn start(&mut self) -> Result<Box<dyn Read + Send>> {
+        let (process, stdout) =
+            DumpProcess::spawn(self.tools, self.target, self.extra_args, self.timeout)?;
+        self.process = Some(process);
+        Ok(Box::new(stdout))
+    }
+
+    fn kill(&mut self) {
+        if let Some(p) = self.process.as_mut() {
+            p.kill();
+        }
+    }
+
+    fn finish(&mut self, complete: bool) -> Result<()> {
+        if let Some(p) = self.process.take() {
+            p.finish(self.timeout.map(|d| d.as_secs()).unwrap_or(0))?;
+        }
+        if !complete {
+            return Err(Error::Incomplete {
+                db: self.target.name.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A source that plays a script: facts, a stream, and how it ends. For the fast test tier
+/// (backups against [`MemoryStorage`](crate::storage::MemoryStorage) in milliseconds).
+#[derive(Debug, Clone, Default)]
+pub struct ScriptedSource {
+    /// The database name the errors carry.
+    pub name: String,
+    /// What [`Source::facts`] returns.
+    pub facts: DatabaseInfo,
+    /// The stream.
+    pub stream: Vec<u8>,
+    /// When set, the producer "exits" with this message: `finish` fails as a failed pg_dump.
+    pub fails_with: Option<String>,
+    /// Whether `start` was called (a skipped backup never starts its source).
+    pub started: bool,
+    /// Whether `kill` was called.
+    pub killed: bool,
+}
+
+impl Source for ScriptedSource {
+    fn format(&self) -> Format {
+        Format::Plain
+    }
+
+    fn origin(&self) -> Origin {
+        Origin {
+            dbname: self.name.clone(),
+            host: "scripted:0".into(),
+            program_version: "pg_dump (PostgreSQL) 15.0".into(),
+        }
+    }
+
+    fn facts(&mut self) -> Result<DatabaseInfo> {
+        Ok(self.facts.clone())
+    }
+
+    fn start(&mut self) -> Result<Box<dyn Read + Send>> {
+        self.started = true;
+        Ok(Box::new(std::io::Cursor::new(self.stream.clone())))
+    }
+
+    fn kill(&mut self) {
+        self.killed = true;
+    }
+
+    fn finish(&mut self, complete: bool) -> Result<()> {
+        if let Some(detail) = &self.fails_with {
+            return Err(Error::Dump(DumpError::Failed {
+                db: self.name.clone(),
+                status: "exit status 1".into(),
+                detail: detail.clone(),
+            }));
+        }
+        if !complete {
+            return Err(Error::Incomplete {
+                db: self.name.clone(),
+            });
+        }
+        Ok(())
+    }
+}

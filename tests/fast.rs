@@ -1,0 +1,184 @@
+#![allow(clippy::unwrap_used)]
+
+//! The fast tier: whole backups driven by a scripted source into the in-memory storage, in
+//! milliseconds and without PostgreSQL (the real-server tier in tests/integration stays; this is
+//! beside it, never instead). What is checked here is the operation's logic: the reader rule
+//! after a backup, respawn protection, names taken within one second, and that a failed or
+//! incomplete stream leaves nothing visible.
+
+use std::io::Read;
+
+use pgbackup::catalog;
+use pgbackup::commands::backup::{backup_one, Outcome};
+use pgbackup::config::{Config, FileConfig};
+use pgbackup::error::ConfigProblems;
+use pgbackup::source::ScriptedSource;
+use pgbackup::storage::{MemoryStorage, Storage};
+use sha2::{Digest, Sha256};
+
+const DUMP: &str = "--\n-- PostgreSQL database dump\n--\n\nSET x = 1;\n\
+COPY public.t (a, b) FROM stdin;\n1\tx\n2\ty\n3\tz\n\\.\n\n\
+COPY \"My Schema\".\"odd\"\"name\" (n) FROM stdin;\n\\.\n\n\
+--\n-- PostgreSQL database dump complete\n--\n\n";
+
+/// A checked configuration from TOML, with the local root in a temp directory.
+fn config(root: &std::path::Path, extra: &str) -> Config {
+    let text = format!("[storage]\nlocal-dir = \"{}\"\n{extra}", root.display());
+    let file: FileConfig = toml::from_str(&text).unwrap();
+    let mut problems = ConfigProblems::default();
+    let cfg = Config::from_file(file, None, &|_| None, &mut problems);
+    assert!(problems.is_empty(), "{problems:?}");
+    cfg
+}
+
+fn source(stream: &str) -> ScriptedSource {
+    ScriptedSource {
+        name: "fast".into(),
+        stream: stream.as_bytes().to_vec(),
+        ..Default::default()
+    }
+}
+
+fn gunzip(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    flate2::read::MultiGzDecoder::new(bytes)
+        .read_to_string(&mut out)
+        .unwrap();
+    out
+}
+
+#[test]
+fn a_complete_stream_becomes_a_backup_that_the_reader_rule_counts() {
+    let root = tempfile::tempdir().unwrap();
+    let cfg = config(root.path(), "");
+    let store = MemoryStorage::new();
+    let mut src = source(DUMP);
+    let out = backup_one(&cfg, "fast", &mut src, false, Some("first"), &store).unwrap();
+    let Outcome::Done { manifest, .. } = out else {
+        panic!("skipped")
+    };
+    let complete = store.complete_backups("fast").unwrap();
+    assert_eq!(complete.len(), 1);
+    let name = &complete[0].name;
+    assert_eq!(name.file_name(), manifest.file);
+
+    // The data is the stream, gzip'd; the sidecar is its SHA-256 in sha256sum format.
+    let mut data = Vec::new();
+    store.fetch("fast", &name.file_name(), &mut data).unwrap();
+    assert_eq!(gunzip(&data), DUMP);
+    let mut sidecar = Vec::new();
+    store
+        .fetch("fast", &name.sidecar_name(), &mut sidecar)
+        .unwrap();
+    let (hex, file) = catalog::parse_sidecar(&String::from_utf8(sidecar).unwrap()).unwrap();
+    assert_eq!(hex, format!("{:x}", Sha256::digest(&data)));
+    assert_eq!(file, name.file_name());
+
+    // The manifest read back from the storage: rows counted in the stream, the chain, sizes.
+    let m = store.read_manifest(name).unwrap();
+    assert_eq!(m.raw_bytes, DUMP.len() as u64);
+    assert_eq!(m.compressed_bytes, data.len() as u64);
+    assert_eq!(m.description.as_deref(), Some("first"));
+    let rows: Vec<(String, String, u64)> = m
+        .tables
+        .iter()
+        .map(|t| (t.schema.clone(), t.table.clone(), t.rows))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("public".into(), "t".into(), 3),
+            ("My Schema".into(), "odd\"name".into(), 0)
+        ]
+    );
+    assert_eq!(m.chain().unwrap(), cfg.chain());
+    assert!(src.started && !src.killed);
+}
+
+#[test]
+fn respawn_protection_skips_without_starting_the_source_and_force_overrides_it() {
+    let root = tempfile::tempdir().unwrap();
+    let cfg = config(root.path(), "[backup]\nrespawn-protection-hours = 20\n");
+    let store = MemoryStorage::new();
+    backup_one(&cfg, "fast", &mut source(DUMP), false, None, &store).unwrap();
+
+    let mut again = source(DUMP);
+    match backup_one(&cfg, "fast", &mut again, false, None, &store).unwrap() {
+        Outcome::Skipped { reason } => {
+            assert!(reason.contains("respawn-protection-hours = 20"), "{reason}");
+            assert!(reason.contains("--force"), "{reason}");
+        }
+        Outcome::Done { .. } => panic!("a second backup within 20 hours was not skipped"),
+    }
+    assert!(!again.started, "a skipped backup started its source");
+    assert_eq!(store.complete_backups("fast").unwrap().len(), 1);
+
+    let mut forced = source(DUMP);
+    assert!(matches!(
+        backup_one(&cfg, "fast", &mut forced, true, None, &store).unwrap(),
+        Outcome::Done { .. }
+    ));
+    assert_eq!(store.complete_backups("fast").unwrap().len(), 2);
+}
+
+#[test]
+fn backups_within_one_second_get_distinct_names_and_none_is_overwritten() {
+    let root = tempfile::tempdir().unwrap();
+    let cfg = config(root.path(), "");
+    let store = MemoryStorage::new();
+    let mut names = Vec::new();
+    for i in 0..4 {
+        let stream = DUMP.replace("SET x = 1;", &format!("SET x = {i};"));
+        match backup_one(&cfg, "fast", &mut source(&stream), true, None, &store).unwrap() {
+            Outcome::Done { manifest, .. } => names.push(manifest.file.clone()),
+            Outcome::Skipped { .. } => panic!("a forced backup was skipped"),
+        }
+    }
+    let mut unique = names.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 4, "{names:?}");
+    // Each holds its own stream.
+    for (i, n) in names.iter().enumerate() {
+        let mut data = Vec::new();
+        store.fetch("fast", n, &mut data).unwrap();
+        assert!(gunzip(&data).contains(&format!("SET x = {i};")), "{n}");
+    }
+    assert_eq!(store.complete_backups("fast").unwrap().len(), 4);
+}
+
+#[test]
+fn an_incomplete_stream_leaves_nothing_visible_and_fails_with_1() {
+    let root = tempfile::tempdir().unwrap();
+    let cfg = config(root.path(), "");
+    let store = MemoryStorage::new();
+    let cut = &DUMP[..DUMP.find("-- PostgreSQL database dump complete").unwrap()];
+    let err = backup_one(&cfg, "fast", &mut source(cut), false, None, &store).unwrap_err();
+    assert_eq!(err.exit_code(), 1, "{err}");
+    assert!(err.to_string().contains("fast"), "{err}");
+    assert!(
+        store.files("fast").unwrap().is_empty(),
+        "something is visible"
+    );
+    assert!(
+        store.clean_incomplete("fast").unwrap().is_empty(),
+        "debris left"
+    );
+}
+
+#[test]
+fn a_failing_source_is_its_own_error_and_leaves_nothing_visible() {
+    let root = tempfile::tempdir().unwrap();
+    let cfg = config(root.path(), "");
+    let store = MemoryStorage::new();
+    // A producer that wrote a whole-looking dump and then exited non-zero: never a backup.
+    let mut src = ScriptedSource {
+        fails_with: Some("pg_dump: error: query failed: out of memory".into()),
+        ..source(DUMP)
+    };
+    let err = backup_one(&cfg, "fast", &mut src, false, None, &store).unwrap_err();
+    assert_eq!(err.exit_code(), 1, "{err}");
+    assert!(err.to_string().contains("out of memory"), "{err}");
+    assert!(store.files("fast").unwrap().is_empty());
+    assert!(store.clean_incomplete("fast").unwrap().is_empty());
+}
