@@ -64,11 +64,13 @@ fn a_complete_stream_becomes_a_backup_that_the_reader_rule_counts() {
 
     // The data is the stream, gzip'd; the sidecar is its SHA-256 in sha256sum format.
     let mut data = Vec::new();
-    store.fetch("fast", &name.file_name(), &mut data).unwrap();
+    store
+        .fetch(&format!("fast/{}", name.file_name()), &mut data)
+        .unwrap();
     assert_eq!(gunzip(&data), DUMP);
     let mut sidecar = Vec::new();
     store
-        .fetch("fast", &name.sidecar_name(), &mut sidecar)
+        .fetch(&format!("fast/{}", name.sidecar_name()), &mut sidecar)
         .unwrap();
     let (hex, file) = catalog::parse_sidecar(&String::from_utf8(sidecar).unwrap()).unwrap();
     assert_eq!(hex, format!("{:x}", Sha256::digest(&data)));
@@ -141,7 +143,7 @@ fn backups_within_one_second_get_distinct_names_and_none_is_overwritten() {
     // Each holds its own stream.
     for (i, n) in names.iter().enumerate() {
         let mut data = Vec::new();
-        store.fetch("fast", n, &mut data).unwrap();
+        store.fetch(&format!("fast/{n}"), &mut data).unwrap();
         assert!(gunzip(&data).contains(&format!("SET x = {i};")), "{n}");
     }
     assert_eq!(store.complete_backups("fast").unwrap().len(), 4);

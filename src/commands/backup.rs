@@ -313,7 +313,7 @@ fn upload_backup(store: &S3Store, root: &Path, manifest: &Manifest) -> Result<u6
             path,
             source,
         })?;
-        store.put(db, &name, &content)?;
+        store.put(&store.key_of(db, &name), &content)?;
     }
     Ok(bytes)
 }
@@ -476,7 +476,7 @@ pub fn backup_one(
         Some(prev) => Some(prev.size.saturating_mul(4)),
         None => db_size,
     };
-    let writer = store.create(name, &file, size_hint)?;
+    let writer = store.create(&store.key_of(name, &file), size_hint)?;
     let clock = Instant::now();
     let stdout = source.start()?;
     let result = pipeline::run(

@@ -77,7 +77,7 @@ fn merge_remote(
         let file = b.name.file_name();
         let locked_until = match store.object_lock() {
             Some(_) if b.has_sidecar => store
-                .locked_until(db, &file)?
+                .locked_until(&store.key_of(db, &file))?
                 .map(|u| u.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
             _ => None,
         };

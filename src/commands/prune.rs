@@ -74,7 +74,7 @@ pub fn prune_storage(
         };
         if d.is_none() {
             // A retention lock is never a failure: the backup is kept and reported.
-            let lock = match store.locked_until(database, &row.file)? {
+            let lock = match store.locked_until(&store.key_of(database, &row.file))? {
                 Some(until) => Some(until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
                 None if dry_run => None,
                 None => delete_backup(store, database, &b.name, &present)?,
@@ -104,7 +104,7 @@ fn delete_backup(
         if !present.contains(f.as_str()) {
             continue;
         }
-        match store.delete(database, &f) {
+        match store.delete(&store.key_of(database, &f)) {
             Ok(()) => {}
             Err(Error::S3(crate::s3::S3Failure::Locked { until, .. })) if i == 0 => {
                 return Ok(Some(until))
@@ -231,11 +231,12 @@ mod tests {
 
     fn backup(store: &MemoryStorage, db: &str, at: DateTime<Utc>) -> String {
         let n = BackupName::new(db, at, Kind::SqlGz);
-        store.put(db, &n.file_name(), b"data").unwrap();
+        store
+            .put(&format!("{db}/{}", n.file_name()), b"data")
+            .unwrap();
         store
             .put(
-                db,
-                &n.sidecar_name(),
+                &format!("{db}/{}", n.sidecar_name()),
                 sidecar_line(&"0".repeat(64), &n.file_name()).as_bytes(),
             )
             .unwrap();
@@ -251,7 +252,7 @@ mod tests {
             .map(|d| backup(&store, "db", now - chrono::Duration::days(d)))
             .collect();
         let future = backup(&store, "db", now + chrono::Duration::days(40));
-        store.put("db", "notes.txt", b"mine").unwrap();
+        store.put("db/notes.txt", b"mine").unwrap();
         // This run's backup, named by a clock ten days behind: keep-min would not keep it.
         let this_run = backup(
             &store,

@@ -316,7 +316,7 @@ pub fn fetch_backup(cfg: &Config, store: &dyn Storage, name: &BackupName) -> Res
             source,
         };
         let mut out = std::fs::File::create(&path).map_err(out_err)?;
-        store.fetch(&name.database, f, &mut out)?;
+        store.fetch(&store.key_of(&name.database, f), &mut out)?;
         out.sync_all().map_err(out_err)
     };
     download(&file)?;

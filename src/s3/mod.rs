@@ -408,12 +408,26 @@ impl S3Store {
         self.client.cfg.object_lock
     }
 
-    /// The key of `file` of database `db`.
+    /// The bucket key of `file` of database `db`.
     pub fn key(&self, db: &str, file: &str) -> String {
+        self.full_key(&self.db_key(db, file))
+    }
+
+    /// The storage directory of `db`: its own, or the root of a flat legacy prefix (the same
+    /// layout as `crate::storage`'s, which s3 does not import).
+    fn db_dir(&self, db: &str) -> String {
         if self.read_only {
-            format!("{}{file}", self.prefix)
+            String::new()
         } else {
-            format!("{}{db}/{file}", self.prefix)
+            db.to_string()
+        }
+    }
+
+    /// The storage key of `file` of `db`.
+    fn db_key(&self, db: &str, file: &str) -> String {
+        match self.db_dir(db) {
+            d if d.is_empty() => file.to_string(),
+            d => format!("{d}/{file}"),
         }
     }
 
@@ -1489,38 +1503,46 @@ impl S3Store {
         format!("s3://{}/{}", self.bucket(), self.prefix)
     }
 
-    pub(crate) fn describe_key(&self, db: &str, file: &str) -> String {
-        format!("s3://{}/{}", self.bucket(), self.key(db, file))
+    /// Whether this is a read-only legacy prefix, whose files lie flat in the prefix.
+    pub fn is_flat(&self) -> bool {
+        self.read_only
     }
 
-    pub(crate) fn database_names(&self) -> Result<Vec<String>, S3Failure> {
-        if self.read_only {
-            let mut dbs: Vec<String> = self
-                .object_files("")?
-                .iter()
-                .filter_map(|f| BackupName::parse(&f.name))
-                .map(|n| n.database)
-                .filter(|d| crate::catalog::is_valid_dir_name(d))
-                .collect();
-            dbs.sort();
-            dbs.dedup();
-            return Ok(dbs);
+    /// The bucket key of a storage key.
+    pub(crate) fn full_key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// The bucket prefix of a storage directory (`""` is the configured prefix itself).
+    fn full_dir(&self, dir: &str) -> String {
+        if dir.is_empty() {
+            self.prefix.clone()
+        } else {
+            format!("{}{dir}/", self.prefix)
         }
-        let (_, prefixes) = self.list(&self.prefix, Some("/"))?;
+    }
+
+    pub(crate) fn describe_key(&self, key: &str) -> String {
+        format!("s3://{}/{}", self.bucket(), self.full_key(key))
+    }
+
+    pub(crate) fn object_dirs(&self, dir: &str) -> Result<Vec<String>, S3Failure> {
+        let full = self.full_dir(dir);
+        let (_, prefixes) = self.list(&full, Some("/"))?;
         let mut out: Vec<String> = prefixes
             .into_iter()
             .filter_map(|p| {
-                p.strip_prefix(&self.prefix)
+                p.strip_prefix(&full)
                     .map(|s| s.trim_end_matches('/').to_string())
             })
-            .filter(|d| crate::catalog::is_valid_dir_name(d))
+            .filter(|d| !d.is_empty())
             .collect();
         out.sort();
         Ok(out)
     }
 
-    pub(crate) fn object_files(&self, db: &str) -> Result<Vec<StoredFile>, S3Failure> {
-        let dir = self.key(db, "");
+    pub(crate) fn object_files(&self, dir: &str) -> Result<Vec<StoredFile>, S3Failure> {
+        let dir = self.full_dir(dir);
         let (objects, _) = self.list(&dir, Some("/"))?;
         let mut out: Vec<StoredFile> = objects
             .into_iter()
@@ -1541,12 +1563,12 @@ impl S3Store {
     /// spooled in the spool directory.
     pub(crate) fn create_object(
         &self,
-        db: &str,
-        file: &str,
+        key: &str,
         size_hint: Option<u64>,
     ) -> Result<S3Writer, S3Failure> {
+        self.writable()?;
         let part = part_size(self.client.cfg.part_size as u64, size_hint);
-        let mp = self.start_multipart(&self.key(db, file), part)?;
+        let mp = self.start_multipart(&self.full_key(key), part)?;
         Ok(S3Writer {
             mp,
             spool_dir: self.spool_dir.clone(),
@@ -1556,7 +1578,8 @@ impl S3Store {
         })
     }
 
-    pub(crate) fn put_file(&self, db: &str, file: &str, bytes: &[u8]) -> Result<(), S3Failure> {
+    pub(crate) fn put_file(&self, key: &str, bytes: &[u8]) -> Result<(), S3Failure> {
+        let file = key;
         let ct = if file.ends_with(".json") {
             "application/json"
         } else if file.ends_with(".gz") {
@@ -1564,17 +1587,13 @@ impl S3Store {
         } else {
             "text/plain"
         };
-        self.put_bytes(&self.key(db, file), bytes, ct)
+        self.put_bytes(&self.full_key(key), bytes, ct)
     }
 
     /// The first GET is made here (so that a missing object or a refusal is an error of
     /// `open`, with its exit code); a connection lost while reading is resumed with a Range.
-    pub(crate) fn open_object<'a>(
-        &'a self,
-        db: &str,
-        file: &str,
-    ) -> Result<ObjectReader<'a>, S3Failure> {
-        let key = self.key(db, file);
+    pub(crate) fn open_object<'a>(&'a self, key: &str) -> Result<ObjectReader<'a>, S3Failure> {
+        let key = self.full_key(key);
         let resp = self
             .retry(&format!("download of {key}"), || self.get_from(&key, 0))
             .map_err(|e| self.classify("s3:GetObject", &key, e))?;
@@ -1592,21 +1611,16 @@ impl S3Store {
         })
     }
 
-    pub(crate) fn fetch_object(
-        &self,
-        db: &str,
-        file: &str,
-        out: &mut dyn Write,
-    ) -> Result<u64, S3Failure> {
-        self.download(&self.key(db, file), out)
+    pub(crate) fn fetch_object(&self, key: &str, out: &mut dyn Write) -> Result<u64, S3Failure> {
+        self.download(&self.full_key(key), out)
     }
 
     /// Under Object Lock every version of the key is deleted (a plain DELETE would only hide
     /// a locked object behind a delete marker); a version still locked gives
     /// [`S3Failure::Locked`].
-    pub(crate) fn delete_file(&self, db: &str, file: &str) -> Result<(), S3Failure> {
+    pub(crate) fn delete_file(&self, key: &str) -> Result<(), S3Failure> {
         self.writable()?;
-        let key = self.key(db, file);
+        let key = self.full_key(key);
         if self.client.cfg.object_lock.is_some() {
             return self.delete_all_versions(&key);
         }
@@ -1614,16 +1628,12 @@ impl S3Store {
     }
 
     /// A future retain-until date of the object's current version (HEAD), with Object Lock.
-    pub(crate) fn lock_until(
-        &self,
-        db: &str,
-        file: &str,
-    ) -> Result<Option<DateTime<Utc>>, S3Failure> {
+    pub(crate) fn lock_until(&self, key: &str) -> Result<Option<DateTime<Utc>>, S3Failure> {
         if self.client.cfg.object_lock.is_none() {
             return Ok(None);
         }
         Ok(self
-            .head(&self.key(db, file))?
+            .head(&self.full_key(key))?
             .and_then(|h| h.retain_until)
             .filter(|u| *u > Utc::now()))
     }
@@ -1657,19 +1667,19 @@ impl S3Store {
                 ));
             }
         }
-        let files = self.object_files(db)?;
+        let files = self.object_files(&self.db_dir(db))?;
         for f in crate::catalog::debris_in(db, &files) {
             if f.modified.is_none_or(|t| t > cutoff) {
                 continue;
             }
-            match self.delete_file(db, &f.name) {
+            match self.delete_file(&self.db_key(db, &f.name)) {
                 Ok(()) => removed.push(format!(
                     "deleted orphaned {} (its commit never finished)",
-                    self.describe_key(db, &f.name)
+                    self.describe_key(&self.db_key(db, &f.name))
                 )),
                 Err(S3Failure::Locked { until, .. }) => crate::log::debug(&format!(
                     "orphaned {} stays until {until} (Object Lock)",
-                    self.describe_key(db, &f.name)
+                    self.describe_key(&self.db_key(db, &f.name))
                 )),
                 Err(e) => return Err(e),
             }

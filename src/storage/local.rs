@@ -1,13 +1,13 @@
-//! The local backup tree: one private directory per database under the backup root, data files
-//! written to a temp file, fsynced and renamed into place; symlinked database directories are
-//! refused (a link could point a run's writes or deletes anywhere).
+//! The local backup tree: a key is a path under the backup root, every directory on the way
+//! private (0700); data files are written to a temp file, fsynced and renamed into place;
+//! symlinked directories are refused (a link could point a run's writes or deletes anywhere).
 
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::{ObjectWriter, Storage, StoredFile};
+use super::{check_dir, check_key, split_key, ObjectWriter, Storage, StoredFile};
 use crate::catalog::{self, BackupName};
 use crate::error::{Error, Result};
 use crate::fsutil;
@@ -49,16 +49,41 @@ impl LocalStorage {
         catalog::db_dir(&self.root, db)
     }
 
-    /// The directory of `db`, created (0700) if missing; a symlink is refused.
-    fn ensure_dir(&self, db: &str) -> Result<PathBuf> {
-        let dir = self.dir(db);
-        check_not_symlink(&dir)?;
-        fsutil::ensure_private_dir(&dir).map_err(|source| Error::Output {
-            what: "backup directory",
-            path: dir.clone(),
-            source,
-        })?;
-        Ok(dir)
+    /// The path of a key (checked).
+    fn path(&self, key: &str) -> Result<PathBuf> {
+        check_key(key)?;
+        Ok(self.root.join(key))
+    }
+
+    /// The directories of `dir` from the root down, each refused when it is a symlink: always
+    /// for writes, for reads unless this storage follows links.
+    fn check_dirs(&self, dir: &str, writing: bool) -> Result<PathBuf> {
+        check_dir(dir)?;
+        let mut path = self.root.clone();
+        for c in dir.split('/').filter(|c| !c.is_empty()) {
+            path.push(c);
+            if writing || !self.follow_links {
+                check_not_symlink(&path)?;
+            }
+        }
+        Ok(path)
+    }
+
+    /// The directory of `key`, created (0700, every level) if missing; symlinks are refused.
+    fn ensure_parent(&self, key: &str) -> Result<PathBuf> {
+        check_key(key)?;
+        let (dir, _) = split_key(key);
+        let mut path = self.root.clone();
+        for c in dir.split('/').filter(|c| !c.is_empty()) {
+            path.push(c);
+            check_not_symlink(&path)?;
+            fsutil::ensure_private_dir(&path).map_err(|source| Error::Output {
+                what: "backup directory",
+                path: path.clone(),
+                source,
+            })?;
+        }
+        Ok(path)
     }
 }
 
@@ -119,34 +144,31 @@ impl Storage for LocalStorage {
         self.root.display().to_string()
     }
 
-    fn databases(&self) -> Result<Vec<String>> {
-        list_databases(&self.root).map_err(|source| Error::Input {
+    fn describe_key(&self, key: &str) -> String {
+        self.root.join(key).display().to_string()
+    }
+
+    fn list(&self, dir: &str) -> Result<Vec<StoredFile>> {
+        let path = self.check_dirs(dir, false)?;
+        regular_files(&path).map_err(|source| Error::Input {
             what: "backup directory",
-            path: self.root.clone(),
+            path,
             source,
         })
     }
 
-    fn files(&self, db: &str) -> Result<Vec<StoredFile>> {
-        let dir = self.dir(db);
-        if !self.follow_links {
-            check_not_symlink(&dir)?;
-        }
-        regular_files(&dir).map_err(|source| Error::Input {
+    fn list_dirs(&self, dir: &str) -> Result<Vec<String>> {
+        let path = self.check_dirs(dir, false)?;
+        subdirs(&path).map_err(|source| Error::Input {
             what: "backup directory",
-            path: dir,
+            path,
             source,
         })
     }
 
-    fn create(
-        &self,
-        db: &str,
-        file: &str,
-        _size_hint: Option<u64>,
-    ) -> Result<Box<dyn ObjectWriter>> {
-        let dir = self.ensure_dir(db)?;
-        let dest = dir.join(file);
+    fn create(&self, key: &str, _size_hint: Option<u64>) -> Result<Box<dyn ObjectWriter>> {
+        let dir = self.ensure_parent(key)?;
+        let dest = self.path(key)?;
         let tmp = fsutil::temp_in(&dir).map_err(|source| Error::Output {
             what: "backup file",
             path: dest.clone(),
@@ -155,8 +177,9 @@ impl Storage for LocalStorage {
         Ok(Box::new(LocalWriter { tmp, dest }))
     }
 
-    fn put(&self, db: &str, file: &str, bytes: &[u8]) -> Result<()> {
-        let dir = self.ensure_dir(db)?;
+    fn put(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        let dir = self.ensure_parent(key)?;
+        let (_, file) = split_key(key);
         fsutil::write_atomic(&dir, file, bytes)
             .and_then(|()| fsutil::fsync_dir(&dir))
             .map_err(|source| Error::Output {
@@ -166,16 +189,14 @@ impl Storage for LocalStorage {
             })
     }
 
-    fn open<'a>(&'a self, db: &str, file: &str) -> Result<Box<dyn Read + 'a>> {
-        let path = self.dir(db).join(file);
+    fn open<'a>(&'a self, key: &str) -> Result<Box<dyn Read + 'a>> {
+        let path = self.path(key)?;
         let input = |source| Error::Input {
             what: "backup file",
             path: path.clone(),
             source,
         };
-        if !self.follow_links {
-            check_not_symlink(&self.dir(db))?;
-        }
+        self.check_dirs(split_key(key).0, false)?;
         // O_NONBLOCK: opening a FIFO must not hang; O_NOFOLLOW: a link is not a backup file.
         let f = fs::OpenOptions::new()
             .read(true)
@@ -188,15 +209,15 @@ impl Storage for LocalStorage {
         Ok(Box::new(f))
     }
 
-    fn delete(&self, db: &str, file: &str) -> Result<()> {
-        let dir = self.dir(db);
-        check_not_symlink(&dir)?;
+    fn delete(&self, key: &str) -> Result<()> {
+        let path = self.path(key)?;
+        let dir = self.check_dirs(split_key(key).0, true)?;
         let out = |source| Error::Output {
             what: "backup file",
-            path: dir.join(file),
+            path: path.clone(),
             source,
         };
-        match fs::remove_file(dir.join(file)) {
+        match fs::remove_file(&path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(out(e)),
             Ok(()) => fsutil::fsync_dir(&dir).map_err(out),
@@ -204,8 +225,7 @@ impl Storage for LocalStorage {
     }
 
     fn clean_incomplete(&self, db: &str) -> Result<Vec<String>> {
-        let dir = self.dir(db);
-        check_not_symlink(&dir)?;
+        let dir = self.check_dirs(&self.db_dir(db), true)?;
         fsutil::clean_debris(&dir, db).map_err(|source| Error::Output {
             what: "backup directory",
             path: dir,
@@ -225,8 +245,8 @@ impl Storage for LocalStorage {
     ) -> Result<u64> {
         let dir = self.dir(db);
         let result = (|| {
-            self.put(db, &name.sidecar_name(), sidecar)?;
-            self.put(db, &name.manifest_name(), manifest)?;
+            self.put(&self.key_of(db, &name.sidecar_name()), sidecar)?;
+            self.put(&self.key_of(db, &name.manifest_name()), manifest)?;
             let size = data.commit()?;
             fsutil::fsync_dir(&self.root).map_err(|source| Error::Output {
                 what: "backup directory",
@@ -244,7 +264,7 @@ impl Storage for LocalStorage {
 }
 
 /// The regular files of a directory (symlinks and subdirectories are not followed), sorted by
-/// name; a missing directory is empty.
+/// name, without our temp files; a missing directory is empty.
 fn regular_files(dir: &Path) -> io::Result<Vec<StoredFile>> {
     let rd = match fs::read_dir(dir) {
         Ok(rd) => rd,
@@ -259,6 +279,10 @@ fn regular_files(dir: &Path) -> io::Result<Vec<StoredFile>> {
             continue;
         }
         if let Some(name) = de.file_name().to_str() {
+            // A write in progress is no object yet (S3 does not list incomplete uploads either).
+            if name.starts_with(catalog::TEMP_PREFIX) {
+                continue;
+            }
             out.push(StoredFile {
                 name: name.to_string(),
                 size: meta.len(),
@@ -274,7 +298,7 @@ fn regular_files(dir: &Path) -> io::Result<Vec<StoredFile>> {
 }
 
 /// The database directories under `root` (valid names only, sorted).
-fn list_databases(root: &Path) -> io::Result<Vec<String>> {
+fn subdirs(root: &Path) -> io::Result<Vec<String>> {
     let rd = match fs::read_dir(root) {
         Ok(rd) => rd,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -287,9 +311,7 @@ fn list_databases(root: &Path) -> io::Result<Vec<String>> {
             continue;
         }
         if let Some(n) = de.file_name().to_str() {
-            if catalog::is_valid_dir_name(n) {
-                out.push(n.to_string());
-            }
+            out.push(n.to_string());
         }
     }
     out.sort();

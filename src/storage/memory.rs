@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use super::{ObjectWriter, Storage, StoredFile};
+use super::{check_dir, check_key, split_key, ObjectWriter, Storage, StoredFile};
 use crate::catalog;
 use crate::error::{Error, Result};
 
@@ -19,10 +19,10 @@ pub struct MemoryStorage {
 
 #[derive(Debug, Default)]
 struct MemoryState {
-    /// `(db, file)` -> content and when it was written.
-    objects: std::collections::BTreeMap<(String, String), (Vec<u8>, chrono::DateTime<chrono::Utc>)>,
-    /// Writes in progress (or abandoned by a killed run), by id.
-    pending: std::collections::BTreeMap<u64, (String, String)>,
+    /// Key -> content and when it was written.
+    objects: std::collections::BTreeMap<String, (Vec<u8>, chrono::DateTime<chrono::Utc>)>,
+    /// Writes in progress (or abandoned by a killed run), by id: their keys.
+    pending: std::collections::BTreeMap<u64, String>,
     next_id: u64,
 }
 
@@ -37,12 +37,8 @@ impl MemoryStorage {
     }
 
     /// Set the time an object was written (to test ages: debris, retention).
-    pub fn set_modified(&self, db: &str, file: &str, at: chrono::DateTime<chrono::Utc>) {
-        if let Some(o) = self
-            .state()
-            .objects
-            .get_mut(&(db.to_string(), file.to_string()))
-        {
+    pub fn set_modified(&self, key: &str, at: chrono::DateTime<chrono::Utc>) {
+        if let Some(o) = self.state().objects.get_mut(key) {
             o.1 = at;
         }
     }
@@ -53,7 +49,7 @@ impl MemoryStorage {
 struct MemoryWriter {
     store: MemoryStorage,
     id: u64,
-    key: (String, String),
+    key: String,
     buf: Vec<u8>,
 }
 
@@ -94,80 +90,82 @@ impl Storage for MemoryStorage {
         "memory:".into()
     }
 
-    fn databases(&self) -> Result<Vec<String>> {
-        let mut dbs: Vec<String> = self
-            .state()
-            .objects
-            .keys()
-            .map(|(d, _)| d.clone())
-            .filter(|d| catalog::is_valid_dir_name(d))
-            .collect();
-        dbs.dedup();
-        Ok(dbs)
-    }
-
-    fn files(&self, db: &str) -> Result<Vec<StoredFile>> {
+    fn list(&self, dir: &str) -> Result<Vec<StoredFile>> {
+        check_dir(dir)?;
         Ok(self
             .state()
             .objects
             .iter()
-            .filter(|((d, _), _)| d == db)
-            .map(|((_, f), (data, at))| StoredFile {
-                name: f.clone(),
+            .filter(|(k, _)| split_key(k).0 == dir)
+            .map(|(k, (data, at))| StoredFile {
+                name: split_key(k).1.to_string(),
                 size: data.len() as u64,
                 modified: Some(*at),
             })
             .collect())
     }
 
-    fn create(
-        &self,
-        db: &str,
-        file: &str,
-        _size_hint: Option<u64>,
-    ) -> Result<Box<dyn ObjectWriter>> {
-        let key = (db.to_string(), file.to_string());
+    fn list_dirs(&self, dir: &str) -> Result<Vec<String>> {
+        check_dir(dir)?;
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        let mut out: Vec<String> = self
+            .state()
+            .objects
+            .keys()
+            .filter_map(|k| k.strip_prefix(&prefix))
+            .filter_map(|rest| rest.split_once('/').map(|(d, _)| d.to_string()))
+            .collect();
+        out.dedup();
+        Ok(out)
+    }
+
+    fn create(&self, key: &str, _size_hint: Option<u64>) -> Result<Box<dyn ObjectWriter>> {
+        check_key(key)?;
         let id = {
             let mut st = self.state();
             st.next_id += 1;
             let id = st.next_id;
-            st.pending.insert(id, key.clone());
+            st.pending.insert(id, key.to_string());
             id
         };
         Ok(Box::new(MemoryWriter {
             store: self.clone(),
             id,
-            key,
+            key: key.to_string(),
             buf: Vec::new(),
         }))
     }
 
-    fn put(&self, db: &str, file: &str, bytes: &[u8]) -> Result<()> {
-        self.state().objects.insert(
-            (db.to_string(), file.to_string()),
-            (bytes.to_vec(), chrono::Utc::now()),
-        );
+    fn put(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        check_key(key)?;
+        self.state()
+            .objects
+            .insert(key.to_string(), (bytes.to_vec(), chrono::Utc::now()));
         Ok(())
     }
 
-    fn open<'a>(&'a self, db: &str, file: &str) -> Result<Box<dyn io::Read + 'a>> {
+    fn open<'a>(&'a self, key: &str) -> Result<Box<dyn io::Read + 'a>> {
+        check_key(key)?;
         let data = self
             .state()
             .objects
-            .get(&(db.to_string(), file.to_string()))
+            .get(key)
             .map(|o| o.0.clone())
             .ok_or_else(|| Error::Input {
                 what: "object",
-                path: PathBuf::from(format!("memory:{db}/{file}")),
+                path: PathBuf::from(format!("memory:{key}")),
                 source: io::Error::from(io::ErrorKind::NotFound),
             })?;
         Ok(Box::new(io::Cursor::new(data)))
     }
 
-    fn delete(&self, db: &str, file: &str) -> Result<()> {
-        self.state()
-            .objects
-            .remove(&(db.to_string(), file.to_string()));
+    fn delete(&self, key: &str) -> Result<()> {
+        check_key(key)?;
+        self.state().objects.remove(key);
         Ok(())
     }
 
@@ -176,20 +174,21 @@ impl Storage for MemoryStorage {
     fn clean_incomplete(&self, db: &str) -> Result<Vec<String>> {
         let mut removed = Vec::new();
         let files = self.files(db)?;
+        let dir = self.db_dir(db);
         let mut st = self.state();
         let abandoned: Vec<u64> = st
             .pending
             .iter()
-            .filter(|(_, (d, _))| d == db)
+            .filter(|(_, k)| split_key(k).0 == dir)
             .map(|(id, _)| *id)
             .collect();
         for id in abandoned {
-            if let Some((_, f)) = st.pending.remove(&id) {
-                removed.push(format!("abandoned write of {f}"));
+            if let Some(k) = st.pending.remove(&id) {
+                removed.push(format!("abandoned write of {k}"));
             }
         }
         for f in catalog::debris_in(db, &files) {
-            st.objects.remove(&(db.to_string(), f.name.clone()));
+            st.objects.remove(&self.key_of(db, &f.name));
             removed.push(format!("orphaned {}", f.name));
         }
         Ok(removed)

@@ -26,7 +26,16 @@ pub trait ObjectWriter: Write + Send {
     fn commit(self: Box<Self>) -> Result<u64>;
 }
 
-/// A place that holds backups.
+/// A place that holds backups, in two levels.
+///
+/// **Objects by key.** A key is a relative path of `/`-separated components (see
+/// [`check_key`]): `clara/clara_20261123_020013.sql.gz`, later `main/wal/00000001/...` or
+/// `_globals/...`. Every storage implements these: list a directory, open, create (invisible
+/// until committed), put, delete.
+///
+/// **The backup layout** over the keys, the same for every storage (provided methods): one
+/// directory per database (or all in the root for a legacy flat prefix, [`Storage::flat`]), the
+/// reader rule ([`backups_in`]: data AND sidecar), the commit order, the manifest.
 pub trait Storage: std::fmt::Debug {
     /// "local" or "s3": what `list` and `prune` print in their WHERE column.
     fn kind(&self) -> &'static str;
@@ -34,60 +43,101 @@ pub trait Storage: std::fmt::Debug {
     /// Where this is, for messages: a directory or `s3://bucket/prefix`.
     fn location(&self) -> String;
 
-    /// The path or URL of one file, for messages and `list`.
-    fn describe(&self, db: &str, file: &str) -> String {
-        format!("{}/{db}/{file}", self.location().trim_end_matches('/'))
+    /// The path or URL of a key, for messages and `list`.
+    fn describe_key(&self, key: &str) -> String {
+        format!("{}/{key}", self.location().trim_end_matches('/'))
     }
 
-    /// The database directories (valid names only, sorted).
-    fn databases(&self) -> Result<Vec<String>>;
+    /// The regular objects directly under `dir` (a key without a trailing `/`; `""` is the
+    /// root), any name, sorted by name; none when `dir` does not exist.
+    fn list(&self, dir: &str) -> Result<Vec<StoredFile>>;
 
-    /// The regular files in one database directory, any name (none when it does not exist).
-    fn files(&self, db: &str) -> Result<Vec<StoredFile>>;
+    /// The directories directly under `dir`, sorted.
+    fn list_dirs(&self, dir: &str) -> Result<Vec<String>>;
 
-    /// Start writing `file` of `db`, streamed. `size_hint` is an upper estimate of its size
-    /// (S3 fixes its part size from it before the first part).
-    fn create(&self, db: &str, file: &str, size_hint: Option<u64>)
-        -> Result<Box<dyn ObjectWriter>>;
+    /// Start writing `key`, streamed. `size_hint` is an upper estimate of its size (S3 fixes
+    /// its part size from it before the first part).
+    fn create(&self, key: &str, size_hint: Option<u64>) -> Result<Box<dyn ObjectWriter>>;
 
-    /// Write a small file atomically (complete or not at all).
-    fn put(&self, db: &str, file: &str, bytes: &[u8]) -> Result<()>;
+    /// Write a small object atomically (complete or not at all).
+    fn put(&self, key: &str, bytes: &[u8]) -> Result<()>;
 
-    /// Open a file to read, streamed: a regular file locally (never a FIFO or a link), a GET in
-    /// S3 that resumes with a Range after a dropped connection. A missing file is an error.
-    fn open<'a>(&'a self, db: &str, file: &str) -> Result<Box<dyn Read + 'a>>;
+    /// Open an object to read, streamed: a regular file locally (never a FIFO or a link), a GET
+    /// in S3 that resumes with a Range after a dropped connection. A missing one is an error.
+    fn open<'a>(&'a self, key: &str) -> Result<Box<dyn Read + 'a>>;
 
-    /// Stream a file's content into `out`; returns the byte count. A read failure is an input
-    /// error of the storage, a write failure an output error of `out`.
-    fn fetch(&self, db: &str, file: &str, out: &mut dyn Write) -> Result<u64> {
-        let mut input = self.open(db, file)?;
-        copy_out(&mut *input, out, &self.describe(db, file))
+    /// Stream an object's content into `out`; returns the byte count. A read failure is an
+    /// input error of the storage, a write failure an output error of `out`.
+    fn fetch(&self, key: &str, out: &mut dyn Write) -> Result<u64> {
+        let mut input = self.open(key)?;
+        copy_out(&mut *input, out, &self.describe_key(key))
     }
 
-    /// The manifest of a backup, when it is there and readable (at most 64 MiB, as verify reads
-    /// it); anything else is no manifest for a reader (verify reports what is wrong with it).
-    fn read_manifest(&self, name: &BackupName) -> Option<Manifest> {
-        let input = self.open(&name.database, &name.manifest_name()).ok()?;
-        let mut bytes = Vec::new();
-        input.take(64 << 20).read_to_end(&mut bytes).ok()?;
-        serde_json::from_slice(&bytes).ok()
-    }
+    /// Delete an object; a missing one is not an error.
+    fn delete(&self, key: &str) -> Result<()>;
 
-    /// Delete a file; a missing one is not an error.
-    fn delete(&self, db: &str, file: &str) -> Result<()>;
-
-    /// When a retention lock (S3 Object Lock) still protects `file` of `db`, if one does.
-    fn locked_until(
-        &self,
-        _db: &str,
-        _file: &str,
-    ) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+    /// When a retention lock (S3 Object Lock) still protects `key`, if one does.
+    fn locked_until(&self, _key: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
         Ok(None)
     }
 
     /// Remove what interrupted writes of ours left in `db` (never a backup, never a foreign
     /// file); returns what was removed. Must run under the run lock.
     fn clean_incomplete(&self, db: &str) -> Result<Vec<String>>;
+
+    // ---------------------------------------------------------------------------------------
+    // The backup layout
+
+    /// Whether every database's files lie in the root (a legacy flat prefix) rather than in
+    /// one directory per database.
+    fn flat(&self) -> bool {
+        false
+    }
+
+    /// The directory of `db`'s backups.
+    fn db_dir(&self, db: &str) -> String {
+        if self.flat() {
+            String::new()
+        } else {
+            db.to_string()
+        }
+    }
+
+    /// The key of `file` of database `db`.
+    fn key_of(&self, db: &str, file: &str) -> String {
+        match self.db_dir(db) {
+            d if d.is_empty() => file.to_string(),
+            d => format!("{d}/{file}"),
+        }
+    }
+
+    /// The path or URL of one file of `db`.
+    fn describe(&self, db: &str, file: &str) -> String {
+        self.describe_key(&self.key_of(db, file))
+    }
+
+    /// The databases (valid names only, sorted): the directories of the root, or in a flat
+    /// layout the databases the backup names in the root name.
+    fn databases(&self) -> Result<Vec<String>> {
+        let mut dbs: Vec<String> = if self.flat() {
+            self.list("")?
+                .iter()
+                .filter_map(|f| BackupName::parse(&f.name))
+                .map(|n| n.database)
+                .collect()
+        } else {
+            self.list_dirs("")?
+        };
+        dbs.retain(|d| crate::catalog::is_valid_dir_name(d));
+        dbs.sort();
+        dbs.dedup();
+        Ok(dbs)
+    }
+
+    /// The files in `db`'s directory, any name (none when it does not exist).
+    fn files(&self, db: &str) -> Result<Vec<StoredFile>> {
+        self.list(&self.db_dir(db))
+    }
 
     /// Commit a new backup so that it becomes visible only when complete. The default is the S3
     /// order: data object first, then the sidecar (which makes it a backup), then the manifest.
@@ -100,8 +150,8 @@ pub trait Storage: std::fmt::Debug {
         manifest: &[u8],
     ) -> Result<u64> {
         let size = data.commit()?;
-        self.put(db, &name.sidecar_name(), sidecar)?;
-        self.put(db, &name.manifest_name(), manifest)?;
+        self.put(&self.key_of(db, &name.sidecar_name()), sidecar)?;
+        self.put(&self.key_of(db, &name.manifest_name()), manifest)?;
         Ok(size)
     }
 
@@ -123,6 +173,60 @@ pub trait Storage: std::fmt::Debug {
     /// The newest complete backup of `db`.
     fn latest(&self, db: &str) -> Result<Option<StoredBackup>> {
         Ok(self.complete_backups(db)?.pop())
+    }
+
+    /// The manifest of a backup, when it is there and readable (at most 64 MiB, as verify reads
+    /// it); anything else is no manifest for a reader (verify reports what is wrong with it).
+    fn read_manifest(&self, name: &BackupName) -> Option<Manifest> {
+        let input = self
+            .open(&self.key_of(&name.database, &name.manifest_name()))
+            .ok()?;
+        let mut bytes = Vec::new();
+        input.take(64 << 20).read_to_end(&mut bytes).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+}
+
+/// Whether `key` is one a storage takes: `/`-separated components, none empty, `.` or `..`,
+/// none with a control character or a backslash, at most 1024 bytes (S3's limit). Every key is
+/// built from checked names, so a bad one is a bug; storages refuse it rather than write
+/// outside their root.
+pub fn check_key(key: &str) -> Result<()> {
+    let ok = !key.is_empty()
+        && key.len() <= 1024
+        && key.split('/').all(|c| {
+            !c.is_empty()
+                && c != "."
+                && c != ".."
+                && !c.chars().any(|ch| ch.is_control() || ch == '\\')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Output {
+            what: "object key",
+            path: key.into(),
+            source: std::io::Error::other(
+                "not a valid key (empty, absolute, or with . or .. components)",
+            ),
+        })
+    }
+}
+
+/// Like [`check_key`] for a directory: `""` (the root) is one too.
+pub fn check_dir(dir: &str) -> Result<()> {
+    if dir.is_empty() {
+        Ok(())
+    } else {
+        check_key(dir)
+    }
+}
+
+/// The directory part of a key (`""` for a key in the root) and its last component.
+pub fn split_key(key: &str) -> (&str, &str) {
+    match key.rfind('/') {
+        Some(i) => (&key[..i], &key[i + 1..]),
+        None => ("", key),
     }
 }
 

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 
 use chrono::{DateTime, Utc};
 
-use super::{ObjectWriter, Storage, StoredFile};
+use super::{check_dir, check_key, ObjectWriter, Storage, StoredFile};
 use crate::error::Result;
 use crate::s3::{S3Store, S3Writer};
 
@@ -25,49 +25,57 @@ impl Storage for S3Store {
         self.location_url()
     }
 
-    fn describe(&self, db: &str, file: &str) -> String {
-        self.describe_key(db, file)
+    fn describe_key(&self, key: &str) -> String {
+        S3Store::describe_key(self, key)
     }
 
-    fn databases(&self) -> Result<Vec<String>> {
-        Ok(self.database_names()?)
+    fn list(&self, dir: &str) -> Result<Vec<StoredFile>> {
+        check_dir(dir)?;
+        Ok(self.object_files(dir)?)
     }
 
-    fn files(&self, db: &str) -> Result<Vec<StoredFile>> {
-        Ok(self.object_files(db)?)
+    fn list_dirs(&self, dir: &str) -> Result<Vec<String>> {
+        check_dir(dir)?;
+        Ok(self.object_dirs(dir)?)
     }
 
-    fn create(
-        &self,
-        db: &str,
-        file: &str,
-        size_hint: Option<u64>,
-    ) -> Result<Box<dyn ObjectWriter>> {
-        Ok(Box::new(self.create_object(db, file, size_hint)?))
+    fn create(&self, key: &str, size_hint: Option<u64>) -> Result<Box<dyn ObjectWriter>> {
+        check_key(key)?;
+        Ok(Box::new(self.create_object(key, size_hint)?))
     }
 
-    fn put(&self, db: &str, file: &str, bytes: &[u8]) -> Result<()> {
-        Ok(self.put_file(db, file, bytes)?)
+    fn put(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        check_key(key)?;
+        Ok(self.put_file(key, bytes)?)
     }
 
-    fn open<'a>(&'a self, db: &str, file: &str) -> Result<Box<dyn Read + 'a>> {
-        Ok(Box::new(self.open_object(db, file)?))
+    fn open<'a>(&'a self, key: &str) -> Result<Box<dyn Read + 'a>> {
+        check_key(key)?;
+        Ok(Box::new(self.open_object(key)?))
     }
 
     /// S3's own download: resumed with a Range, with progress on a terminal.
-    fn fetch(&self, db: &str, file: &str, out: &mut dyn Write) -> Result<u64> {
-        Ok(self.fetch_object(db, file, out)?)
+    fn fetch(&self, key: &str, out: &mut dyn Write) -> Result<u64> {
+        check_key(key)?;
+        Ok(self.fetch_object(key, out)?)
     }
 
-    fn delete(&self, db: &str, file: &str) -> Result<()> {
-        Ok(self.delete_file(db, file)?)
+    fn delete(&self, key: &str) -> Result<()> {
+        check_key(key)?;
+        Ok(self.delete_file(key)?)
     }
 
-    fn locked_until(&self, db: &str, file: &str) -> Result<Option<DateTime<Utc>>> {
-        Ok(self.lock_until(db, file)?)
+    fn locked_until(&self, key: &str) -> Result<Option<DateTime<Utc>>> {
+        check_key(key)?;
+        Ok(self.lock_until(key)?)
     }
 
     fn clean_incomplete(&self, db: &str) -> Result<Vec<String>> {
         Ok(self.clean_debris(db)?)
+    }
+
+    /// A read-only `list-prefixes` location holds its files flat in the prefix.
+    fn flat(&self) -> bool {
+        self.is_flat()
     }
 }

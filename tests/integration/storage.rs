@@ -16,6 +16,11 @@ use sha2::{Digest, Sha256};
 
 use crate::harness::*;
 
+/// The key of `file` of database `db` (the layout's one directory per database).
+fn k(db: &str, file: &str) -> String {
+    format!("{db}/{file}")
+}
+
 /// Incompressible, reproducible bytes.
 fn noise(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
@@ -39,7 +44,7 @@ fn name(db: &str, day: u32) -> BackupName {
 
 fn fetch(store: &dyn Storage, db: &str, file: &str) -> Vec<u8> {
     let mut out = Vec::new();
-    let n = store.fetch(db, file, &mut out).unwrap();
+    let n = store.fetch(&k(db, file), &mut out).unwrap();
     assert_eq!(n as usize, out.len());
     out
 }
@@ -65,7 +70,7 @@ fn conformance(store: &dyn Storage, part: usize, data_first: bool) {
     // A streamed write of 2.4 parts in odd-sized writes: invisible until commit.
     let data = noise(part * 2 + part / 2 + 7, 1);
     let n1 = name(db, 1);
-    let mut w = store.create(db, &n1.file_name(), None).unwrap();
+    let mut w = store.create(&k(db, &n1.file_name()), None).unwrap();
     for chunk in data.chunks(100_003) {
         w.write_all(chunk).unwrap();
     }
@@ -77,7 +82,7 @@ fn conformance(store: &dyn Storage, part: usize, data_first: bool) {
         "read back differs"
     );
     // Read streamed, in reads of an odd size, it is the same bytes; a missing file is an error.
-    let mut reader = store.open(db, &n1.file_name()).unwrap();
+    let mut reader = store.open(&k(db, &n1.file_name())).unwrap();
     let (mut got, mut buf) = (Vec::new(), vec![0u8; 40_961]);
     loop {
         let n = reader.read(&mut buf).unwrap();
@@ -93,7 +98,9 @@ fn conformance(store: &dyn Storage, part: usize, data_first: bool) {
         "open reads back differently"
     );
     assert!(
-        store.open(db, "conf_db_20200101_000000.sql.gz").is_err(),
+        store
+            .open(&k(db, "conf_db_20200101_000000.sql.gz"))
+            .is_err(),
         "opened a missing file"
     );
     // Data without its sidecar is not a backup.
@@ -101,12 +108,12 @@ fn conformance(store: &dyn Storage, part: usize, data_first: bool) {
     assert!(store.complete_backups(db).unwrap().is_empty());
     let sidecar1 = format!("{:x}  {}\n", Sha256::digest(&data), n1.file_name());
     store
-        .put(db, &n1.sidecar_name(), sidecar1.as_bytes())
+        .put(&k(db, &n1.sidecar_name()), sidecar1.as_bytes())
         .unwrap();
 
     // A committed backup: data, sidecar and manifest, and it is the latest.
     let n2 = name(db, 2);
-    let mut w = store.create(db, &n2.file_name(), Some(10)).unwrap();
+    let mut w = store.create(&k(db, &n2.file_name()), Some(10)).unwrap();
     w.write_all(b"backup two").unwrap();
     let sidecar = format!("{:x}  {}\n", Sha256::digest(b"backup two"), n2.file_name());
     store
@@ -123,7 +130,7 @@ fn conformance(store: &dyn Storage, part: usize, data_first: bool) {
 
     // An abandoned write (dropped uncommitted, after a part went out) leaves nothing.
     let n3 = name(db, 3);
-    let mut w = store.create(db, &n3.file_name(), None).unwrap();
+    let mut w = store.create(&k(db, &n3.file_name()), None).unwrap();
     w.write_all(&noise(part + 1000, 3)).unwrap();
     drop(w);
     assert!(!backup_files(store, db).contains(&n3.file_name()));
@@ -135,7 +142,7 @@ fn conformance(store: &dyn Storage, part: usize, data_first: bool) {
     // An interrupted write (the process died: nothing ran on the way out) is debris that
     // clean_incomplete removes, once.
     let n4 = name(db, 4);
-    let mut w = store.create(db, &n4.file_name(), None).unwrap();
+    let mut w = store.create(&k(db, &n4.file_name()), None).unwrap();
     w.write_all(&noise(1000, 4)).unwrap();
     std::mem::forget(w);
     assert!(!backup_files(store, db).contains(&n4.file_name()));
@@ -143,10 +150,12 @@ fn conformance(store: &dyn Storage, part: usize, data_first: bool) {
     assert!(store.clean_incomplete(db).unwrap().is_empty());
 
     // Small files are replaced whole; foreign names are never backups, nor debris.
-    store.put(db, "notes.txt", b"first").unwrap();
-    store.put(db, "notes.txt", b"second").unwrap();
+    store.put(&k(db, "notes.txt"), b"first").unwrap();
+    store.put(&k(db, "notes.txt"), b"second").unwrap();
     assert_eq!(fetch(store, db, "notes.txt"), b"second");
-    store.put(db, "other_20260101_020000.sql.gz", b"x").unwrap();
+    store
+        .put(&k(db, "other_20260101_020000.sql.gz"), b"x")
+        .unwrap();
     assert_eq!(
         backup_files(store, db),
         vec![n1.file_name(), n2.file_name()]
@@ -156,18 +165,20 @@ fn conformance(store: &dyn Storage, part: usize, data_first: bool) {
 
     // An empty object round-trips.
     let n5 = name(db, 5);
-    let w = store.create(db, &n5.file_name(), Some(0)).unwrap();
+    let w = store.create(&k(db, &n5.file_name()), Some(0)).unwrap();
     assert_eq!(w.commit().unwrap(), 0);
     assert!(fetch(store, db, &n5.file_name()).is_empty());
 
     // Deletes are idempotent and take effect.
-    store.delete(db, &n1.file_name()).unwrap();
-    store.delete(db, &n1.file_name()).unwrap();
+    store.delete(&k(db, &n1.file_name())).unwrap();
+    store.delete(&k(db, &n1.file_name())).unwrap();
     assert_eq!(
         backup_files(store, db),
         vec![n2.file_name(), n5.file_name()]
     );
-    assert!(store.fetch(db, &n1.file_name(), &mut Vec::new()).is_err());
+    assert!(store
+        .fetch(&k(db, &n1.file_name()), &mut Vec::new())
+        .is_err());
 
     // What an interrupted commit leaves, by the storage's commit order: the data object of n5
     // (S3: data first, its sidecar never came) and n1's sidecar without its data are debris
@@ -184,6 +195,40 @@ fn conformance(store: &dyn Storage, part: usize, data_first: bool) {
         !data_first
     );
     assert_eq!(store.latest(db).unwrap().unwrap().name, n2);
+
+    // Keys beyond a database's directory (WAL segments, base backups, globals): nested
+    // directories, listed one level at a time; a key that could leave the root is refused.
+    let wal = "conf_cluster/wal/00000001";
+    let seg = format!("{wal}/000000010000000000000001");
+    let mut w = store.create(&seg, Some(7)).unwrap();
+    w.write_all(b"segment").unwrap();
+    assert!(store.list(wal).unwrap().is_empty(), "visible before commit");
+    w.commit().unwrap();
+    store.put(&format!("{wal}/00000001.history"), b"h").unwrap();
+    let names: Vec<String> = store
+        .list(wal)
+        .unwrap()
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(names, ["00000001.history", "000000010000000000000001"]);
+    assert_eq!(store.list_dirs("conf_cluster/wal").unwrap(), ["00000001"]);
+    assert_eq!(store.list_dirs("conf_cluster").unwrap(), ["wal"]);
+    assert!(store.list("conf_cluster").unwrap().is_empty());
+    assert!(store.list_dirs(wal).unwrap().is_empty());
+    assert_eq!(fetch(store, wal, "000000010000000000000001"), b"segment");
+    for bad in [
+        "", "/abs", "a//b", "../x", "a/./b", "a/..", "a\\b", "a/b/", "a\nb",
+    ] {
+        assert!(store.put(bad, b"x").is_err(), "put {bad:?}");
+        assert!(store.create(bad, None).is_err(), "create {bad:?}");
+        assert!(store.open(bad).is_err(), "open {bad:?}");
+        assert!(store.delete(bad).is_err(), "delete {bad:?}");
+    }
+    assert!(store.list("../x").is_err() && store.list_dirs("/").is_err());
+    store.delete(&seg).unwrap();
+    store.delete(&format!("{wal}/00000001.history")).unwrap();
+    assert!(store.list(wal).unwrap().is_empty());
 }
 
 /// The in-memory storage of the fast tier keeps the same promises (S3's commit order).
@@ -240,7 +285,7 @@ fn s3_storage_conformance() {
     // and an independent client reads the same bytes.
     let data = noise((5 << 20) * 2 + (2 << 20), 9);
     let mut w = store
-        .create("conf_db", "conf_db_20260110_020000.sql.gz", None)
+        .create(&k("conf_db", "conf_db_20260110_020000.sql.gz"), None)
         .unwrap();
     w.write_all(&data).unwrap();
     w.commit().unwrap();
@@ -277,13 +322,13 @@ fn an_s3_read_cut_mid_body_resumes_with_a_range() {
     let data = noise(3 << 20, 11);
     let file = "conf_db_20260111_020000.sql.gz";
     test_store(s3, &bucket, "backups/")
-        .put("conf_db", file, &data)
+        .put(&k("conf_db", file), &data)
         .unwrap();
     let (mut proxy, via) = crate::s3::fault_proxy(s3, "cut-get");
     let store = test_store(&via, &bucket, "backups/");
     let mut got = Vec::new();
     let read = store
-        .open("conf_db", file)
+        .open(&k("conf_db", file))
         .unwrap()
         .read_to_end(&mut got)
         .map_err(|e| e.to_string());
@@ -317,15 +362,15 @@ fn local_reads_refuse_fifos_and_links_and_follow_a_linked_directory_only_to_read
         strict.files("moved").is_err(),
         "a writer followed a linked directory"
     );
-    assert!(strict.open("moved", file).is_err());
+    assert!(strict.open(&k("moved", file)).is_err());
     assert_eq!(reading.complete_backups("moved").unwrap().len(), 1);
     assert_eq!(fetch(&reading, "moved", file), b"data");
     assert!(
-        reading.delete("moved", file).is_err(),
+        reading.delete(&k("moved", file)).is_err(),
         "deleted through a link"
     );
     assert!(
-        reading.put("moved", "x", b"x").is_err(),
+        reading.put(&k("moved", "x"), b"x").is_err(),
         "wrote through a link"
     );
     assert!(elsewhere.path().join(file).exists());
@@ -341,11 +386,11 @@ fn local_reads_refuse_fifos_and_links_and_follow_a_linked_directory_only_to_read
     .unwrap();
     for s in [&strict, &reading] {
         assert!(
-            s.open("odd", "odd_20260101_020000.sql.gz").is_err(),
+            s.open(&k("odd", "odd_20260101_020000.sql.gz")).is_err(),
             "opened a FIFO"
         );
         assert!(
-            s.open("odd", "odd_20260102_020000.sql.gz").is_err(),
+            s.open(&k("odd", "odd_20260102_020000.sql.gz")).is_err(),
             "opened a link"
         );
         assert!(s.backups("odd").unwrap().is_empty());
