@@ -21,6 +21,7 @@ pub mod lock;
 pub mod log;
 pub mod metrics;
 pub mod notify;
+pub mod ops;
 pub mod pipeline;
 pub mod plain;
 pub mod postgres;

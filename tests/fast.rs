@@ -9,9 +9,9 @@
 use std::io::Read;
 
 use pgbackup::catalog;
-use pgbackup::commands::backup::{backup_one, Outcome};
 use pgbackup::config::{Config, FileConfig};
 use pgbackup::error::ConfigProblems;
+use pgbackup::ops::backup::{backup_one, Outcome};
 use pgbackup::source::ScriptedSource;
 use pgbackup::storage::{MemoryStorage, Storage};
 use sha2::{Digest, Sha256};

@@ -31,7 +31,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "engine",
         &[
             "codec", "config", "dbprops", "error", "fsutil", "lock", "log", "metrics", "notify",
-            "pipeline", "postgres", "s3", "signals", "source", "state", "storage", "verify",
+            "ops", "pipeline", "postgres", "s3", "signals", "source", "state", "storage", "verify",
         ],
     ),
     // Arguments, rendering, prompts, progress.
@@ -208,6 +208,37 @@ fn the_core_does_no_io() {
         for bad in IMPURE {
             if text.contains(bad) {
                 problems.push(format!("{m} (core) uses {bad}"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Commands choose, call the engine and render; one never calls another (shared work is an
+/// operation in `ops`, shared rendering is in `commands/mod.rs`).
+#[test]
+fn no_command_uses_another() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/commands");
+    let mut names = Vec::new();
+    files(&dir, &mut names);
+    let stems: Vec<String> = names
+        .iter()
+        .map(|p| p.file_stem().unwrap().to_string_lossy().to_string())
+        .filter(|s| s != "mod")
+        .collect();
+    assert!(stems.len() >= 8, "{stems:?}");
+    let mut problems = Vec::new();
+    for f in &names {
+        let me = f.file_stem().unwrap().to_string_lossy().to_string();
+        if me == "mod" {
+            continue;
+        }
+        let text = code(f);
+        for other in stems.iter().filter(|o| **o != me) {
+            for pattern in [format!("commands::{other}"), format!("super::{other}")] {
+                if text.contains(&pattern) {
+                    problems.push(format!("commands/{me}.rs uses {pattern}"));
+                }
             }
         }
     }

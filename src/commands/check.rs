@@ -4,10 +4,10 @@
 use chrono::Utc;
 
 use crate::cli::CheckArgs;
-use crate::commands::status::{free_space, known_databases};
 use crate::commands::{human_age, print};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::ops::inventory::{free_space, known_databases};
 use crate::postgres::Psql;
 use crate::state;
 

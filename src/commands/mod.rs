@@ -138,16 +138,7 @@ pub(crate) fn selected_databases(cfg: &Config, named: &[String]) -> Result<Vec<S
     Ok(named.to_vec())
 }
 
-/// Create the backup root (0700) if it is missing.
-pub(crate) fn ensure_root(cfg: &Config) -> Result<()> {
-    crate::fsutil::ensure_private_dir(&cfg.local_dir).map_err(|source| {
-        crate::error::Error::Output {
-            what: "backup directory",
-            path: cfg.local_dir.clone(),
-            source,
-        }
-    })
-}
+pub(crate) use crate::ops::ensure_root;
 
 /// Create the backup root (0700) and take the run lock.
 pub(crate) fn lock_root(cfg: &Config) -> Result<crate::lock::RunLock> {

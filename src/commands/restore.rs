@@ -11,12 +11,12 @@ use chrono::Utc;
 
 use crate::catalog::{self, BackupName};
 use crate::cli::RestoreArgs;
-use crate::commands::backup::{backup_one, Outcome};
 use crate::commands::human_bytes;
-use crate::commands::verify::{fetch_backup, resolve_backup, resolve_or_fetch, Fetched};
 use crate::config::{Config, Database};
 use crate::conninfo::ConnInfo;
 use crate::error::{ConfigProblems, Error, Result};
+use crate::ops::backup::{backup_one, Outcome};
+use crate::ops::fetch::{fetch_backup, resolve_backup, resolve_or_fetch, Fetched};
 use crate::postgres::{quote_ident, quote_literal, Psql, RestoreOptions, Target};
 use crate::storage::{LocalStorage, Storage};
 use crate::verify::{check_integrity, BackupFiles};
