@@ -26,6 +26,7 @@ pub mod pipeline;
 pub mod plain;
 pub mod postgres;
 pub mod retention;
+pub mod run;
 pub mod s3;
 pub mod secret;
 pub mod signals;

@@ -423,6 +423,8 @@ impl<'a> Psql<'a> {
 /// A running pg_dump whose stdout is the dump.
 #[derive(Debug)]
 pub struct DumpProcess {
+    /// The job it runs for (a cancel stops it).
+    cancel: crate::run::Cancel,
     child: Child,
     stderr: Option<JoinHandle<Vec<String>>>,
     watchdog: Option<Watchdog>,
@@ -472,6 +474,7 @@ impl DumpProcess {
         target: &Target,
         extra_args: &[String],
         timeout: Option<Duration>,
+        cancel: &crate::run::Cancel,
     ) -> Result<(DumpProcess, ChildStdout), PgError> {
         let env = ClientEnv::new(target, "pg_dump", "pg-dump-path")?;
         let mut cmd = Command::new(&tools.pg_dump);
@@ -501,10 +504,11 @@ impl DumpProcess {
         let stderr = child.stderr.take().expect("stderr was piped above");
         let name = target.name.clone();
         let stderr = collect_stderr(stderr, name.clone());
-        crate::signals::set_child(Some(child.id() as i32));
+        cancel.register(child.id());
         let watchdog = timeout.map(|limit| Watchdog::start(child.id(), limit));
         Ok((
             DumpProcess {
+                cancel: cancel.clone(),
                 child,
                 stderr: Some(stderr),
                 watchdog,
@@ -525,7 +529,8 @@ impl DumpProcess {
     /// Wait for pg_dump and check everything it told us. `timeout_secs` is for the message.
     pub fn finish(mut self, timeout_secs: u64) -> Result<(), DumpError> {
         let timed_out = self.watchdog.take().is_some_and(Watchdog::stop);
-        let status = crate::signals::reap(|| self.child.wait());
+        let pid = self.child.id();
+        let status = self.cancel.reap(pid, || self.child.wait());
         let lines = self
             .stderr
             .take()
@@ -658,7 +663,7 @@ fn collect_stderr(stderr: std::process::ChildStderr, label: String) -> JoinHandl
 }
 
 /// Options of a restore through psql.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct RestoreOptions {
     /// Drop ownership and privilege statements (`plain::PrivilegeFilter`).
     pub no_owner: bool,
@@ -666,6 +671,8 @@ pub struct RestoreOptions {
     pub single_transaction: bool,
     /// Stop psql after this long.
     pub timeout: Option<Duration>,
+    /// How the file is compressed (the read side of its chain).
+    pub compression: crate::chain::Compression,
 }
 
 /// Why a restore failed.
@@ -705,15 +712,15 @@ pub enum RestoreError {
     },
 }
 
-/// Stream a plain dump, compressed with `compression`, into psql connected to `target`.
+/// Stream a plain dump, compressed as `opts` says, into psql connected to `target`.
 /// Returns (compressed, raw) bytes.
 /// `progress` is called about every `every` with the same pair.
 pub fn restore_plain(
     tools: &PgTools,
     target: &Target,
     data: &Path,
-    compression: crate::chain::Compression,
     opts: RestoreOptions,
+    cancel: &crate::run::Cancel,
     every: Duration,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<(u64, u64), RestoreError> {
@@ -724,6 +731,7 @@ pub fn restore_plain(
     };
     let file = std::fs::File::open(data).map_err(read_err)?;
     let (counted, read_so_far) = crate::codec::Counted::new(file);
+    let compression = opts.compression;
     let mut gz = crate::codec::decoder(compression, counted);
 
     let env = ClientEnv::new(target, "psql", "psql-path")?;
@@ -745,7 +753,7 @@ pub fn restore_plain(
         key: "psql-path",
         source,
     })?;
-    crate::signals::set_child(Some(child.id() as i32));
+    cancel.register(child.id());
     let watchdog = opts.timeout.map(|limit| Watchdog::start(child.id(), limit));
     let stderr = collect_stderr(
         child.stderr.take().expect("stderr was piped above"),
@@ -801,7 +809,8 @@ pub fn restore_plain(
     }
     drop(stdin);
     let timed_out = watchdog.is_some_and(Watchdog::stop);
-    let status = crate::signals::reap(|| child.wait());
+    let pid = child.id();
+    let status = cancel.reap(pid, || child.wait());
     let lines = stderr.join().unwrap_or_default();
     if timed_out {
         return Err(RestoreError::Timeout {

@@ -4,17 +4,22 @@
 //! `systemctl stop` signals the whole control group, so pg_dump gets the signal too; a plain
 //! `kill <pid>` reaches only us, which is why the current child is stopped here explicitly.
 
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::Mutex;
+use std::sync::OnceLock;
 
-use nix::sys::signal::{kill, killpg, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
-/// The running child. Held locked while the child is reaped, so its pid is never reused under us.
-static CHILD: Mutex<Option<i32>> = Mutex::new(None);
+use crate::run::Cancel;
+
+/// The process's root token: a signal cancels it, and with it every job and child under it.
+static ROOT: OnceLock<Cancel> = OnceLock::new();
+
+/// The process's root token (the command line's one job runs under it; a daemon's jobs under
+/// children of it).
+pub fn root() -> &'static Cancel {
+    ROOT.get_or_init(Cancel::new)
+}
 
 /// Start the signal thread. Call once, early.
 pub fn install() {
@@ -36,35 +41,15 @@ pub fn install() {
     };
     std::thread::spawn(move || {
         for sig in signals.forever() {
-            INTERRUPTED.store(sig, Ordering::SeqCst);
-            let guard = CHILD.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(pid) = *guard {
-                // The child's whole process group (see postgres::kill_group).
-                let _ = killpg(Pid::from_raw(pid), Signal::SIGTERM);
-                let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-            }
+            // Stops every registered child's whole process group (see postgres::kill_group).
+            root().cancel(sig);
         }
     });
 }
 
 /// The signal that interrupted this run, if any.
 pub fn interrupted() -> Option<i32> {
-    match INTERRUPTED.load(Ordering::SeqCst) {
-        0 => None,
-        s => Some(s),
-    }
-}
-
-/// Register the running child (None when it is about to be reaped).
-pub fn set_child(pid: Option<i32>) {
-    *CHILD.lock().unwrap_or_else(|e| e.into_inner()) = pid;
-}
-
-/// Run `f` (which reaps the child) with the child unregistered and the registry locked.
-pub fn reap<T>(f: impl FnOnce() -> T) -> T {
-    let mut guard = CHILD.lock().unwrap_or_else(|e| e.into_inner());
-    *guard = None;
-    f()
+    root().cancelled()
 }
 
 /// Name of a signal number, for messages.

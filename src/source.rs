@@ -57,18 +57,20 @@ pub struct PgDump<'a> {
     target: &'a Target,
     extra_args: &'a [String],
     timeout: Option<Duration>,
+    cancel: &'a crate::run::Cancel,
     process: Option<DumpProcess>,
 }
 
 impl<'a> PgDump<'a> {
     /// A dump of `target` by the pg_dump of `tools` (its `--version` is `version`), with the
-    /// configured extra arguments and time limit.
+    /// configured extra arguments and time limit, for the job `cancel` (which stops it).
     pub fn new(
         tools: &'a PgTools,
         version: &'a str,
         target: &'a Target,
         extra_args: &'a [String],
         timeout: Option<Duration>,
+        cancel: &'a crate::run::Cancel,
     ) -> Self {
         PgDump {
             tools,
@@ -76,6 +78,7 @@ impl<'a> PgDump<'a> {
             target,
             extra_args,
             timeout,
+            cancel,
             process: None,
         }
     }
@@ -122,8 +125,13 @@ impl Source for PgDump<'_> {
     }
 
     fn start(&mut self) -> Result<Box<dyn Read + Send>> {
-        let (process, stdout) =
-            DumpProcess::spawn(self.tools, self.target, self.extra_args, self.timeout)?;
+        let (process, stdout) = DumpProcess::spawn(
+            self.tools,
+            self.target,
+            self.extra_args,
+            self.timeout,
+            self.cancel,
+        )?;
         self.process = Some(process);
         Ok(Box::new(stdout))
     }

@@ -163,6 +163,7 @@ fn run_databases(cfg: &Config, args: &BackupArgs, env: EnvFn, unsaved: &Unsaved)
             &db.target,
             &db.pg_dump_args,
             cfg.dump_timeout,
+            crate::signals::root(),
         );
         match backup_one(
             cfg,

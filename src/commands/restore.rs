@@ -285,6 +285,7 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
             &db.target,
             &db.pg_dump_args,
             cfg.dump_timeout,
+            crate::signals::root(),
         );
         match backup_one(
             cfg,
@@ -339,12 +340,13 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
         &tools,
         &target,
         &files.data,
-        compression,
         RestoreOptions {
             no_owner: args.no_owner,
             single_transaction: args.single_transaction,
             timeout: None,
+            compression,
         },
+        crate::signals::root(),
         every,
         |read, raw| {
             let rate = raw as f64 / started.elapsed().as_secs_f64().max(0.001);

@@ -593,15 +593,16 @@ fn test_restore_check(
         tools,
         &target,
         &files.data,
-        integrity
-            .chain
-            .map(|c| c.compression)
-            .unwrap_or(crate::chain::Compression::Gzip { level: 6 }),
         RestoreOptions {
             no_owner: true,
             single_transaction: false,
             timeout: cfg.verify_restore_timeout,
+            compression: integrity
+                .chain
+                .map(|c| c.compression)
+                .unwrap_or(crate::chain::Compression::Gzip { level: 6 }),
         },
+        crate::signals::root(),
         Duration::from_secs(10),
         |_, raw| {
             notify::status(&format!(
