@@ -170,15 +170,22 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// The entries of `dir`, or `None` when it does not exist (a missing directory holds nothing).
+pub fn read_dir_if_exists(dir: &Path) -> io::Result<Option<fs::ReadDir>> {
+    match fs::read_dir(dir) {
+        Ok(rd) => Ok(Some(rd)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Remove what an interrupted run left in the directory of database `db`: our temp files, and
 /// sidecars or manifests of `db`'s backups whose data file never arrived (a file of another
 /// database's name is foreign here and stays). Returns the names removed. Must run under the
 /// lock.
 pub fn clean_debris(dir: &Path, db: &str) -> io::Result<Vec<String>> {
-    let rd = match fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
+    let Some(rd) = read_dir_if_exists(dir)? else {
+        return Ok(Vec::new());
     };
     let mut removed = Vec::new();
     for de in rd {
@@ -214,10 +221,8 @@ pub fn clean_stale_temp(
     prefix: &str,
     older_than: std::time::Duration,
 ) -> io::Result<Vec<String>> {
-    let rd = match fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
+    let Some(rd) = read_dir_if_exists(dir)? else {
+        return Ok(Vec::new());
     };
     let now = std::time::SystemTime::now();
     let stale = |m: &fs::Metadata| {

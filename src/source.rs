@@ -7,6 +7,7 @@ use std::io::Read;
 use std::time::Duration;
 
 use crate::chain::Format;
+use crate::config::{Config, Database};
 use crate::dbprops::DatabaseInfo;
 use crate::error::{Error, Result};
 use crate::postgres::{major_version, DumpError, DumpProcess, PgError, PgTools, Psql, Target};
@@ -62,6 +63,25 @@ pub struct PgDump<'a> {
 }
 
 impl<'a> PgDump<'a> {
+    /// The dump of a configured database: its target and extra arguments, the configured time
+    /// limit, for the job `cancel`.
+    pub fn of(
+        cfg: &Config,
+        tools: &'a PgTools,
+        version: &'a str,
+        db: &'a Database,
+        cancel: &'a crate::run::Cancel,
+    ) -> Self {
+        Self::new(
+            tools,
+            version,
+            &db.target,
+            &db.pg_dump_args,
+            cfg.dump_timeout,
+            cancel,
+        )
+    }
+
     /// A dump of `target` by the pg_dump of `tools` (its `--version` is `version`), with the
     /// configured extra arguments and time limit, for the job `cancel` (which stops it).
     pub fn new(

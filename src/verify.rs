@@ -116,6 +116,12 @@ pub struct Integrity {
 }
 
 impl Integrity {
+    /// The compression to read the file with: known whenever the integrity pass could read it
+    /// (always when [`Integrity::ok`]); `None` for a chain this version does not know.
+    pub fn compression(&self) -> Option<crate::chain::Compression> {
+        self.chain.map(|c| c.compression)
+    }
+
     /// Whether every check passed.
     pub fn ok(&self) -> bool {
         self.checks.iter().all(|c| c.ok)

@@ -157,14 +157,7 @@ fn run_databases(cfg: &Config, args: &BackupArgs, env: EnvFn, unsaved: &Unsaved)
             break;
         }
         notify::status(&format!("backing up {} ({}/{total})", db.name(), i + 1));
-        let mut source = PgDump::new(
-            &tools,
-            &dump_version,
-            &db.target,
-            &db.pg_dump_args,
-            cfg.dump_timeout,
-            crate::signals::root(),
-        );
+        let mut source = PgDump::of(cfg, &tools, &dump_version, db, crate::signals::root());
         match backup_one(
             cfg,
             db.name(),
@@ -285,7 +278,7 @@ fn run_databases(cfg: &Config, args: &BackupArgs, env: EnvFn, unsaved: &Unsaved)
 fn upload_backup(store: &S3Store, root: &Path, manifest: &Manifest) -> Result<u64> {
     let db = &manifest.database;
     let dir = catalog::db_dir(root, db);
-    let bytes = store.upload_file(&dir.join(&manifest.file), db, &manifest.file)?;
+    let bytes = store.upload_file(&dir.join(&manifest.file), &store.key_of(db, &manifest.file))?;
     for suffix in [".sha256", ".json"] {
         let name = format!("{}{suffix}", manifest.file);
         let path = dir.join(&name);

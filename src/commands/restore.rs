@@ -279,14 +279,8 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
         let dump_version = tools.pg_dump_version()?;
         let description = format!("safety backup before restoring {file_name}");
         let local = crate::storage::LocalStorage::new(&cfg.local_dir);
-        let mut source = crate::source::PgDump::new(
-            &tools,
-            &dump_version,
-            &db.target,
-            &db.pg_dump_args,
-            cfg.dump_timeout,
-            crate::signals::root(),
-        );
+        let mut source =
+            crate::source::PgDump::of(cfg, &tools, &dump_version, &db, crate::signals::root());
         match backup_one(
             cfg,
             db.name(),
@@ -332,10 +326,9 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
         Duration::from_secs(10)
     };
     // The read side of the chain the integrity pass read it with (it passed, so it is known).
-    let compression = integrity
-        .chain
-        .map(|c| c.compression)
-        .unwrap_or(crate::chain::Compression::Gzip { level: 6 });
+    let compression = integrity.compression().ok_or_else(|| {
+        Error::Corrupt(format!("{file_name}: a chain this pgbackup does not know"))
+    })?;
     let (_, raw) = crate::postgres::restore_plain(
         &tools,
         &target,

@@ -589,6 +589,9 @@ fn test_restore_check(
             }
         }
     }
+    let Some(compression) = integrity.compression() else {
+        return fail("a chain this pgbackup does not know".into(), EXIT_DATAERR);
+    };
     let restored = crate::postgres::restore_plain(
         tools,
         &target,
@@ -597,10 +600,7 @@ fn test_restore_check(
             no_owner: true,
             single_transaction: false,
             timeout: cfg.verify_restore_timeout,
-            compression: integrity
-                .chain
-                .map(|c| c.compression)
-                .unwrap_or(crate::chain::Compression::Gzip { level: 6 }),
+            compression,
         },
         crate::signals::root(),
         Duration::from_secs(10),

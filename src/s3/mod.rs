@@ -408,29 +408,6 @@ impl S3Store {
         self.client.cfg.object_lock
     }
 
-    /// The bucket key of `file` of database `db`.
-    pub fn key(&self, db: &str, file: &str) -> String {
-        self.full_key(&self.db_key(db, file))
-    }
-
-    /// The storage directory of `db`: its own, or the root of a flat legacy prefix (the same
-    /// layout as `crate::storage`'s, which s3 does not import).
-    fn db_dir(&self, db: &str) -> String {
-        if self.read_only {
-            String::new()
-        } else {
-            db.to_string()
-        }
-    }
-
-    /// The storage key of `file` of `db`.
-    fn db_key(&self, db: &str, file: &str) -> String {
-        match self.db_dir(db) {
-            d if d.is_empty() => file.to_string(),
-            d => format!("{d}/{file}"),
-        }
-    }
-
     fn bucket(&self) -> &str {
         &self.client.cfg.bucket
     }
@@ -1037,15 +1014,15 @@ impl S3Store {
         }
     }
 
-    /// Upload a committed local file as `file` of `db`, in parts read straight from the file
-    /// (no copy, no spool), up to [`PARTS_IN_FLIGHT`] at once.
-    pub fn upload_file(&self, path: &Path, db: &str, file: &str) -> Result<u64, S3Failure> {
+    /// Upload a committed local file as the storage key `key`, in parts read straight from the
+    /// file (no copy, no spool), up to [`PARTS_IN_FLIGHT`] at once.
+    pub fn upload_file(&self, path: &Path, key: &str) -> Result<u64, S3Failure> {
         let read_err = |source| S3Failure::Read {
             path: path.display().to_string(),
             source,
         };
         let size = std::fs::metadata(path).map_err(read_err)?.len();
-        let key = self.key(db, file);
+        let key = self.full_key(key);
         if size == 0 {
             self.put_bytes(&key, b"", "application/gzip")?;
             return Ok(0);
@@ -1273,9 +1250,10 @@ impl S3Store {
         Ok(())
     }
 
-    /// Our incomplete multipart uploads under `<prefix><db>/`: keys of our naming scheme only.
-    fn our_uploads(&self, db: &str) -> Result<Vec<xml::Upload>, S3Failure> {
-        let prefix = format!("{}{db}/", self.prefix);
+    /// Our incomplete multipart uploads in the directory `dir` (`db`'s): keys of our naming
+    /// scheme for `db` only.
+    fn our_uploads(&self, db: &str, dir: &str) -> Result<Vec<xml::Upload>, S3Failure> {
+        let prefix = self.full_dir(dir);
         let mut out = Vec::new();
         let mut markers: Option<(String, String)> = None;
         loop {
@@ -1642,13 +1620,14 @@ impl S3Store {
     /// `abort-incomplete-after-hours`: incomplete multipart uploads, a data object whose sidecar
     /// never arrived, a sidecar or manifest without its data object, and (Object Lock) the
     /// delete markers and old versions of our keys. Foreign keys are never touched.
-    pub(crate) fn clean_debris(&self, db: &str) -> Result<Vec<String>, S3Failure> {
+    /// `dir` is `db`'s directory as the storage layout places it.
+    pub(crate) fn clean_debris(&self, db: &str, dir: &str) -> Result<Vec<String>, S3Failure> {
         self.writable()?;
         let cutoff = Utc::now()
             - chrono::Duration::from_std(self.client.cfg.abort_incomplete_after)
                 .unwrap_or(chrono::Duration::zero());
         let mut removed = Vec::new();
-        for u in self.our_uploads(db)? {
+        for u in self.our_uploads(db, dir)? {
             if rfc3339(&u.initiated).is_some_and(|t| t <= cutoff) {
                 self.retry(&u.key, || {
                     self.request(
@@ -1667,19 +1646,23 @@ impl S3Store {
                 ));
             }
         }
-        let files = self.object_files(&self.db_dir(db))?;
+        let files = self.object_files(dir)?;
+        let key_of = |name: &str| match dir {
+            "" => name.to_string(),
+            d => format!("{d}/{name}"),
+        };
         for f in crate::catalog::debris_in(db, &files) {
             if f.modified.is_none_or(|t| t > cutoff) {
                 continue;
             }
-            match self.delete_file(&self.db_key(db, &f.name)) {
+            match self.delete_file(&key_of(&f.name)) {
                 Ok(()) => removed.push(format!(
                     "deleted orphaned {} (its commit never finished)",
-                    self.describe_key(&self.db_key(db, &f.name))
+                    self.describe_key(&key_of(&f.name))
                 )),
                 Err(S3Failure::Locked { until, .. }) => crate::log::debug(&format!(
                     "orphaned {} stays until {until} (Object Lock)",
-                    self.describe_key(&self.db_key(db, &f.name))
+                    self.describe_key(&key_of(&f.name))
                 )),
                 Err(e) => return Err(e),
             }
@@ -1688,7 +1671,7 @@ impl S3Store {
             // Keys of ours whose current version is a delete marker (a plain DELETE by another
             // tool, or an older pgbackup): their hidden versions are still billed. Once their
             // locks have expired, every version and marker goes.
-            let prefix = self.key(db, "");
+            let prefix = self.full_dir(dir);
             let mut by_key: std::collections::BTreeMap<String, Vec<(xml::Version, bool)>> =
                 Default::default();
             for (v, marker) in self.list_versions(&prefix)? {

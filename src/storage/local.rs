@@ -245,8 +245,7 @@ impl Storage for LocalStorage {
     ) -> Result<u64> {
         let dir = self.dir(db);
         let result = (|| {
-            self.put(&self.key_of(db, &name.sidecar_name()), sidecar)?;
-            self.put(&self.key_of(db, &name.manifest_name()), manifest)?;
+            self.put_sidecar_and_manifest(db, name, sidecar, manifest)?;
             let size = data.commit()?;
             fsutil::fsync_dir(&self.root).map_err(|source| Error::Output {
                 what: "backup directory",
@@ -266,10 +265,8 @@ impl Storage for LocalStorage {
 /// The regular files of a directory (symlinks and subdirectories are not followed), sorted by
 /// name, without our temp files; a missing directory is empty.
 fn regular_files(dir: &Path) -> io::Result<Vec<StoredFile>> {
-    let rd = match fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
+    let Some(rd) = fsutil::read_dir_if_exists(dir)? else {
+        return Ok(Vec::new());
     };
     let mut out = Vec::new();
     for de in rd {
@@ -297,12 +294,10 @@ fn regular_files(dir: &Path) -> io::Result<Vec<StoredFile>> {
     Ok(out)
 }
 
-/// The database directories under `root` (valid names only, sorted).
+/// The directories under `root` (not links), sorted; the layout keeps the valid names.
 fn subdirs(root: &Path) -> io::Result<Vec<String>> {
-    let rd = match fs::read_dir(root) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
+    let Some(rd) = fsutil::read_dir_if_exists(root)? else {
+        return Ok(Vec::new());
     };
     let mut out = Vec::new();
     for de in rd {

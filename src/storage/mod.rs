@@ -150,9 +150,20 @@ pub trait Storage: std::fmt::Debug {
         manifest: &[u8],
     ) -> Result<u64> {
         let size = data.commit()?;
-        self.put(&self.key_of(db, &name.sidecar_name()), sidecar)?;
-        self.put(&self.key_of(db, &name.manifest_name()), manifest)?;
+        self.put_sidecar_and_manifest(db, name, sidecar, manifest)?;
         Ok(size)
+    }
+
+    /// Write a backup's sidecar, then its manifest (each atomically).
+    fn put_sidecar_and_manifest(
+        &self,
+        db: &str,
+        name: &BackupName,
+        sidecar: &[u8],
+        manifest: &[u8],
+    ) -> Result<()> {
+        self.put(&self.key_of(db, &name.sidecar_name()), sidecar)?;
+        self.put(&self.key_of(db, &name.manifest_name()), manifest)
     }
 
     /// The data files of `db` that match our naming scheme, oldest first, with what else of each

@@ -71,7 +71,7 @@ impl Storage for S3Store {
     }
 
     fn clean_incomplete(&self, db: &str) -> Result<Vec<String>> {
-        Ok(self.clean_debris(db)?)
+        Ok(self.clean_debris(db, &self.db_dir(db))?)
     }
 
     /// A read-only `list-prefixes` location holds its files flat in the prefix.

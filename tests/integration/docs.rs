@@ -68,20 +68,27 @@ fn man_pages_are_mandoc_lint_clean() {
     assert!(pages >= 10, "{pages} pages");
 }
 
+/// What README holds between `<!-- NAME ... -->` (the rest of that line is a comment) and
+/// `<!-- /NAME -->`.
+fn readme_section(name: &str) -> String {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let open = format!("<!-- {name}");
+    let start = readme
+        .find(&open)
+        .and_then(|i| readme[i..].find('\n').map(|n| i + n + 1))
+        .unwrap_or_else(|| panic!("README has no {open} marker"));
+    let end = readme
+        .find(&format!("<!-- /{name} -->"))
+        .unwrap_or_else(|| panic!("README has no <!-- /{name} --> marker"));
+    readme[start..end].to_string()
+}
+
 /// README's exit-code table is the one in src/exit.rs (which also renders --help and the man
 /// pages): one table, written once.
 #[test]
 fn readme_exit_codes_are_the_table() {
-    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
-    let start = readme
-        .find("<!-- exit-codes")
-        .and_then(|i| readme[i..].find('\n').map(|n| i + n + 1))
-        .expect("README has the exit-codes marker");
-    let end = readme
-        .find("<!-- /exit-codes -->")
-        .expect("README has the end marker");
     assert_eq!(
-        &readme[start..end],
+        readme_section("exit-codes"),
         pgbackup::exit::markdown(),
         "README's exit codes drifted from src/exit.rs"
     );
@@ -98,16 +105,8 @@ fn readme_exit_codes_are_the_table() {
 /// README's environment-variable table is the one in src/config/env.rs.
 #[test]
 fn readme_environment_variables_are_the_table() {
-    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
-    let start = readme
-        .find("<!-- env:")
-        .and_then(|i| readme[i..].find('\n').map(|n| i + n + 1))
-        .expect("README has the env marker");
-    let end = readme
-        .find("<!-- /env -->")
-        .expect("README has the end marker");
     assert_eq!(
-        &readme[start..end],
+        readme_section("env"),
         pgbackup::config::env::markdown(),
         "README's environment table drifted from src/config/env.rs (paste the markdown() output)"
     );
