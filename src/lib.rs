@@ -25,6 +25,7 @@ pub mod ops;
 pub mod pipeline;
 pub mod plain;
 pub mod postgres;
+pub mod report;
 pub mod retention;
 pub mod run;
 pub mod s3;

@@ -11,9 +11,13 @@ use std::io::Read;
 use pgbackup::catalog;
 use pgbackup::config::{Config, FileConfig};
 use pgbackup::error::ConfigProblems;
-use pgbackup::ops::backup::{backup_one, Outcome};
+use std::sync::{Arc, Mutex};
+
+use pgbackup::ops::backup::{backup_one, run_databases, Outcome, Request};
+use pgbackup::report::Recorder;
+use pgbackup::run::{Cancel, Event, Job, Listener};
 use pgbackup::source::ScriptedSource;
-use pgbackup::storage::{MemoryStorage, Storage};
+use pgbackup::storage::{LocalStorage, MemoryStorage, Storage};
 use sha2::{Digest, Sha256};
 
 const DUMP: &str = "--\n-- PostgreSQL database dump\n--\n\nSET x = 1;\n\
@@ -29,6 +33,42 @@ fn config(root: &std::path::Path, extra: &str) -> Config {
     let cfg = Config::from_file(file, None, &|_| None, &mut problems);
     assert!(problems.is_empty(), "{problems:?}");
     cfg
+}
+
+/// A job nobody listens to.
+fn job() -> Job {
+    Job::new(Cancel::new())
+}
+
+/// A listener that writes each event down as a short line.
+#[derive(Default)]
+struct Log(Mutex<Vec<String>>);
+
+impl Listener for Log {
+    fn event(&self, e: &Event<'_>) {
+        let line = match e {
+            Event::RunStarted => "run started".to_string(),
+            Event::Started { db, index, total } => format!("{db}: started {}/{total}", index + 1),
+            Event::Progress { .. } | Event::Notice { .. } => return,
+            Event::Completed { db, manifest, .. } => {
+                format!("{db}: completed {} rows", manifest.tables[0].rows)
+            }
+            Event::Uploaded { db, .. } => format!("{db}: uploaded"),
+            Event::Skipped { db, .. } => format!("{db}: skipped"),
+            Event::Retained { db, file, .. } => format!("{db}: retention {file}"),
+            Event::Failed {
+                db, step, error, ..
+            } => {
+                format!("{db}: {step:?} failed, exit {}", error.exit_code())
+            }
+            Event::RunFinished {
+                total,
+                failed,
+                interrupted,
+            } => format!("finished: {failed}/{total} failed, interrupted {interrupted:?}"),
+        };
+        self.0.lock().unwrap().push(line);
+    }
 }
 
 fn source(stream: &str) -> ScriptedSource {
@@ -53,7 +93,7 @@ fn a_complete_stream_becomes_a_backup_that_the_reader_rule_counts() {
     let cfg = config(root.path(), "");
     let store = MemoryStorage::new();
     let mut src = source(DUMP);
-    let out = backup_one(&cfg, "fast", &mut src, false, Some("first"), &store).unwrap();
+    let out = backup_one(&cfg, "fast", &mut src, false, Some("first"), &store, &job()).unwrap();
     let Outcome::Done { manifest, .. } = out else {
         panic!("skipped")
     };
@@ -102,10 +142,10 @@ fn respawn_protection_skips_without_starting_the_source_and_force_overrides_it()
     let root = tempfile::tempdir().unwrap();
     let cfg = config(root.path(), "[backup]\nrespawn-protection-hours = 20\n");
     let store = MemoryStorage::new();
-    backup_one(&cfg, "fast", &mut source(DUMP), false, None, &store).unwrap();
+    backup_one(&cfg, "fast", &mut source(DUMP), false, None, &store, &job()).unwrap();
 
     let mut again = source(DUMP);
-    match backup_one(&cfg, "fast", &mut again, false, None, &store).unwrap() {
+    match backup_one(&cfg, "fast", &mut again, false, None, &store, &job()).unwrap() {
         Outcome::Skipped { reason } => {
             assert!(reason.contains("respawn-protection-hours = 20"), "{reason}");
             assert!(reason.contains("--force"), "{reason}");
@@ -117,7 +157,7 @@ fn respawn_protection_skips_without_starting_the_source_and_force_overrides_it()
 
     let mut forced = source(DUMP);
     assert!(matches!(
-        backup_one(&cfg, "fast", &mut forced, true, None, &store).unwrap(),
+        backup_one(&cfg, "fast", &mut forced, true, None, &store, &job()).unwrap(),
         Outcome::Done { .. }
     ));
     assert_eq!(store.complete_backups("fast").unwrap().len(), 2);
@@ -131,7 +171,17 @@ fn backups_within_one_second_get_distinct_names_and_none_is_overwritten() {
     let mut names = Vec::new();
     for i in 0..4 {
         let stream = DUMP.replace("SET x = 1;", &format!("SET x = {i};"));
-        match backup_one(&cfg, "fast", &mut source(&stream), true, None, &store).unwrap() {
+        match backup_one(
+            &cfg,
+            "fast",
+            &mut source(&stream),
+            true,
+            None,
+            &store,
+            &job(),
+        )
+        .unwrap()
+        {
             Outcome::Done { manifest, .. } => names.push(manifest.file.clone()),
             Outcome::Skipped { .. } => panic!("a forced backup was skipped"),
         }
@@ -155,7 +205,7 @@ fn an_incomplete_stream_leaves_nothing_visible_and_fails_with_1() {
     let cfg = config(root.path(), "");
     let store = MemoryStorage::new();
     let cut = &DUMP[..DUMP.find("-- PostgreSQL database dump complete").unwrap()];
-    let err = backup_one(&cfg, "fast", &mut source(cut), false, None, &store).unwrap_err();
+    let err = backup_one(&cfg, "fast", &mut source(cut), false, None, &store, &job()).unwrap_err();
     assert_eq!(err.exit_code(), 1, "{err}");
     assert!(err.to_string().contains("fast"), "{err}");
     assert!(
@@ -178,9 +228,106 @@ fn a_failing_source_is_its_own_error_and_leaves_nothing_visible() {
         fails_with: Some("pg_dump: error: query failed: out of memory".into()),
         ..source(DUMP)
     };
-    let err = backup_one(&cfg, "fast", &mut src, false, None, &store).unwrap_err();
+    let err = backup_one(&cfg, "fast", &mut src, false, None, &store, &job()).unwrap_err();
     assert_eq!(err.exit_code(), 1, "{err}");
     assert!(err.to_string().contains("out of memory"), "{err}");
     assert!(store.files("fast").unwrap().is_empty());
     assert!(store.clean_incomplete("fast").unwrap().is_empty());
+}
+
+/// Three databases from a config with a local root (the fast tier's run of a whole job).
+fn three(root: &std::path::Path) -> Config {
+    config(
+        root,
+        "[metrics]\ntextfile-dir = \"\"\n\
+         [[database]]\nname = \"a\"\n[[database]]\nname = \"b\"\n[[database]]\nname = \"c\"\n",
+    )
+}
+
+fn scripted<'d>(db: &'d pgbackup::config::Database) -> Box<dyn pgbackup::source::Source + 'd> {
+    let mut s = source(DUMP);
+    s.name = db.name().to_string();
+    if db.name() == "b" {
+        s.fails_with = Some("pg_dump: error: connection to server failed".into());
+    }
+    Box::new(s)
+}
+
+#[test]
+fn a_run_tells_its_listeners_each_step_and_one_failure_does_not_stop_the_others() {
+    let root = tempfile::tempdir().unwrap();
+    let cfg = three(root.path());
+    let log = Arc::new(Log::default());
+    let recorder = Arc::new(Recorder::new(&cfg));
+    let job = job().listen(log.clone()).listen(recorder.clone());
+    let result = run_databases(
+        &cfg,
+        &job,
+        &Request::default(),
+        &cfg.databases,
+        &mut scripted,
+    );
+    let err = recorder.finish(result).unwrap_err();
+    assert_eq!(err.exit_code(), 1, "{err}");
+    assert_eq!(
+        *log.0.lock().unwrap(),
+        [
+            "a: started 1/3",
+            "a: completed 3 rows",
+            "b: started 2/3",
+            "b: Backup failed, exit 1",
+            "c: started 3/3",
+            "c: completed 3 rows",
+            "finished: 1/3 failed, interrupted None",
+        ]
+    );
+    // The recorder listened: the state file says what happened to each database.
+    let st = pgbackup::state::load(root.path());
+    let ok = |db: &str| st.databases[db].last_run_ok;
+    assert_eq!(
+        (ok("a"), ok("b"), ok("c")),
+        (Some(true), Some(false), Some(true))
+    );
+    assert!(st.databases["b"]
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("connection"));
+    assert_eq!(st.last_run_ok, Some(false));
+}
+
+#[test]
+fn a_cancelled_job_starts_no_database_and_says_it_was_interrupted() {
+    let root = tempfile::tempdir().unwrap();
+    let cfg = three(root.path());
+    let log = Arc::new(Log::default());
+    let parent = Cancel::new();
+    let job = Job::new(parent.child()).listen(log.clone());
+    let sibling = Job::new(parent.child());
+    job.cancel.cancel(15);
+    let err = run_databases(
+        &cfg,
+        &job,
+        &Request::default(),
+        &cfg.databases,
+        &mut scripted,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, pgbackup::error::Error::Interrupted(15)),
+        "{err}"
+    );
+    assert_eq!(
+        *log.0.lock().unwrap(),
+        ["finished: 0/3 failed, interrupted Some(15)"]
+    );
+    assert!(LocalStorage::new(root.path())
+        .databases()
+        .unwrap()
+        .is_empty());
+    // Another job of the same process is not affected.
+    assert_eq!(sibling.cancelled(), None);
+    let one = &cfg.databases[..1];
+    run_databases(&cfg, &sibling, &Request::default(), one, &mut scripted).unwrap();
+    assert_eq!(LocalStorage::new(root.path()).databases().unwrap(), ["a"]);
 }

@@ -31,8 +31,8 @@ const LAYERS: &[(&str, &[&str])] = &[
         "engine",
         &[
             "codec", "config", "dbprops", "error", "fsutil", "lock", "log", "metrics", "notify",
-            "ops", "pipeline", "postgres", "run", "s3", "signals", "source", "state", "storage",
-            "verify",
+            "ops", "pipeline", "postgres", "report", "run", "s3", "signals", "source", "state",
+            "storage", "verify",
         ],
     ),
     // Arguments, rendering, prompts, progress.

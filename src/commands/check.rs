@@ -62,7 +62,7 @@ fn evaluate(cfg: &Config, args: &CheckArgs) -> (u8, String) {
         problems.push(msg);
     };
     // S3 is asked only about a database without a local backup (keep-local = false).
-    let stores = match super::s3_stores(cfg) {
+    let stores = match crate::ops::s3_stores(cfg) {
         Ok(s) => s,
         Err(e) => return (UNKNOWN, format!("S3 configuration: {e}")),
     };
@@ -70,7 +70,7 @@ fn evaluate(cfg: &Config, args: &CheckArgs) -> (u8, String) {
     let mut newest_age: Option<chrono::Duration> = None;
     for db in &databases {
         let s = st.databases.get(db).cloned().unwrap_or_default();
-        match super::newest_backup(cfg, &stores, db) {
+        match crate::ops::newest_backup(cfg, &stores, db) {
             Ok(Some(name)) => {
                 let age = now - name.timestamp;
                 newest_age = Some(newest_age.map_or(age, |a: chrono::Duration| a.max(age)));
@@ -101,7 +101,7 @@ fn evaluate(cfg: &Config, args: &CheckArgs) -> (u8, String) {
                 ),
             );
         }
-        for f in super::future_backups(cfg, db) {
+        for f in crate::ops::future_backups(cfg, db) {
             flag(
                 WARNING,
                 format!(

@@ -3,9 +3,10 @@
 use serde::Serialize;
 
 use crate::cli::ListArgs;
-use crate::commands::{human_bytes, print, render_table, selected_databases};
+use crate::commands::{human_bytes, print, render_table};
 use crate::config::Config;
 use crate::error::Result;
+use crate::ops::selected_databases;
 use crate::s3::S3Store;
 use crate::storage::{LocalStorage, Storage, StoredBackup};
 
@@ -100,11 +101,10 @@ fn merge_remote(
 /// Run `list`.
 pub fn run(cfg: &Config, args: &ListArgs) -> Result<()> {
     let mut databases = selected_databases(cfg, &args.databases)?;
-    let stores = crate::commands::s3_stores(cfg)?;
+    let stores = crate::ops::s3_stores(cfg)?;
     // An S3 failure does not hide the local backups, but the run fails with it (exit 69):
     // a script must not take a partial list for the whole.
-    let mut s3_error =
-        crate::commands::add_databases(&stores, &args.databases, &mut databases).err();
+    let mut s3_error = crate::ops::add_databases(&stores, &args.databases, &mut databases).err();
     let mut rows = Vec::new();
     // Read-only: a symlinked database directory is listed.
     let local_store = LocalStorage::reading(&cfg.local_dir);

@@ -23,11 +23,11 @@ pub fn run(cfg: &Config, args: &PruneArgs) -> Result<()> {
     if !policy.is_active() {
         log::info("no retention rule is configured ([retention] keep-days / keep-daily / keep-weekly / keep-monthly): nothing is deleted");
     }
-    let mut databases = crate::commands::selected_databases(cfg, &args.databases)?;
-    let stores = crate::commands::s3_stores(cfg)?;
+    let mut databases = crate::ops::selected_databases(cfg, &args.databases)?;
+    let stores = crate::ops::s3_stores(cfg)?;
     let store = stores.first();
     // Only the write prefix: list-prefixes are read-only.
-    crate::commands::add_databases(
+    crate::ops::add_databases(
         &stores[..stores.len().min(1)],
         &args.databases,
         &mut databases,
@@ -35,7 +35,7 @@ pub fn run(cfg: &Config, args: &PruneArgs) -> Result<()> {
     let _lock = if args.dry_run {
         None
     } else {
-        Some(crate::commands::lock_root(cfg)?)
+        Some(crate::ops::lock_root(cfg)?)
     };
     let now = Utc::now();
     let mut all = Vec::new();
@@ -48,7 +48,7 @@ pub fn run(cfg: &Config, args: &PruneArgs) -> Result<()> {
         all.extend(prune_all(cfg, store, db, &policy, now, args.dry_run, None)?);
     }
     if !args.dry_run {
-        crate::commands::write_metrics(cfg, |_| {})?;
+        crate::report::write_metrics(cfg, |_| {})?;
     }
     if args.json {
         let mut s = serde_json::to_string_pretty(&all).expect("rows are plain data");

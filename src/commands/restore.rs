@@ -260,7 +260,7 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
 
     // 4. The lock: no backup or prune runs while we work, and the safety backup goes through the
     //    normal backup path.
-    let _lock = super::lock_root(cfg)?;
+    let _lock = crate::ops::lock_root(cfg)?;
     if safety {
         let name = if args.target.is_none() && configured.is_some() {
             database.clone()
@@ -279,8 +279,10 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
         let dump_version = tools.pg_dump_version()?;
         let description = format!("safety backup before restoring {file_name}");
         let local = crate::storage::LocalStorage::new(&cfg.local_dir);
-        let mut source =
-            crate::source::PgDump::of(cfg, &tools, &dump_version, &db, crate::signals::root());
+        let job = crate::run::Job::new(crate::signals::root().clone())
+            .listen(std::sync::Arc::new(crate::report::Journal))
+            .listen(std::sync::Arc::new(crate::report::Systemd));
+        let mut source = crate::source::PgDump::of(cfg, &tools, &dump_version, &db, &job.cancel);
         match backup_one(
             cfg,
             db.name(),
@@ -288,6 +290,7 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
             true,
             Some(&description),
             &local,
+            &job,
         )? {
             Outcome::Done { path, .. } => {
                 log::info(&format!("safety backup of {target_db}: {path}"))
@@ -387,14 +390,14 @@ fn choose(cfg: &Config, args: &RestoreArgs, fetched: &mut Vec<Fetched>) -> Resul
         return resolve_backup(&cfg.local_dir, &path.display().to_string())
             .and_then(|f| require_path(f, path));
     }
-    let stores = super::s3_stores(cfg)?;
+    let stores = crate::ops::s3_stores(cfg)?;
     if let Some(name) = &args.backup {
         return resolve_or_fetch(cfg, &stores, name, fetched);
     }
     let named: Vec<String> = args.database.iter().cloned().collect();
-    let mut databases = super::selected_databases(cfg, &named)?;
+    let mut databases = crate::ops::selected_databases(cfg, &named)?;
     // Backups that only S3 holds (keep-local = false, or a lost disk) are candidates too.
-    super::add_databases(&stores, &named, &mut databases)?;
+    crate::ops::add_databases(&stores, &named, &mut databases)?;
     let mut candidates: Vec<Candidate> = Vec::new();
     // Read-only: a symlinked database directory is read.
     let local = LocalStorage::reading(&cfg.local_dir);

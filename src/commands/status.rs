@@ -76,12 +76,12 @@ fn retention_summary(cfg: &Config) -> String {
 pub fn run(cfg: &Config, args: &StatusArgs) -> Result<()> {
     let st = state::load(&cfg.local_dir);
     let now = Utc::now();
-    let stores = super::s3_stores(cfg)?;
+    let stores = crate::ops::s3_stores(cfg)?;
     let databases: Vec<DbStatus> = known_databases(cfg, &st)
         .into_iter()
         .map(|db| {
             let disk = disk_usage(&cfg.local_dir, &db);
-            let newest = super::newest_backup(cfg, &stores, &db).ok().flatten();
+            let newest = crate::ops::newest_backup(cfg, &stores, &db).ok().flatten();
             DbStatus {
                 url: cfg
                     .databases
@@ -223,7 +223,7 @@ pub fn run(cfg: &Config, args: &StatusArgs) -> Result<()> {
     }
     out.push_str(&super::render_table(&rows));
     for d in &status.databases {
-        for f in super::future_backups(cfg, &d.database) {
+        for f in crate::ops::future_backups(cfg, &d.database) {
             out.push_str(&format!(
                 "\nwarning: {}: backup {} is dated in the future; a clock was or is wrong (it is kept, and not counted as the newest)\n",
                 d.database,

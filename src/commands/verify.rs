@@ -54,7 +54,7 @@ pub fn run(cfg: &Config, args: &VerifyArgs) -> Result<()> {
     // Backups fetched from S3 for a name live in temp directories until the end of the run;
     // the ones `--all` finds only in S3 are fetched one at a time, each just before its turn.
     let mut fetched = Vec::new();
-    let stores = super::s3_stores(cfg)?;
+    let stores = crate::ops::s3_stores(cfg)?;
     let backups = select(cfg, args, &stores, &mut fetched)?;
     if backups.is_empty() {
         return Err(Error::Corrupt(format!(
@@ -122,7 +122,7 @@ pub fn run(cfg: &Config, args: &VerifyArgs) -> Result<()> {
         worst = worst_code(worst, code);
         if row.database != "-" {
             let (db, ok, tr) = (row.database.clone(), row.ok, row.test_restore_secs);
-            let saved = crate::commands::write_metrics(cfg, |st| {
+            let saved = crate::report::write_metrics(cfg, |st| {
                 let s = st.databases.entry(db).or_default();
                 s.last_verify_at = Some(Utc::now());
                 s.last_verify_ok = Some(ok);
@@ -204,8 +204,8 @@ fn select(
         }
         return Ok(out);
     }
-    let mut databases = super::selected_databases(cfg, &args.databases)?;
-    super::add_databases(stores, &args.databases, &mut databases)?;
+    let mut databases = crate::ops::selected_databases(cfg, &args.databases)?;
+    crate::ops::add_databases(stores, &args.databases, &mut databases)?;
     let mut out = Vec::new();
     // Read-only: a symlinked database directory is read.
     let local_store = LocalStorage::reading(&cfg.local_dir);

@@ -1,23 +1,28 @@
-//! One database's backup as an operation: respawn protection, a free name, the source's stream
-//! through the pipeline into a storage writer, the commit in the storage's order, the manifest.
-//! On any error nothing new is visible under a backup name. Returns a typed [`Outcome`]; the
-//! command renders it.
+//! A backup run as an operation: over the selected databases, each one's backup (respawn
+//! protection, a free name, the source's stream through the pipeline into a storage writer, the
+//! commit in the storage's order, the manifest), its off-site copy and its retention. On any
+//! error nothing new is visible under a backup name; one database failing does not stop the
+//! others. What happens is told to the job's listeners as events (`crate::run::Event`); the
+//! result is typed.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
 use crate::catalog::{self, BackupName, Kind, Manifest, MANIFEST_VERSION};
-use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::config::{Config, Database};
+use crate::conninfo::ConnInfo;
+use crate::error::{Error, Result, EXIT_FAILED};
+use crate::ops::prune;
 use crate::pipeline::{self, PipelineError};
-use crate::s3::S3Failure;
-use crate::source::Source;
+use crate::postgres::{PgTools, Psql, Target};
+use crate::run::{Event, Job, Level, Step};
+use crate::s3::{S3Failure, S3Store};
+use crate::source::{PgDump, Source};
 use crate::storage::{LocalStorage, Storage};
-use crate::text::{human_age, human_bytes};
-use crate::{log, notify};
+use crate::text::human_age;
 
 /// How often progress goes to sd-notify and the debug log.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
@@ -53,6 +58,327 @@ fn write_error(e: std::io::Error, dest: &str) -> Error {
     }
 }
 
+/// What a backup run is asked for.
+#[derive(Debug, Default)]
+pub struct Request<'a> {
+    /// The databases to back up (by name); empty: every one.
+    pub databases: &'a [String],
+    /// Back up even when respawn protection would skip.
+    pub force: bool,
+    /// Kept in each manifest.
+    pub description: Option<&'a str>,
+    /// `--retention DAYS` instead of the configured `keep-days`.
+    pub retention: Option<u32>,
+}
+
+/// The longest `--description` a backup takes (it lands in manifests, lists and metrics).
+pub const MAX_DESCRIPTION: usize = 1000;
+
+/// Run a backup of every selected database under `job` (its lock held for the run): each
+/// database's dump, its upload when S3 keeps a local copy, then its retention. Failures of one
+/// database are told as events and aggregated into the result; a cancelled job stops before
+/// the next database.
+pub fn run(cfg: &Config, job: &Job, req: &Request<'_>) -> Result<()> {
+    for w in &cfg.warnings {
+        job.emit(Event::Notice {
+            level: Level::Warn,
+            text: w.clone(),
+        });
+    }
+    if let Some(d) = req.description {
+        let n = d.chars().count();
+        if n > MAX_DESCRIPTION {
+            return Err(Error::Usage(format!(
+                "--description is {n} characters long; at most {MAX_DESCRIPTION} are kept in the manifest"
+            )));
+        }
+    }
+    let _lock = super::lock_root(cfg)?;
+    job.emit(Event::RunStarted);
+    // What killed runs left outside the database directories: a state write or a download in
+    // the root, a metrics write in the textfile directory (ours only; young ones may be a run
+    // going on now).
+    for (dir, prefix, age) in [
+        (&cfg.local_dir, crate::catalog::TEMP_PREFIX, 3600),
+        (&cfg.textfile_dir, ".pgbackup.prom.", 600),
+    ] {
+        match crate::fsutil::clean_stale_temp(dir, prefix, Duration::from_secs(age)) {
+            Ok(removed) => {
+                for r in removed {
+                    job.emit(Event::Notice {
+                        level: Level::Info,
+                        text: format!(
+                            "removed debris of an interrupted run: {}",
+                            dir.join(r).display()
+                        ),
+                    });
+                }
+            }
+            Err(e) => job.emit(Event::Notice {
+                level: Level::Debug,
+                text: format!("cannot clean {}: {e}", dir.display()),
+            }),
+        }
+    }
+    let tools = cfg.tools();
+    let dump_version = tools.pg_dump_version()?;
+    let databases = resolve_databases(cfg, &tools)?;
+    let selected = select(databases, req.databases)?;
+    if selected.is_empty() {
+        job.emit(Event::Notice {
+            level: Level::Warn,
+            text: "no database to back up: the server has no connectable non-template database"
+                .into(),
+        });
+    }
+    let mut sources = pg_dumps(cfg, &tools, &dump_version, &job.cancel);
+    run_databases(cfg, job, req, &selected, &mut sources)
+}
+
+/// A pg_dump per database, under the job's cancellation.
+fn pg_dumps<'d>(
+    cfg: &'d Config,
+    tools: &'d PgTools,
+    version: &'d str,
+    cancel: &'d crate::run::Cancel,
+) -> impl FnMut(&'d Database) -> Box<dyn Source + 'd> {
+    move |db| Box::new(PgDump::of(cfg, tools, version, db, cancel))
+}
+
+/// The loop of [`run`] over `selected`, with the sources `sources` makes (pg_dump; a scripted
+/// source in the fast tier).
+pub fn run_databases<'d>(
+    cfg: &Config,
+    job: &Job,
+    req: &Request<'_>,
+    selected: &'d [Database],
+    sources: &mut dyn FnMut(&'d Database) -> Box<dyn Source + 'd>,
+) -> Result<()> {
+    let policy = prune::policy_with(cfg, req.retention);
+    let s3 = super::s3_stores(cfg)?.into_iter().next();
+    let local = LocalStorage::new(&cfg.local_dir);
+    // With keep-local = false the dump streams straight into S3; otherwise it is written
+    // locally and uploaded after the local commit.
+    let primary: &dyn Storage = match &s3 {
+        Some(store) if !store.keep_local() => store,
+        _ => &local,
+    };
+
+    let total = selected.len();
+    let mut failed: Vec<(String, u8)> = Vec::new();
+    for (index, db) in selected.iter().enumerate() {
+        if job.cancelled().is_some() {
+            break;
+        }
+        let name = db.name();
+        job.emit(Event::Started {
+            db: name,
+            index,
+            total,
+        });
+        let mut source = sources(db);
+        let outcome = backup_one(
+            cfg,
+            name,
+            source.as_mut(),
+            req.force,
+            req.description,
+            primary,
+            job,
+        );
+        drop(source);
+        match outcome {
+            Ok(Outcome::Done { path, manifest }) => {
+                job.emit(Event::Completed {
+                    db: name,
+                    path: &path,
+                    manifest: &manifest,
+                });
+                // Off-site copy: data first, then sidecar and manifest.
+                if let Some(store) = s3.as_ref().filter(|s| s.keep_local()) {
+                    match upload_backup(store, &cfg.local_dir, &manifest) {
+                        Ok(bytes) => job.emit(Event::Uploaded {
+                            db: name,
+                            bytes,
+                            location: &store.location(),
+                            manifest: &manifest,
+                        }),
+                        Err(e) => {
+                            job.emit(Event::Failed {
+                                db: name,
+                                step: Step::Upload,
+                                error: &e,
+                                path: Some(&path),
+                            });
+                            failed.push((name.to_string(), e.exit_code()));
+                            continue;
+                        }
+                    }
+                }
+                // Retention only after this database's backup succeeded (and was uploaded).
+                let pruned = prune::prune_all(
+                    cfg,
+                    s3.as_ref(),
+                    name,
+                    &policy,
+                    Utc::now(),
+                    false,
+                    Some(&manifest.file),
+                );
+                match pruned {
+                    Ok(rows) => {
+                        for r in &rows {
+                            let locked_until = match (r.action, &r.locked_until) {
+                                ("delete", _) => None,
+                                ("locked", Some(until)) => Some(until.as_str()),
+                                _ => continue,
+                            };
+                            job.emit(Event::Retained {
+                                db: name,
+                                file: &r.file,
+                                location: r.location,
+                                locked_until,
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        job.emit(Event::Failed {
+                            db: name,
+                            step: Step::Retention,
+                            error: &e,
+                            path: None,
+                        });
+                        failed.push((name.to_string(), e.exit_code()));
+                    }
+                }
+            }
+            Ok(Outcome::Skipped { reason }) => job.emit(Event::Skipped {
+                db: name,
+                reason: &reason,
+            }),
+            Err(e) => {
+                job.emit(Event::Failed {
+                    db: name,
+                    step: Step::Backup,
+                    error: &e,
+                    path: None,
+                });
+                failed.push((name.to_string(), e.exit_code()));
+            }
+        }
+    }
+    let interrupted = job.cancelled();
+    job.emit(Event::RunFinished {
+        total,
+        failed: failed.len(),
+        interrupted,
+    });
+    if let Some(sig) = interrupted {
+        return Err(Error::Interrupted(sig));
+    }
+    if failed.is_empty() {
+        return Ok(());
+    }
+    // One code for all failures when they agree, else the generic one.
+    let code = if failed.iter().all(|(_, c)| *c == failed[0].1) {
+        failed[0].1
+    } else {
+        EXIT_FAILED
+    };
+    Err(Error::BackupsFailed {
+        failed: failed.len(),
+        total,
+        names: failed
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        code,
+    })
+}
+
+/// Upload a committed local backup: the data object, then the sidecar, then the manifest.
+fn upload_backup(store: &S3Store, root: &Path, manifest: &Manifest) -> Result<u64> {
+    let db = &manifest.database;
+    let dir = catalog::db_dir(root, db);
+    let bytes = store.upload_file(&dir.join(&manifest.file), &store.key_of(db, &manifest.file))?;
+    for suffix in [".sha256", ".json"] {
+        let name = format!("{}{suffix}", manifest.file);
+        let path = dir.join(&name);
+        let content = std::fs::read(&path).map_err(|source| Error::Input {
+            what: "backup file",
+            path,
+            source,
+        })?;
+        store.put(&store.key_of(db, &name), &content)?;
+    }
+    Ok(bytes)
+}
+
+/// The configured databases, or in zero-config mode every connectable non-template database of
+/// the server that libpq's defaults reach (directory names escaped by `escape_db_name`).
+pub fn resolve_databases(cfg: &Config, tools: &PgTools) -> Result<Vec<Database>> {
+    if !cfg.databases.is_empty() {
+        return Ok(cfg.databases.clone());
+    }
+    let base_db = std::env::var("PGDATABASE").unwrap_or_else(|_| "postgres".into());
+    let server = Target {
+        name: "(default server)".into(),
+        conn: ConnInfo::from_pairs(vec![("dbname".into(), base_db)]),
+        password: None,
+    };
+    let names = Psql::new(tools, &server).list_databases()?;
+    Ok(names
+        .into_iter()
+        .map(|datname| {
+            let mut conn = ConnInfo::default();
+            conn.set("dbname", &datname);
+            Database {
+                target: Target {
+                    name: catalog::escape_db_name(&datname),
+                    conn,
+                    password: None,
+                },
+                extensions: Vec::new(),
+                pg_dump_args: Vec::new(),
+                password_source: None,
+            }
+        })
+        .collect())
+}
+
+/// The databases named on the command line (all when none is named); an unknown name is a
+/// usage error that lists the configured ones.
+fn select(all: Vec<Database>, wanted: &[String]) -> Result<Vec<Database>> {
+    if wanted.is_empty() {
+        return Ok(all);
+    }
+    let unknown: Vec<&String> = wanted
+        .iter()
+        .filter(|w| !all.iter().any(|d| d.name() == w.as_str()))
+        .collect();
+    if !unknown.is_empty() {
+        let known: Vec<&str> = all.iter().map(Database::name).collect();
+        return Err(Error::Usage(format!(
+            "unknown database {}; configured: {}",
+            unknown
+                .iter()
+                .map(|s| format!("\"{s}\""))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        )));
+    }
+    Ok(all
+        .into_iter()
+        .filter(|d| wanted.iter().any(|w| w == d.name()))
+        .collect())
+}
+
 /// Back up one database. On any error nothing new is visible under a backup name.
 /// `source` produces the stream (pg_dump for a configured database; a scripted source in the
 /// fast tier); it is not started when respawn protection skips the backup.
@@ -63,11 +389,13 @@ pub fn backup_one(
     force: bool,
     description: Option<&str>,
     store: &dyn Storage,
+    job: &Job,
 ) -> Result<Outcome> {
     for removed in LocalStorage::new(&cfg.local_dir).clean_incomplete(name)? {
-        log::info(&format!(
-            "{name}: removed debris of an interrupted run: {removed}"
-        ));
+        job.emit(Event::Notice {
+            level: Level::Info,
+            text: format!("{name}: removed debris of an interrupted run: {removed}"),
+        });
     }
 
     let now = Utc::now();
@@ -76,11 +404,14 @@ pub fn backup_one(
         .iter()
         .filter(|b| crate::retention::is_future(b.name.timestamp, now))
     {
-        log::warn(&format!(
-            "{name}: backup {} is dated in the future ({} > now): a clock was or is wrong; it is kept, and ignored for respawn protection, freshness and retention counts",
-            future.name.file_name(),
-            future.name.timestamp.format("%Y-%m-%d %H:%M:%S UTC")
-        ));
+        job.emit(Event::Notice {
+            level: Level::Warn,
+            text: format!(
+                "{name}: backup {} is dated in the future ({} > now): a clock was or is wrong; it is kept, and ignored for respawn protection, freshness and retention counts",
+                future.name.file_name(),
+                future.name.timestamp.format("%Y-%m-%d %H:%M:%S UTC")
+            ),
+        });
     }
     if cfg.respawn_protection_hours > 0 && !force {
         // A backup dated in the future says nothing about how recent the last one is.
@@ -143,16 +474,14 @@ pub fn backup_one(
         writer,
         chain.compression,
         PROGRESS_EVERY,
-        |raw, written| {
-            let rate = raw as f64 / clock.elapsed().as_secs_f64().max(0.001);
-            let msg = format!(
-                "backing up {name}: {} read, {} written, {}/s",
-                human_bytes(raw),
-                human_bytes(written),
-                human_bytes(rate as u64)
-            );
-            notify::progress(&msg);
-            log::debug(&msg);
+        |read, written| {
+            let rate = read as f64 / clock.elapsed().as_secs_f64().max(0.001);
+            job.emit(Event::Progress {
+                db: name,
+                read,
+                written,
+                rate: rate as u64,
+            });
         },
     );
     let (writer, out) = match result {

@@ -20,3 +20,102 @@ pub fn ensure_root(cfg: &Config) -> Result<()> {
         }
     })
 }
+
+/// The database directories a command works on: those named with `--db` (checked against the
+/// naming rule), or every one under the backup root.
+pub fn selected_databases(cfg: &Config, named: &[String]) -> Result<Vec<String>> {
+    if named.is_empty() {
+        use crate::storage::Storage;
+        return crate::storage::LocalStorage::reading(&cfg.local_dir).databases();
+    }
+    for db in named {
+        if !crate::catalog::is_valid_dir_name(db) {
+            return Err(crate::error::Error::Usage(format!(
+                "\"{db}\" is not a database name pgbackup uses"
+            )));
+        }
+    }
+    Ok(named.to_vec())
+}
+
+/// Create the backup root (0700) and take the run lock.
+pub fn lock_root(cfg: &Config) -> Result<crate::lock::RunLock> {
+    ensure_root(cfg)?;
+    crate::lock::RunLock::acquire(&cfg.local_dir)
+}
+
+/// The S3 stores to read: the configured bucket and prefix first, then the read-only
+/// `list-prefixes`. Streamed uploads spool their parts in the backup root.
+pub fn s3_stores(cfg: &Config) -> Result<Vec<crate::s3::S3Store>> {
+    let Some(c) = &cfg.s3 else {
+        return Ok(Vec::new());
+    };
+    let main = crate::s3::S3Store::new(c)?.with_spool_dir(&cfg.local_dir);
+    let mut stores = main.legacy_stores();
+    stores.insert(0, main);
+    Ok(stores)
+}
+
+/// The newest complete backup of `db` that is not dated in the future: the local one, else
+/// (when S3 is configured, e.g. with keep-local = false) the newest in S3. A backup named after
+/// now (a clock that was ahead) says nothing about how fresh the backups are.
+pub fn newest_backup(
+    cfg: &Config,
+    stores: &[crate::s3::S3Store],
+    db: &str,
+) -> Result<Option<crate::catalog::BackupName>> {
+    use crate::storage::Storage;
+    let now = chrono::Utc::now();
+    // Read-only: a symlinked database directory is read (list does the same).
+    if let Some(b) = crate::storage::LocalStorage::reading(&cfg.local_dir)
+        .complete_backups(db)?
+        .into_iter()
+        .rfind(|b| !crate::retention::is_future(b.name.timestamp, now))
+    {
+        return Ok(Some(b.name));
+    }
+    for store in stores {
+        if let Some(b) = store
+            .complete_backups(db)?
+            .into_iter()
+            .rfind(|b| !crate::retention::is_future(b.name.timestamp, now))
+        {
+            return Ok(Some(b.name));
+        }
+    }
+    Ok(None)
+}
+
+/// The complete local backups of `db` dated in the future (a clock that was or is wrong).
+pub fn future_backups(cfg: &Config, db: &str) -> Vec<crate::catalog::BackupName> {
+    let now = chrono::Utc::now();
+    use crate::storage::Storage;
+    crate::storage::LocalStorage::reading(&cfg.local_dir)
+        .complete_backups(db)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|b| crate::retention::is_future(b.name.timestamp, now))
+        .map(|b| b.name)
+        .collect()
+}
+
+/// Without `--db`, a command also covers the databases that only `stores` hold: add them,
+/// sorted.
+pub fn add_databases(
+    stores: &[crate::s3::S3Store],
+    named: &[String],
+    databases: &mut Vec<String>,
+) -> Result<()> {
+    if !named.is_empty() {
+        return Ok(());
+    }
+    for store in stores {
+        for d in crate::storage::Storage::databases(store)? {
+            if !databases.contains(&d) {
+                databases.push(d);
+            }
+        }
+    }
+    databases.sort();
+    Ok(())
+}

@@ -1,0 +1,289 @@
+//! The listeners a command-line run installs on its job (`crate::run::Job`): the journal (log
+//! lines), systemd (sd-notify STATUS and progress), and the state file with the node_exporter
+//! textfile that is rendered from it. Each turns [`Event`]s into its own output; none of them
+//! steers the job.
+
+use std::sync::Mutex;
+
+use chrono::Utc;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::run::{Event, Level, Listener, Step};
+use crate::text::human_bytes;
+use crate::{log, notify};
+
+/// Log lines for the journal (or stderr, or syslog: `crate::log` decides where).
+#[derive(Debug, Default)]
+pub struct Journal;
+
+impl Listener for Journal {
+    fn event(&self, event: &Event<'_>) {
+        match event {
+            Event::RunStarted | Event::Started { .. } | Event::RunFinished { .. } => {}
+            Event::Progress {
+                db,
+                read,
+                written,
+                rate,
+            } => log::debug(&progress_line(db, *read, *written, *rate)),
+            Event::Notice { level, text } => match level {
+                Level::Debug => log::debug(text),
+                Level::Info => log::info(text),
+                Level::Warn => log::warn(text),
+            },
+            Event::Completed { db, path, manifest } => {
+                let rate = manifest.raw_bytes as f64 / manifest.duration_secs.max(0.001);
+                log::info(&format!(
+                    "{db}: backup complete: {path} ({}, {} uncompressed, {} tables, {:.1} s, {}/s)",
+                    human_bytes(manifest.compressed_bytes),
+                    human_bytes(manifest.raw_bytes),
+                    manifest.tables.len(),
+                    manifest.duration_secs,
+                    human_bytes(rate as u64),
+                ));
+            }
+            Event::Uploaded {
+                db,
+                bytes,
+                location,
+                ..
+            } => log::info(&format!(
+                "{db}: uploaded {} to {location}",
+                human_bytes(*bytes)
+            )),
+            Event::Skipped { db, reason } => log::info(&format!("{db}: skipped: {reason}")),
+            Event::Retained {
+                db,
+                file,
+                location,
+                locked_until: None,
+            } => log::info(&format!("{db}: retention deleted {file} ({location})")),
+            Event::Retained {
+                db,
+                file,
+                location,
+                locked_until: Some(until),
+            } => log::info(&format!(
+                "{db}: retention kept {file} ({location}): locked until {until}"
+            )),
+            Event::Failed {
+                db,
+                step,
+                error,
+                path,
+            } => match step {
+                Step::Backup => log::error(&format!("{db}: backup failed: {error}")),
+                Step::Upload => log::error(&format!(
+                    "{db}: upload failed: {error}; the local backup {} is complete",
+                    path.unwrap_or("")
+                )),
+                Step::Retention => log::error(&format!(
+                    "{db}: retention failed: {error}; the new backup is safe, old ones were not all deleted"
+                )),
+            },
+        }
+    }
+}
+
+fn progress_line(db: &str, read: u64, written: u64, rate: u64) -> String {
+    format!(
+        "backing up {db}: {} read, {} written, {}/s",
+        human_bytes(read),
+        human_bytes(written),
+        human_bytes(rate)
+    )
+}
+
+/// sd-notify: READY at the start, a STATUS line per database, progress (which also extends a
+/// start timeout and pings the watchdog) while bytes flow, and the outcome.
+#[derive(Debug, Default)]
+pub struct Systemd;
+
+impl Listener for Systemd {
+    fn event(&self, event: &Event<'_>) {
+        match event {
+            Event::RunStarted => notify::ready("pgbackup: starting backup"),
+            Event::Started { db, index, total } => {
+                notify::status(&format!("backing up {db} ({}/{total})", index + 1));
+            }
+            Event::Progress {
+                db,
+                read,
+                written,
+                rate,
+            } => notify::progress(&progress_line(db, *read, *written, *rate)),
+            Event::RunFinished {
+                total,
+                failed: 0,
+                interrupted: None,
+            } => notify::status(&format!("backup finished: {total} database(s) ok")),
+            // A failed run's STATUS is the error, set by `main` when the run returns it.
+            _ => {}
+        }
+    }
+}
+
+/// The state file (`<root>/.pgbackup-state.json`) and the metrics rendered from it: one update
+/// per database outcome. A state file that cannot be written is kept and fails the run at
+/// [`Recorder::finish`] (exit 73): a run that cannot record its outcome has failed.
+#[derive(Debug)]
+pub struct Recorder {
+    cfg: Config,
+    unsaved: Mutex<Option<Error>>,
+}
+
+impl Recorder {
+    /// A recorder for `cfg`'s root and textfile directory.
+    pub fn new(cfg: &Config) -> Self {
+        Recorder {
+            cfg: cfg.clone(),
+            unsaved: Mutex::new(None),
+        }
+    }
+
+    fn record(&self, db: &str, outcome: std::result::Result<&crate::catalog::Manifest, &Error>) {
+        let now = Utc::now();
+        let saved = write_metrics(&self.cfg, |st| {
+            let s = st.databases.entry(db.to_string()).or_default();
+            s.runs_total += 1;
+            s.last_run_at = Some(now);
+            match outcome {
+                Ok(m) => {
+                    s.last_run_ok = Some(true);
+                    s.last_error = None;
+                    s.last_success_at = Some(m.finished_at);
+                    s.last_duration_secs = Some(m.duration_secs);
+                    s.last_size_bytes = Some(m.compressed_bytes);
+                }
+                Err(e) => {
+                    s.last_run_ok = Some(false);
+                    s.failures_total += 1;
+                    s.last_failure_at = Some(now);
+                    s.last_error = Some(e.to_string());
+                }
+            }
+        });
+        if let Err(e) = saved {
+            log::error(&format!("{db}: the outcome could not be recorded: {e}"));
+            self.keep(e);
+        }
+    }
+
+    fn keep(&self, e: Error) {
+        self.unsaved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(e);
+    }
+
+    /// Record the run's end (`result` is what the run returned) and say what it comes to: the
+    /// run's own error, else a state file that could not be written, else success. The metrics
+    /// say the outcome even when the state file cannot be written (a full backup root). A run
+    /// that found another holding the lock changes nothing.
+    pub fn finish(&self, result: Result<()>) -> Result<()> {
+        if matches!(result, Err(Error::Locked { .. })) {
+            return result;
+        }
+        let unsaved = self
+            .unsaved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let ok = result.is_ok() && unsaved.is_none();
+        let mut unsaved = unsaved;
+        if let Err(e) = write_metrics(&self.cfg, |st| {
+            st.last_run_at = Some(Utc::now());
+            st.last_run_ok = Some(ok);
+        }) {
+            if ok {
+                // The metrics just said success; they must say what the exit code will.
+                let mut st = crate::state::load(&self.cfg.local_dir);
+                st.last_run_at = Some(Utc::now());
+                st.last_run_ok = Some(false);
+                render_metrics(&self.cfg, &st);
+            }
+            unsaved.get_or_insert(e);
+        }
+        match (result, unsaved) {
+            (Err(e), _) | (Ok(()), Some(e)) => Err(e),
+            (Ok(()), None) => Ok(()),
+        }
+    }
+}
+
+impl Listener for Recorder {
+    fn event(&self, event: &Event<'_>) {
+        match event {
+            // Recorded once the off-site copy (if any) is complete: see `Uploaded`.
+            Event::Completed { db, manifest, .. } if !self.uploads() => {
+                self.record(db, Ok(manifest));
+            }
+            Event::Uploaded { db, manifest, .. } => self.record(db, Ok(manifest)),
+            Event::Failed {
+                db,
+                step: Step::Backup | Step::Upload,
+                error,
+                ..
+            } => self.record(db, Err(error)),
+            _ => {}
+        }
+    }
+}
+
+impl Recorder {
+    /// Whether each backup is uploaded after its local commit (S3 with keep-local).
+    fn uploads(&self) -> bool {
+        self.cfg.s3.as_ref().is_some_and(|s| s.keep_local)
+    }
+}
+
+/// Update the state file and rewrite the metrics file from the state in memory. The metrics are
+/// written whatever happened to the state file; a state file that could not be written is
+/// returned as the error (a run that cannot record its outcome has failed: the caller says so).
+/// Failures to write the metrics file are logged (a missing textfile directory only at debug
+/// level when it is the default).
+pub fn write_metrics(
+    cfg: &Config,
+    f: impl FnOnce(&mut crate::state::State),
+) -> std::result::Result<crate::state::State, Error> {
+    let root = &cfg.local_dir;
+    let (state, saved) = if root.is_dir() {
+        crate::state::update(root, f)
+    } else {
+        let mut st = crate::state::State::default();
+        f(&mut st);
+        (st, Ok(()))
+    };
+    render_metrics(cfg, &state);
+    match saved {
+        Ok(()) => Ok(state),
+        Err(source) => Err(Error::Output {
+            what: "state file",
+            path: root.join(crate::state::STATE_FILE),
+            source,
+        }),
+    }
+}
+
+/// Write the metrics file for `state` (see [`write_metrics`]).
+pub fn render_metrics(cfg: &Config, state: &crate::state::State) {
+    if !cfg.textfile_dir.is_dir() {
+        let msg = format!(
+            "metrics not written: {} does not exist (install prometheus-node-exporter or set [metrics] textfile-dir)",
+            cfg.textfile_dir.display()
+        );
+        if cfg.textfile_dir == std::path::Path::new(crate::config::DEFAULT_TEXTFILE_DIR) {
+            log::debug(&msg);
+        } else {
+            log::warn(&msg);
+        }
+        return;
+    }
+    if let Err(e) = crate::metrics::write(&cfg.textfile_dir, state, &cfg.local_dir) {
+        log::warn(&format!(
+            "cannot write {}: {e}",
+            cfg.textfile_dir.join(crate::metrics::FILE_NAME).display()
+        ));
+    }
+}
