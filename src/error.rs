@@ -160,6 +160,21 @@ fn hint_for_io(e: &std::io::Error) -> &'static str {
 }
 
 impl Error {
+    /// An I/O error of a storage stream (an S3 object reader or writer carries its failure in
+    /// the io::Error): the S3 failure comes out as itself, with its exit code; anything else as
+    /// `other(e)` (disk full, a local read error).
+    pub fn from_stream(e: std::io::Error, other: impl FnOnce(std::io::Error) -> Error) -> Error {
+        if !e.get_ref().is_some_and(|i| i.is::<S3Failure>()) {
+            return other(e);
+        }
+        let kind = e.kind();
+        match e.into_inner().map(|i| i.downcast::<S3Failure>()) {
+            Some(Ok(f)) => Error::S3(*f),
+            Some(Err(inner)) => other(std::io::Error::new(kind, inner)),
+            None => other(std::io::Error::from(kind)),
+        }
+    }
+
     /// The process exit code for this error (see [`crate::exit`]).
     pub fn exit_code(&self) -> u8 {
         of_error(self)
@@ -291,7 +306,7 @@ pub fn of_s3(e: &S3Failure) -> u8 {
     use crate::exit::ExitClass as C;
     match e {
         S3Failure::ReadOnly { .. } => C::Usage.code(),
-        S3Failure::LocalWrite { .. } | S3Failure::Read { .. } => C::CantCreat.code(),
+        S3Failure::Read { .. } => C::CantCreat.code(),
         S3Failure::NoCredentials { .. }
         | S3Failure::LockNotEnabled { .. }
         | S3Failure::Config { .. } => C::Config.code(),

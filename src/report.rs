@@ -1,4 +1,4 @@
-//! The listeners a command-line run installs on its job (`crate::run::Job`): the journal (log
+//! The listeners a command-line run installs on its job (`crate::job::Job`): the journal (log
 //! lines), systemd (sd-notify STATUS and progress), and the state file with the node_exporter
 //! textfile that is rendered from it. Each turns [`Event`]s into its own output; none of them
 //! steers the job.
@@ -9,7 +9,7 @@ use chrono::Utc;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::run::{Event, Level, Listener, Step};
+use crate::job::{Event, Level, Listener, Step};
 use crate::text::human_bytes;
 use crate::{log, notify};
 

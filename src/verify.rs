@@ -146,35 +146,157 @@ fn check(name: &str, ok: bool, detail: impl Into<String>) -> Check {
     }
 }
 
-/// Hashes and counts the bytes read through it.
+/// Hashes and counts the bytes read through it. A failure to read the backup itself (a disk
+/// error, S3 unreachable after retries) is kept aside, so that it is reported as what it is,
+/// never as a corrupt file.
 struct HashingReader<R> {
     inner: R,
     hasher: Sha256,
     bytes: u64,
+    failed: Option<io::Error>,
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        if self.failed.is_some() {
+            return Err(io::Error::other("the backup could not be read"));
+        }
+        let n = match self.inner.read(buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(e),
+            Err(e) => {
+                self.failed = Some(e);
+                return Err(io::Error::other("the backup could not be read"));
+            }
+        };
         self.hasher.update(&buf[..n]);
         self.bytes += n as u64;
         Ok(n)
     }
 }
 
-/// Check one backup: sidecar present and well-formed, SHA-256 matches, the gzip stream
-/// decompresses to the end, the dump carries pg_dump's completion trailer, and the manifest (when
-/// present) agrees on size and checksum. `progress` gets the compressed bytes read so far.
-pub fn check_integrity(
-    files: &BackupFiles,
-    mut progress: impl FnMut(u64),
-) -> io::Result<Integrity> {
+/// What one integrity pass reads, wherever the backup is: the data stream, the sidecar's
+/// content and the manifest. Built from local files ([`check_integrity`]) or from a storage's
+/// objects ([`check_stored`]), so that a backup in S3 is checked streamed, with no local copy.
+pub struct Subject<'a> {
+    /// The data file's name.
+    pub file_name: String,
+    /// Its parsed name, when it follows our scheme.
+    pub name: Option<BackupName>,
+    /// Where the sidecar is, for messages.
+    pub sidecar_at: String,
+    /// The sidecar's content, or why it could not be read.
+    pub sidecar: io::Result<Vec<u8>>,
+    /// The manifest: none, one, or why it is not one (see [`BackupFiles::manifest_state`]).
+    pub manifest: Result<Option<Manifest>, String>,
+    /// The data, streamed.
+    pub data: Box<dyn Read + 'a>,
+}
+
+impl std::fmt::Debug for Subject<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subject")
+            .field("file_name", &self.file_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Check one local backup (see [`check_subject`]). The data must be a regular file.
+pub fn check_integrity(files: &BackupFiles, progress: impl FnMut(u64)) -> io::Result<Integrity> {
+    let sidecar = read_regular(&files.sidecar, 64 << 10);
+    if !std::fs::metadata(&files.data)?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (a FIFO, device or directory)",
+        ));
+    }
+    let subject = Subject {
+        file_name: files.file_name(),
+        name: files.name.clone(),
+        sidecar_at: files.sidecar.display().to_string(),
+        sidecar,
+        manifest: files.manifest_state(),
+        data: Box::new(File::open(&files.data)?),
+    };
+    check_subject(subject, progress)
+}
+
+/// Check one backup in a storage, streamed through [`Storage::open`] (an S3 GET that resumes
+/// with a Range after a dropped connection): nothing is written locally. A data object that
+/// cannot be opened is an error; a missing sidecar or manifest is what the checks report.
+pub fn check_stored(
+    store: &dyn crate::storage::Storage,
+    name: &BackupName,
+    transfers: &mut dyn crate::job::Transfers,
+) -> crate::error::Result<Integrity> {
+    let db = &name.database;
+    let file_name = name.file_name();
+    let small = |f: &str, limit: u64| -> io::Result<Vec<u8>> {
+        let mut r = store.open(&store.key_of(db, f)).map_err(io::Error::other)?;
+        let mut out = Vec::new();
+        (&mut r).take(limit + 1).read_to_end(&mut out)?;
+        if out.len() as u64 > limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "larger than a file of this kind can be",
+            ));
+        }
+        Ok(out)
+    };
+    // The data first: a missing object fails here, before anything else is read.
+    let data = store.open(&store.key_of(db, &file_name))?;
+    let sidecar = small(&name.sidecar_name(), 64 << 10);
+    let manifest_at = store.describe(db, &name.manifest_name());
+    let listed = store.files(db)?;
+    let names_manifest = listed.iter().any(|f| f.name == name.manifest_name());
+    let size = listed.iter().find(|f| f.name == file_name).map(|f| f.size);
+    let manifest = if names_manifest {
+        small(&name.manifest_name(), 64 << 20)
+            .map_err(|e| format!("cannot read {manifest_at}: {e}"))
+            .and_then(|bytes| {
+                serde_json::from_slice::<Manifest>(&bytes)
+                    .map(Some)
+                    .map_err(|e| format!("{manifest_at} is not a pgbackup manifest ({e})"))
+            })
+    } else {
+        Ok(None)
+    };
+    let subject = Subject {
+        file_name: file_name.clone(),
+        name: Some(name.clone()),
+        sidecar_at: store.describe(db, &name.sidecar_name()),
+        sidecar,
+        manifest,
+        data,
+    };
+    transfers.start(&file_name, size);
+    let mut read = 0;
+    let checked = check_subject(subject, |n| {
+        read = n;
+        transfers.update(n);
+    });
+    transfers.finish(checked.as_ref().is_ok_and(|i| i.ok()), read);
+    checked.map_err(|e| {
+        crate::error::Error::from_stream(e, |source| crate::error::Error::Input {
+            what: "backup",
+            path: store.describe(db, &file_name).into(),
+            source,
+        })
+    })
+}
+
+/// Check one backup: sidecar present and well-formed, SHA-256 matches, the stream decompresses
+/// to the end, the dump carries pg_dump's completion trailer, and the manifest (when present)
+/// agrees on size and checksum. `progress` gets the compressed bytes read so far, after each
+/// read (the caller decides how often to say so).
+pub fn check_subject(subject: Subject<'_>, mut progress: impl FnMut(u64)) -> io::Result<Integrity> {
     let mut checks = Vec::new();
-    let file_name = files.file_name();
+    let file_name = subject.file_name.clone();
 
     // The sidecar: missing or malformed is a failure, never a pass.
-    let sidecar_text =
-        read_regular(&files.sidecar, 64 << 10).map(|b| String::from_utf8_lossy(&b).into_owned());
+    let sidecar_text = subject
+        .sidecar
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
     let expected = match sidecar_text {
         Ok(text) => match catalog::parse_sidecar(&text) {
             Some((hex, name)) if name == file_name => {
@@ -197,7 +319,7 @@ pub fn check_integrity(
                 checks.push(check(
                     "sidecar",
                     false,
-                    format!("{} is not in sha256sum format", files.sidecar.display()),
+                    format!("{} is not in sha256sum format", subject.sidecar_at),
                 ));
                 None
             }
@@ -206,23 +328,17 @@ pub fn check_integrity(
             checks.push(check(
                 "sidecar",
                 false,
-                format!("cannot read {}: {e}", files.sidecar.display()),
+                format!("cannot read {}: {e}", subject.sidecar_at),
             ));
             None
         }
     };
 
-    if !std::fs::metadata(&files.data)?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file (a FIFO, device or directory)",
-        ));
-    }
     // The read side is built from the chain the manifest records (else the name's kind). A
     // chain this version does not know is a failed check, never a guess.
-    let chain = match files.manifest_state() {
+    let chain = match &subject.manifest {
         Ok(Some(m)) => m.chain(),
-        _ => Ok(files
+        _ => Ok(subject
             .name
             .as_ref()
             .map(|n| n.kind.chain())
@@ -238,17 +354,17 @@ pub fn check_integrity(
             ));
             return Ok(Integrity {
                 checks,
-                manifest: files.read_manifest(),
+                manifest: subject.manifest.ok().flatten(),
                 ..Integrity::default()
             });
         }
     };
     let stage = chain.compression.name();
-    let file = File::open(&files.data)?;
     let mut hashing = HashingReader {
-        inner: file,
+        inner: subject.data,
         hasher: Sha256::new(),
         bytes: 0,
+        failed: None,
     };
     let mut observer = DumpObserver::default();
     let mut raw: u64 = 0;
@@ -256,18 +372,13 @@ pub fn check_integrity(
     let gzip_error = {
         let (counted, read_so_far) = crate::codec::Counted::new(&mut hashing);
         let mut gz = crate::codec::decoder(chain.compression, counted);
-        let mut last_report = 0u64;
         loop {
             match gz.read(&mut buf) {
                 Ok(0) => break None,
                 Ok(n) => {
                     observer.feed(&buf[..n]);
                     raw += n as u64;
-                    let read = read_so_far.get();
-                    if read - last_report >= 8 << 20 {
-                        last_report = read;
-                        progress(read);
-                    }
+                    progress(read_so_far.get());
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => break Some(e),
@@ -275,7 +386,11 @@ pub fn check_integrity(
         }
     };
     // Hash whatever the decoder did not consume, so the checksum covers the whole file.
-    io::copy(&mut hashing, &mut io::sink())?;
+    let rest = io::copy(&mut hashing, &mut io::sink());
+    if let Some(e) = hashing.failed.take() {
+        return Err(e);
+    }
+    rest?;
     let actual = hex(&hashing.hasher.finalize());
     let size = hashing.bytes;
 
@@ -315,7 +430,7 @@ pub fn check_integrity(
         }
     }
 
-    let manifest_state = files.manifest_state();
+    let manifest_state = subject.manifest;
     let manifest = manifest_state.clone().ok().flatten();
     match (&manifest_state, &manifest) {
         (Err(e), _) => checks.push(check("manifest", false, e.clone())),

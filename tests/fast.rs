@@ -13,9 +13,9 @@ use pgbackup::config::{Config, FileConfig};
 use pgbackup::error::ConfigProblems;
 use std::sync::{Arc, Mutex};
 
+use pgbackup::job::{Cancel, Event, Job, Listener};
 use pgbackup::ops::backup::{backup_one, run_databases, Outcome, Request};
 use pgbackup::report::Recorder;
-use pgbackup::run::{Cancel, Event, Job, Listener};
 use pgbackup::source::ScriptedSource;
 use pgbackup::storage::{LocalStorage, MemoryStorage, Storage};
 use sha2::{Digest, Sha256};

@@ -30,13 +30,13 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "engine",
         &[
-            "codec", "config", "dbprops", "error", "fsutil", "lock", "log", "metrics", "notify",
-            "ops", "pipeline", "postgres", "report", "run", "s3", "signals", "source", "state",
-            "storage", "verify",
+            "codec", "config", "dbprops", "error", "fsutil", "job", "lock", "log", "metrics",
+            "notify", "ops", "pipeline", "postgres", "report", "run", "s3", "signals", "source",
+            "state", "storage", "verify",
         ],
     ),
     // Arguments, rendering, prompts, progress.
-    ("binary", &["cli", "commands", "main"]),
+    ("binary", &["cli", "commands", "main", "progress"]),
 ];
 
 /// What a core module must not name: its I/O belongs to the engine.

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use crate::cli::BackupArgs;
 use crate::config::{Config, EnvFn};
 use crate::error::Result;
+use crate::job::Job;
 use crate::ops::backup::Request;
 use crate::report::{Journal, Recorder, Systemd};
-use crate::run::Job;
 
 /// Run a backup of every selected database; record the outcome in the state and metrics file.
 /// The metrics and sd-notify say the outcome even when the state file cannot be written (a full

@@ -279,7 +279,7 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
         let dump_version = tools.pg_dump_version()?;
         let description = format!("safety backup before restoring {file_name}");
         let local = crate::storage::LocalStorage::new(&cfg.local_dir);
-        let job = crate::run::Job::new(crate::signals::root().clone())
+        let job = crate::job::Job::new(crate::signals::root().clone())
             .listen(std::sync::Arc::new(crate::report::Journal))
             .listen(std::sync::Arc::new(crate::report::Systemd));
         let mut source = crate::source::PgDump::of(cfg, &tools, &dump_version, &db, &job.cancel);
@@ -392,7 +392,13 @@ fn choose(cfg: &Config, args: &RestoreArgs, fetched: &mut Vec<Fetched>) -> Resul
     }
     let stores = crate::ops::s3_stores(cfg)?;
     if let Some(name) = &args.backup {
-        return resolve_or_fetch(cfg, &stores, name, fetched);
+        return resolve_or_fetch(
+            cfg,
+            &stores,
+            name,
+            fetched,
+            &mut crate::progress::Terminal::new("downloading"),
+        );
     }
     let named: Vec<String> = args.database.iter().cloned().collect();
     let mut databases = crate::ops::selected_databases(cfg, &named)?;
@@ -428,7 +434,12 @@ fn choose(cfg: &Config, args: &RestoreArgs, fetched: &mut Vec<Fetched>) -> Resul
         match &c.source {
             Source::Local(path) => Ok(BackupFiles::for_data(path)),
             Source::Remote(i) => {
-                let f = fetch_backup(cfg, &stores[*i], &c.name)?;
+                let f = fetch_backup(
+                    cfg,
+                    &stores[*i],
+                    &c.name,
+                    &mut crate::progress::Terminal::new("downloading"),
+                )?;
                 let files = f.files.clone();
                 fetched.push(f);
                 Ok(files)

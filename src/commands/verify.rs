@@ -19,7 +19,7 @@ use crate::config::{Config, Database};
 use crate::conninfo::ConnInfo;
 use crate::error::{Error, Result, EXIT_DATAERR, EXIT_FAILED, EXIT_UNAVAILABLE};
 use crate::fsutil;
-use crate::ops::fetch::{fetch_backup, fetch_latest, resolve_or_fetch, Fetched};
+use crate::ops::fetch::{fetch_backup, latest_stored, resolve_or_locate, Located};
 use crate::postgres::{quote_ident, PgError, PgTools, Psql, RestoreError, RestoreOptions, Target};
 use crate::s3::S3Store;
 use crate::storage::{LocalStorage, Storage};
@@ -51,11 +51,11 @@ pub fn run(cfg: &Config, args: &VerifyArgs) -> Result<()> {
     for w in &cfg.warnings {
         log::warn(w);
     }
-    // Backups fetched from S3 for a name live in temp directories until the end of the run;
-    // the ones `--all` finds only in S3 are fetched one at a time, each just before its turn.
-    let mut fetched = Vec::new();
+    // A backup only S3 holds is checked streamed from S3, with nothing written locally; for a
+    // test restore it is downloaded first (psql reads it after the checks passed), one at a
+    // time, each just before its turn.
     let stores = crate::ops::s3_stores(cfg)?;
-    let backups = select(cfg, args, &stores, &mut fetched)?;
+    let backups = select(cfg, args, &stores)?;
     if backups.is_empty() {
         return Err(Error::Corrupt(format!(
             "no backup found to verify under {}; run `pgbackup backup` first",
@@ -71,20 +71,32 @@ pub fn run(cfg: &Config, args: &VerifyArgs) -> Result<()> {
             break;
         }
         let remote;
-        let files = match item {
-            Item::Ready(f) => f,
+        let subject = match item {
+            Item::Ready(f) => Subject::Files(f),
+            Item::Remote(store, name) if args.test_restore => {
+                remote = fetch_backup(
+                    cfg,
+                    &stores[*store],
+                    name,
+                    &mut crate::progress::Terminal::new("downloading"),
+                )?;
+                Subject::Files(&remote.files)
+            }
             Item::Remote(store, name) => {
-                remote = fetch_backup(cfg, &stores[*store], name)?;
-                &remote.files
+                log::info(&format!(
+                    "checking {} streamed from S3 (nothing is written locally)",
+                    stores[*store].describe(&name.database, &name.file_name())
+                ));
+                Subject::Stored(&stores[*store], name)
             }
         };
         notify::status(&format!(
             "verifying {} ({}/{})",
-            files.file_name(),
+            subject.file_name(),
             i + 1,
             backups.len()
         ));
-        let (row, code) = verify_one(cfg, &tools, files, args.test_restore, args.keep_scratch);
+        let (row, code) = verify_one(cfg, &tools, subject, args.test_restore, args.keep_scratch);
         if !args.json {
             let summary = row
                 .checks
@@ -183,7 +195,8 @@ fn worst_code(a: u8, b: u8) -> u8 {
     }
 }
 
-/// One backup to verify: at hand, or in S3 (index into the stores) and fetched at its turn.
+/// One backup to verify: at hand, or in S3 (index into the stores), checked or fetched at its
+/// turn.
 #[derive(Debug)]
 enum Item {
     Ready(BackupFiles),
@@ -191,16 +204,14 @@ enum Item {
 }
 
 /// Which backups: the named ones, or the latest (or all) of each selected database.
-fn select(
-    cfg: &Config,
-    args: &VerifyArgs,
-    stores: &[S3Store],
-    fetched: &mut Vec<Fetched>,
-) -> Result<Vec<Item>> {
+fn select(cfg: &Config, args: &VerifyArgs, stores: &[S3Store]) -> Result<Vec<Item>> {
     if !args.backups.is_empty() {
         let mut out = Vec::new();
         for b in &args.backups {
-            out.push(Item::Ready(resolve_or_fetch(cfg, stores, b, fetched)?));
+            out.push(match resolve_or_locate(cfg, stores, b)? {
+                Located::Local(files) => Item::Ready(files),
+                Located::Stored(i, name) => Item::Remote(i, name),
+            });
         }
         return Ok(out);
     }
@@ -232,10 +243,9 @@ fn select(
             }
         } else if let Some(b) = entries.iter().rev().find(|b| b.has_sidecar) {
             out.push(Item::Ready(BackupFiles::for_data(&path(b))));
-        } else if let Some(f) = fetch_latest(cfg, stores, db)? {
+        } else if let Some((i, name)) = latest_stored(stores, db)? {
             // Only S3 has a backup of this database: verify that one.
-            out.push(Item::Ready(f.files.clone()));
-            fetched.push(f);
+            out.push(Item::Remote(i, name));
         } else if !args.databases.is_empty() {
             return Err(Error::Corrupt(format!(
                 "no complete backup of {db} under {}",
@@ -246,51 +256,125 @@ fn select(
     Ok(out)
 }
 
-/// Verify one backup; returns the row and the exit code it deserves (0 when ok).
+/// A streamed check's progress: the terminal line and sd-notify.
+struct Checking<'a, F: FnMut(u64)> {
+    line: crate::progress::Terminal,
+    status: &'a mut F,
+}
+
+impl<F: FnMut(u64)> crate::job::Transfers for Checking<'_, F> {
+    fn start(&mut self, name: &str, total: Option<u64>) {
+        self.line.start(name, total);
+    }
+    fn update(&mut self, done: u64) {
+        self.line.update(done);
+        (self.status)(done);
+    }
+    fn finish(&mut self, ok: bool, done: u64) {
+        self.line.finish(ok, done);
+    }
+}
+
+/// Where the backup that [`verify_one`] checks is.
+#[derive(Clone, Copy)]
+enum Subject<'a> {
+    /// Local files (also one fetched from S3 for a test restore).
+    Files(&'a BackupFiles),
+    /// A backup in a storage, checked streamed (integrity only).
+    Stored(&'a dyn Storage, &'a BackupName),
+}
+
+impl Subject<'_> {
+    fn file_name(&self) -> String {
+        match self {
+            Subject::Files(f) => f.file_name(),
+            Subject::Stored(_, n) => n.file_name(),
+        }
+    }
+
+    fn path(&self) -> String {
+        match self {
+            Subject::Files(f) => f.data.display().to_string(),
+            Subject::Stored(s, n) => s.describe(&n.database, &n.file_name()),
+        }
+    }
+
+    fn name(&self) -> Option<&BackupName> {
+        match self {
+            Subject::Files(f) => f.name.as_ref(),
+            Subject::Stored(_, n) => Some(n),
+        }
+    }
+}
+
+/// Verify one backup; returns the row and the exit code it deserves (0 when ok). A test restore
+/// needs local files; a stored subject gets the integrity checks only.
 fn verify_one(
     cfg: &Config,
     tools: &PgTools,
-    files: &BackupFiles,
+    subject: Subject<'_>,
     test_restore: bool,
     keep_scratch: bool,
 ) -> (VerifyRow, u8) {
     let started = Instant::now();
-    let database = files
-        .name
-        .as_ref()
+    let database = subject
+        .name()
         .map(|n| n.database.clone())
         .unwrap_or_else(|| "-".into());
     let mut code = 0;
-    let integrity = match check_integrity(files, |read| {
-        notify::status(&format!(
-            "verifying {}: {} read",
-            files.file_name(),
-            super::human_bytes(read)
-        ));
-    }) {
+    // sd-notify STATUS every 8 MiB; on a terminal, a progress line for a streamed check.
+    let mut last_status = 0u64;
+    let mut status = |read: u64| {
+        if read - last_status >= 8 << 20 {
+            last_status = read;
+            notify::status(&format!(
+                "verifying {}: {} read",
+                subject.file_name(),
+                super::human_bytes(read)
+            ));
+        }
+    };
+    let checked = match subject {
+        Subject::Files(files) => check_integrity(files, status).map_err(|e| {
+            (
+                format!("cannot read {}: {e}", files.data.display()),
+                EXIT_DATAERR,
+            )
+        }),
+        // S3 unreachable is 69, not a corrupt backup.
+        Subject::Stored(store, name) => {
+            let mut transfers = Checking {
+                line: crate::progress::Terminal::new("checking"),
+                status: &mut status,
+            };
+            crate::verify::check_stored(store, name, &mut transfers)
+                .map_err(|e| (e.to_string(), e.exit_code()))
+        }
+    };
+    let integrity = match checked {
         Ok(i) => i,
-        Err(e) => {
+        Err((detail, code)) => {
             let row = VerifyRow {
                 database,
-                file: files.file_name(),
-                path: files.data.display().to_string(),
+                file: subject.file_name(),
+                path: subject.path(),
                 ok: false,
                 checks: vec![Check {
                     name: "read".into(),
                     ok: false,
-                    detail: format!("cannot read {}: {e}", files.data.display()),
+                    detail,
                 }],
                 duration_secs: started.elapsed().as_secs_f64(),
                 test_restore_secs: None,
             };
-            return (row, EXIT_DATAERR);
+            return (row, code);
         }
     };
     let mut checks = integrity.checks.clone();
     let mut test_restore_secs = None;
     if !integrity.ok() {
         code = EXIT_DATAERR;
-    } else if test_restore {
+    } else if let (true, Subject::Files(files)) = (test_restore, subject) {
         let restore_started = Instant::now();
         let (check, c) = test_restore_check(cfg, tools, files, &database, &integrity, keep_scratch);
         if check.ok {
@@ -301,7 +385,9 @@ fn verify_one(
     }
     let ok = checks.iter().all(|c| c.ok);
     let duration = started.elapsed().as_secs_f64();
-    if let Some(mut manifest) = integrity.manifest {
+    // The result goes into a local manifest (a backup in S3 keeps its manifest as written: its
+    // objects may be under Object Lock; the state file records the result either way).
+    if let (Some(mut manifest), Subject::Files(files)) = (integrity.manifest, subject) {
         manifest.verifications.push(Verification {
             at: Utc::now(),
             ok,
@@ -329,8 +415,8 @@ fn verify_one(
     }
     let row = VerifyRow {
         database,
-        file: files.file_name(),
-        path: files.data.display().to_string(),
+        file: subject.file_name(),
+        path: subject.path(),
         ok,
         checks,
         duration_secs: duration,

@@ -2,7 +2,7 @@
 //! protection, a free name, the source's stream through the pipeline into a storage writer, the
 //! commit in the storage's order, the manifest), its off-site copy and its retention. On any
 //! error nothing new is visible under a backup name; one database failing does not stop the
-//! others. What happens is told to the job's listeners as events (`crate::run::Event`); the
+//! others. What happens is told to the job's listeners as events (`crate::job::Event`); the
 //! result is typed.
 
 use std::collections::HashSet;
@@ -15,11 +15,11 @@ use crate::catalog::{self, BackupName, Kind, Manifest, MANIFEST_VERSION};
 use crate::config::{Config, Database};
 use crate::conninfo::ConnInfo;
 use crate::error::{Error, Result, EXIT_FAILED};
+use crate::job::{Event, Job, Level, Step};
 use crate::ops::prune;
 use crate::pipeline::{self, PipelineError};
 use crate::postgres::{PgTools, Psql, Target};
-use crate::run::{Event, Job, Level, Step};
-use crate::s3::{S3Failure, S3Store};
+use crate::s3::S3Store;
 use crate::source::{PgDump, Source};
 use crate::storage::{LocalStorage, Storage};
 use crate::text::human_age;
@@ -47,15 +47,11 @@ pub enum Outcome {
 /// A failed write of the backup stream: an S3 failure comes out as itself, anything else
 /// (disk full, I/O error) as a write error on the backup file.
 fn write_error(e: std::io::Error, dest: &str) -> Error {
-    if e.get_ref().is_some_and(|i| i.is::<S3Failure>()) {
-        let inner = e.into_inner().expect("checked above");
-        return Error::S3(*inner.downcast::<S3Failure>().expect("checked above"));
-    }
-    Error::Output {
+    Error::from_stream(e, |source| Error::Output {
         what: "backup file",
         path: PathBuf::from(dest),
-        source: e,
-    }
+        source,
+    })
 }
 
 /// What a backup run is asked for.

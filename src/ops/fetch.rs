@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::catalog::{self, BackupName};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::job::Transfers;
 use crate::log;
 use crate::s3::S3Store;
 use crate::storage::Storage;
@@ -18,31 +19,52 @@ pub fn resolve_or_fetch(
     stores: &[S3Store],
     arg: &str,
     fetched: &mut Vec<Fetched>,
+    transfers: &mut dyn Transfers,
 ) -> Result<BackupFiles> {
+    match resolve_or_locate(cfg, stores, arg)? {
+        Located::Local(files) => Ok(files),
+        Located::Stored(i, name) => {
+            let f = fetch_backup(cfg, &stores[i], &name, transfers)?;
+            let files = f.files.clone();
+            fetched.push(f);
+            Ok(files)
+        }
+    }
+}
+
+/// Where a named backup is.
+#[derive(Debug)]
+pub enum Located {
+    /// Under the backup root, or the path given.
+    Local(BackupFiles),
+    /// Only in `stores[i]`.
+    Stored(usize, BackupName),
+}
+
+/// A named backup: local when it is there, else the first S3 location that has it (nothing is
+/// downloaded); the local error when none has it.
+pub fn resolve_or_locate(cfg: &Config, stores: &[S3Store], arg: &str) -> Result<Located> {
     let local = resolve_backup(&cfg.local_dir, arg);
     let Some(name) = BackupName::parse(arg).filter(|_| local.is_err() && !arg.contains('/')) else {
-        return local;
+        return local.map(Located::Local);
     };
-    for store in stores {
+    for (i, store) in stores.iter().enumerate() {
         let found = store
             .backups(&name.database)?
             .into_iter()
             .any(|b| b.name == name);
         if found {
-            let f = fetch_backup(cfg, store, &name)?;
-            let files = f.files.clone();
-            fetched.push(f);
-            return Ok(files);
+            return Ok(Located::Stored(i, name));
         }
     }
-    local
+    local.map(Located::Local)
 }
 
-/// The newest complete backup of `db` in the first S3 location that has one, downloaded.
-pub fn fetch_latest(cfg: &Config, stores: &[S3Store], db: &str) -> Result<Option<Fetched>> {
-    for store in stores {
+/// The newest complete backup of `db` in the first S3 location that has one.
+pub fn latest_stored(stores: &[S3Store], db: &str) -> Result<Option<(usize, BackupName)>> {
+    for (i, store) in stores.iter().enumerate() {
         if let Some(b) = store.latest(db)? {
-            return fetch_backup(cfg, store, &b.name).map(Some);
+            return Ok(Some((i, b.name)));
         }
     }
     Ok(None)
@@ -58,9 +80,14 @@ pub struct Fetched {
 }
 
 /// Download a backup (data, sidecar, manifest) from a storage, streamed, to be verified or
-/// restored like a local one. A missing sidecar or manifest stays missing, so the checks
-/// report it.
-pub fn fetch_backup(cfg: &Config, store: &dyn Storage, name: &BackupName) -> Result<Fetched> {
+/// restored like a local one, telling `transfers` the bytes. A missing sidecar or manifest
+/// stays missing, so the checks report it.
+pub fn fetch_backup(
+    cfg: &Config,
+    store: &dyn Storage,
+    name: &BackupName,
+    transfers: &mut dyn Transfers,
+) -> Result<Fetched> {
     super::ensure_root(cfg)?;
     let dir = tempfile::Builder::new()
         .prefix(crate::catalog::TEMP_PREFIX)
@@ -75,7 +102,8 @@ pub fn fetch_backup(cfg: &Config, store: &dyn Storage, name: &BackupName) -> Res
         "downloading {}",
         store.describe(&name.database, &file)
     ));
-    let download = |f: &str| -> Result<()> {
+    let listed = store.files(&name.database)?;
+    let download = |f: &str, transfers: &mut dyn Transfers| -> Result<()> {
         let path = dir.path().join(f);
         let out_err = |source| Error::Output {
             what: "download",
@@ -83,12 +111,21 @@ pub fn fetch_backup(cfg: &Config, store: &dyn Storage, name: &BackupName) -> Res
             source,
         };
         let mut out = std::fs::File::create(&path).map_err(out_err)?;
-        store.fetch(&store.key_of(&name.database, f), &mut out)?;
+        transfers.start(f, listed.iter().find(|l| l.name == f).map(|l| l.size));
+        let mut counted = CountingWriter {
+            inner: &mut out,
+            done: 0,
+            transfers,
+        };
+        let fetched = store.fetch(&store.key_of(&name.database, f), &mut counted);
+        let done = counted.done;
+        transfers.finish(fetched.is_ok(), done);
+        fetched?;
         out.sync_all().map_err(out_err)
     };
-    download(&file)?;
+    download(&file, transfers)?;
     for extra in [name.sidecar_name(), name.manifest_name()] {
-        if let Err(e) = download(&extra) {
+        if let Err(e) = download(&extra, &mut ()) {
             let _ = std::fs::remove_file(dir.path().join(&extra));
             log::debug(&format!("{extra}: {e}"));
         }
@@ -120,4 +157,24 @@ pub fn resolve_backup(root: &Path, arg: &str) -> Result<BackupFiles> {
         )));
     }
     Ok(BackupFiles::for_data(&path))
+}
+
+/// Counts the bytes written through it and tells `transfers`.
+struct CountingWriter<'a, W> {
+    inner: W,
+    done: u64,
+    transfers: &'a mut dyn Transfers,
+}
+
+impl<W: std::io::Write> std::io::Write for CountingWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.done += n as u64;
+        self.transfers.update(self.done);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }

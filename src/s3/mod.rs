@@ -23,10 +23,10 @@ pub mod sigv4;
 pub mod xml;
 
 use std::fs::File;
-use std::io::{self, IsTerminal, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -249,15 +249,6 @@ pub enum S3Failure {
         key: String,
         /// The part size.
         part_mib: u64,
-    },
-    /// Writing a download to local disk failed.
-    #[error("cannot write the download of {key}: {source}; check free space and permissions under [storage] local-dir")]
-    LocalWrite {
-        /// The object key.
-        key: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
     },
     /// Reading the local file failed.
     #[error("reading {path} for upload failed: {source}")]
@@ -1039,29 +1030,6 @@ impl S3Store {
         Ok(size)
     }
 
-    /// Stream an object into `out`, showing progress on a terminal. A transfer that breaks
-    /// off is retried like any request, and resumes where it stopped (HTTP Range).
-    fn download(&self, key: &str, out: &mut dyn Write) -> Result<u64, S3Failure> {
-        let progress = Progress::new(key.rsplit('/').next().unwrap_or(key));
-        let mut done: u64 = 0;
-        let mut total: Option<u64> = None;
-        let mut local_error = None;
-        let result = self.retry(&format!("download of {key}"), || {
-            self.download_from(key, &mut done, &mut total, out, &progress, &mut local_error)
-        });
-        progress.finish(result.is_ok() && local_error.is_none(), done);
-        if let Some(source) = local_error {
-            return Err(S3Failure::LocalWrite {
-                key: key.to_string(),
-                source,
-            });
-        }
-        match result {
-            Ok(()) => Ok(done),
-            Err(e) => Err(self.classify("s3:GetObject", key, e)),
-        }
-    }
-
     /// A GET of `key` from byte `from` on (a Range when not 0; a server that ignores it fails
     /// the attempt rather than sending the start again).
     fn get_from(&self, key: &str, from: u64) -> Result<http::Response, ReqError> {
@@ -1080,56 +1048,6 @@ impl S3Store {
             });
         }
         Ok(resp)
-    }
-
-    /// One attempt of a download, from byte `done` on. A failure to write `out` is put into
-    /// `local_error` and ends the download (it is never retried).
-    fn download_from(
-        &self,
-        key: &str,
-        done: &mut u64,
-        total: &mut Option<u64>,
-        out: &mut dyn Write,
-        progress: &Progress,
-        local_error: &mut Option<io::Error>,
-    ) -> Result<(), ReqError> {
-        let resp = self.get_from(key, *done)?;
-        if total.is_none() {
-            *total = resp
-                .header("content-length")
-                .and_then(|v| v.parse::<u64>().ok());
-        }
-        let mut reader = resp.into_reader();
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(ReqError::Transport {
-                        stalled: matches!(
-                            e.kind(),
-                            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
-                        ),
-                        detail: e.to_string(),
-                    })
-                }
-            };
-            if let Err(e) = out.write_all(&buf[..n]) {
-                *local_error = Some(e);
-                return Ok(());
-            }
-            *done += n as u64;
-            progress.update(*done, *total);
-        }
-        match *total {
-            Some(t) if *done < t => Err(ReqError::Transport {
-                detail: format!("connection closed after {} of {t} bytes", *done),
-                stalled: false,
-            }),
-            _ => Ok(()),
-        }
     }
 
     /// Every object under `prefix` (with `delimiter`: only those directly under it, plus the
@@ -1327,76 +1245,6 @@ fn rfc3339(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// A progress line on stderr when it is a terminal, redrawn a few times a second.
-#[derive(Debug)]
-struct Progress {
-    name: String,
-    tty: bool,
-    started: Instant,
-    last: Mutex<Instant>,
-}
-
-impl Progress {
-    fn new(name: &str) -> Self {
-        let now = Instant::now();
-        Progress {
-            name: name.to_string(),
-            tty: io::stderr().is_terminal(),
-            started: now,
-            // `last == started` until a progress line has been drawn.
-            last: Mutex::new(now),
-        }
-    }
-
-    fn update(&self, done: u64, total: Option<u64>) {
-        if !self.tty {
-            return;
-        }
-        let Ok(mut last) = self.last.lock() else {
-            return;
-        };
-        if last.elapsed() < Duration::from_millis(250) {
-            return;
-        }
-        *last = Instant::now();
-        self.draw(done, total);
-    }
-
-    fn draw(&self, done: u64, total: Option<u64>) {
-        use crate::text::human_bytes;
-        let rate = done as f64 / self.started.elapsed().as_secs_f64().max(0.001);
-        let of = match total {
-            Some(t) if t > 0 => format!(
-                " of {} ({:.0}%)",
-                human_bytes(t),
-                done as f64 * 100.0 / t as f64
-            ),
-            _ => String::new(),
-        };
-        let _ = write!(
-            io::stderr(),
-            "\r\x1b[Kdownloading {}: {}{of}, {}/s",
-            self.name,
-            human_bytes(done),
-            human_bytes(rate as u64)
-        );
-    }
-
-    /// The final line; small objects (sidecar, manifest) that went by without a progress line
-    /// get none.
-    fn finish(&self, ok: bool, done: u64) {
-        let drawn = self.last.lock().map(|l| *l > self.started).unwrap_or(true);
-        if self.tty && (drawn || done >= 1 << 20) {
-            if ok {
-                self.draw(done, Some(done));
-                let _ = writeln!(io::stderr());
-            } else {
-                let _ = write!(io::stderr(), "\r\x1b[K");
-            }
-        }
-    }
-}
-
 /// An object being read ([`Storage::open`]): a dropped connection or a short body is resumed
 /// from the byte reached, with a Range GET, up to the store's number of attempts.
 pub(crate) struct ObjectReader<'a> {
@@ -1415,10 +1263,12 @@ impl ObjectReader<'_> {
         self.body = None;
         self.failures += 1;
         if self.failures >= ATTEMPTS || !e.is_transient() {
-            let f = self.store.classify("s3:GetObject", &self.key, e);
-            return Err(io::Error::other(format!(
-                "{f} (after {} of the object's bytes)",
-                self.done
+            // The failure itself travels in the io::Error, so that the reader's caller
+            // reports it as the S3 failure it is (exit 69 for an unreachable server).
+            return Err(io::Error::other(self.store.classify(
+                "s3:GetObject",
+                &self.key,
+                e,
             )));
         }
         crate::log::warn(&format!(
@@ -1587,10 +1437,6 @@ impl S3Store {
             failures: 0,
             delay: Duration::from_millis(500),
         })
-    }
-
-    pub(crate) fn fetch_object(&self, key: &str, out: &mut dyn Write) -> Result<u64, S3Failure> {
-        self.download(&self.full_key(key), out)
     }
 
     /// Under Object Lock every version of the key is deleted (a plain DELETE would only hide

@@ -250,12 +250,12 @@ pub(crate) fn copy_out(input: &mut dyn Read, out: &mut dyn Write, what: &str) ->
             Ok(0) => return Ok(total),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(source) => {
-                return Err(Error::Input {
+            Err(e) => {
+                return Err(Error::from_stream(e, |source| Error::Input {
                     what: "backup file",
                     path: what.into(),
                     source,
-                })
+                }))
             }
         };
         out.write_all(&buf[..n]).map_err(|source| Error::Output {

@@ -2,7 +2,7 @@
 //! Object Lock) is `crate::s3`'s; this maps the trait onto it and its failures into the run's
 //! errors.
 
-use std::io::{Read, Write};
+use std::io::Read;
 
 use chrono::{DateTime, Utc};
 
@@ -52,12 +52,6 @@ impl Storage for S3Store {
     fn open<'a>(&'a self, key: &str) -> Result<Box<dyn Read + 'a>> {
         check_key(key)?;
         Ok(Box::new(self.open_object(key)?))
-    }
-
-    /// S3's own download: resumed with a Range, with progress on a terminal.
-    fn fetch(&self, key: &str, out: &mut dyn Write) -> Result<u64> {
-        check_key(key)?;
-        Ok(self.fetch_object(key, out)?)
     }
 
     fn delete(&self, key: &str) -> Result<()> {
