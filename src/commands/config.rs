@@ -15,7 +15,7 @@ fn place(cfg: &Config) -> String {
 
 /// Run a config subcommand.
 pub fn run(path: Option<&Path>, cmd: &ConfigCommand, env: EnvFn) -> Result<()> {
-    let cfg = Config::load(path, env)?;
+    let cfg = super::loaded(Config::load(path, env)?);
     match cmd {
         ConfigCommand::Check => {
             let mut problems = ConfigProblems::default();

@@ -20,7 +20,7 @@ use crate::error::Result;
 pub fn dispatch(cli: &Cli) -> Result<()> {
     let env = &process_env;
     let load = |path: Option<&std::path::Path>| {
-        let cfg = Config::load(path, env)?;
+        let cfg = loaded(Config::load(path, env)?);
         crate::fsutil::adopt_owner_of(&cfg.local_dir);
         Ok::<Config, crate::error::Error>(cfg)
     };
@@ -50,10 +50,18 @@ pub fn dispatch(cli: &Cli) -> Result<()> {
             status::run(&cfg, args)
         }
         // A health probe answers UNKNOWN (3) even for a broken config.
-        Command::Check(args) => check::run(Config::load(cli.config.as_deref(), env), args),
+        Command::Check(args) => {
+            check::run(Config::load(cli.config.as_deref(), env).map(loaded), args)
+        }
         Command::Config(c) => config::run(cli.config.as_deref(), c, env),
         Command::Generate(g) => generate::run(g),
     }
+}
+
+/// A loaded configuration, its `[log]` applied to this process.
+pub(crate) fn loaded(cfg: Config) -> Config {
+    crate::log::configure(cfg.log_target, &cfg.syslog_socket);
+    cfg
 }
 
 /// Print to stdout; a closed pipe (`pgbackup list | head`) is not an error.

@@ -4,18 +4,28 @@
 //! case, unknown keys rejected); [`Config::load`] merges the environment over it and turns it into
 //! checked values, collecting every problem so `pgbackup config check` can list them all.
 //!
+//! By section: `storage` (`[storage.s3]` and where its keys come from), `databases`
+//! (`[[database]]` and the old setups' environment database), `env` (the one table of
+//! environment names), `show` (`pgbackup config show`). Validation reads the files it names
+//! (passwords, S3 keys, credentials, a CA file) through [`secrets::Files`], so that a test can
+//! check a configuration without a disk; loading applies nothing (the binary configures the
+//! log from `[log]`).
+//!
 //! Precedence, highest first: command-line flags, environment variables, the config file,
 //! built-in defaults. The config file is `--config PATH`, else `$PGBACKUP_CONFIG`, else
 //! `/etc/pgbackup/pgbackup.toml`; only the last may be missing (then defaults apply).
 
+mod databases;
 pub mod env;
+pub mod secrets;
+mod show;
+mod storage;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use crate::catalog::{escape_db_name, is_valid_dir_name};
 use crate::conninfo::ConnInfo;
 use crate::error::{ConfigProblems, Error};
 use crate::postgres::Target;
@@ -283,7 +293,8 @@ pub fn resolve_path(cli: Option<&Path>, env: EnvFn) -> (PathBuf, bool) {
 }
 
 impl Config {
-    /// Read, merge and check. Every problem found is reported in one error (exit 78).
+    /// Read, merge and check. Every problem found is reported in one error (exit 78). Nothing
+    /// else happens: the caller applies `[log]` (`crate::log::configure`).
     pub fn load(cli_path: Option<&Path>, env: EnvFn) -> Result<Config, Error> {
         let (path, explicit) = resolve_path(cli_path, env);
         let mut problems = ConfigProblems::default();
@@ -324,7 +335,6 @@ impl Config {
         };
         let cfg = Self::from_file(file, source, env, &mut problems);
         if problems.is_empty() {
-            crate::log::configure(cfg.log_target, &cfg.syslog_socket);
             Ok(cfg)
         } else {
             Err(problems.into())
@@ -332,10 +342,23 @@ impl Config {
     }
 
     /// Merge the environment over `file` and check it; problems are appended to `problems`.
+    /// Secret and other files are read from disk.
     pub fn from_file(
+        file: FileConfig,
+        source: Option<PathBuf>,
+        env: EnvFn,
+        problems: &mut ConfigProblems,
+    ) -> Config {
+        Self::from_file_with(file, source, env, &secrets::Disk, problems)
+    }
+
+    /// [`Config::from_file`] with the files (secrets, credentials, programs) read through
+    /// `files`: validation itself touches nothing.
+    pub fn from_file_with(
         mut file: FileConfig,
         source: Option<PathBuf>,
         env: EnvFn,
+        files: &dyn secrets::Files,
         problems: &mut ConfigProblems,
     ) -> Config {
         let file_place = source
@@ -370,9 +393,10 @@ impl Config {
         }
 
         // [storage.s3]
-        let s3 = s3_config(
+        let s3 = storage::s3_config(
             file.storage.s3.take(),
             env,
+            files,
             &mut env_get,
             problems,
             &key,
@@ -432,7 +456,7 @@ impl Config {
             ("backup.psql-path", &file.backup.psql_path),
         ] {
             if let Some(p) = p {
-                if !p.is_file() {
+                if !files.is_file(p) {
                     problems.push(
                         key(k),
                         format!(
@@ -496,204 +520,16 @@ impl Config {
             .or(file.metrics.textfile_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_TEXTFILE_DIR));
 
-        // [[database]]
-        let mut databases = Vec::new();
-        let mut names = std::collections::HashSet::new();
-        let cred_dir = env("CREDENTIALS_DIRECTORY");
-        for (i, d) in file.database.iter().enumerate() {
-            let k = |sub: &str| key(&format!("database[{i}].{sub}"));
-            if !is_valid_dir_name(&d.name) {
-                problems.push(
-                    k("name"),
-                    format!(
-                        "\"{}\" is not a valid name; use letters, digits, '-', '_' and '.', not starting with '.' or '_' (at most 128 bytes)",
-                        d.name
-                    ),
-                );
-            } else if !names.insert(d.name.clone()) {
-                problems.push(
-                    k("name"),
-                    format!("\"{}\" is configured twice; names must be unique", d.name),
-                );
-            }
-            let conn = match &d.url {
-                Some(u) => match ConnInfo::parse(u) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        problems.push(k("url"), e.to_string());
-                        continue;
-                    }
-                },
-                None => ConnInfo::from_pairs(vec![("dbname".into(), d.name.clone())]),
-            };
-            if conn.password().is_some() {
-                warnings.push(format!(
-                    "database {}: the url contains a password; move it to password-file so the config file can be world-readable",
-                    d.name
-                ));
-            }
-            let mut password = None;
-            let mut password_source = None;
-            if d.password_file.is_some() && d.password_credential.is_some() {
-                problems.push(
-                    k("password-file"),
-                    "set either password-file or password-credential, not both",
-                );
-            }
-            if let Some(pf) = &d.password_file {
-                match read_secret_file(pf, &mut warnings) {
-                    Ok(s) => {
-                        password = Some(s);
-                        password_source = Some(format!("password-file {}", pf.display()));
-                    }
-                    Err(e) => problems.push(k("password-file"), e),
-                }
-            }
-            if let Some(cred) = &d.password_credential {
-                match &cred_dir {
-                    // Outside the unit (an operator running `pgbackup list` by hand) the
-                    // credential is not there; only a connection would need it.
-                    None => warnings.push(format!(
-                        "database {}: password-credential \"{cred}\" is only readable under systemd (LoadCredential=); outside it, libpq's PGPASSFILE or ~/.pgpass apply",
-                        d.name
-                    )),
-                    Some(dir) if cred.contains('/') || cred.is_empty() => problems.push(
-                        k("password-credential"),
-                        format!("\"{cred}\" is not a credential name (no '/' allowed); credentials are looked up in {dir}"),
-                    ),
-                    Some(dir) => {
-                        let p = Path::new(dir).join(cred);
-                        match std::fs::read_to_string(&p) {
-                            Ok(s) => {
-                                password = Some(Secret::new(s));
-                                password_source = Some(format!("credential {cred}"));
-                            }
-                            Err(e) => problems.push(
-                                k("password-credential"),
-                                format!("cannot read {}: {e}; check LoadCredential= in the unit", p.display()),
-                            ),
-                        }
-                    }
-                }
-            }
-            if password.is_none() {
-                password = conn.password().map(Secret::new);
-            }
-            databases.push(Database {
-                target: Target {
-                    name: d.name.clone(),
-                    conn,
-                    password,
-                },
-                extensions: d.extensions.clone(),
-                pg_dump_args: d.pg_dump_args.clone(),
-                password_source,
-            });
-        }
-
-        // Environment databases, for people coming from the shell-script setups.
-        let env_password = match env_get("DB_PASSWORD_FILE") {
-            Some(p) => match read_secret_file(Path::new(&p), &mut warnings) {
-                Ok(s) => Some((s, format!("DB_PASSWORD_FILE {p}"))),
-                Err(e) => {
-                    problems.push("environment variable DB_PASSWORD_FILE", e);
-                    None
-                }
-            },
-            None => None,
-        };
-        let env_url = match (env_get("DATABASE_URL"), env_get("DATABASE_URL_FILE")) {
-            (Some(u), _) => Some((u, "DATABASE_URL")),
-            (None, Some(p)) => match read_secret_file(Path::new(&p), &mut warnings) {
-                Ok(s) => Some((s.expose().trim().to_string(), "DATABASE_URL_FILE")),
-                Err(e) => {
-                    problems.push("environment variable DATABASE_URL_FILE", e);
-                    None
-                }
-            },
-            (None, None) => None,
-        };
-        let env_conn = match env_url {
-            Some((u, var)) => match ConnInfo::parse(&u) {
-                Ok(c) => Some((c, var)),
-                Err(e) => {
-                    problems.push(format!("environment variable {var}"), e.to_string());
-                    None
-                }
-            },
-            None => {
-                let mut pairs = Vec::new();
-                for (var, kw) in [
-                    ("DB_HOST", "host"),
-                    ("DB_PORT", "port"),
-                    ("DB_NAME", "dbname"),
-                    ("DB_USER", "user"),
-                ] {
-                    if let Some(v) = env_get(var) {
-                        pairs.push((kw.to_string(), v));
-                    }
-                }
-                if let Some(p) = env_get("DB_USER_FILE") {
-                    match std::fs::read_to_string(&p) {
-                        Ok(u) => pairs.push(("user".into(), u.trim().to_string())),
-                        Err(e) => problems.push(
-                            "environment variable DB_USER_FILE",
-                            format!("cannot read {p}: {e}"),
-                        ),
-                    }
-                }
-                (!pairs.is_empty())
-                    .then(|| (ConnInfo::from_pairs(pairs), "DB_HOST/DB_NAME/DB_USER"))
-            }
-        };
-        if let Some((conn, var)) = env_conn {
-            let pw = env_password.clone().or_else(|| {
-                conn.password()
-                    .map(|p| (Secret::new(p), format!("{var} (embedded)")))
-            });
-            match databases.len() {
-                0 => {
-                    let dbname = conn.get("dbname").unwrap_or("postgres").to_string();
-                    let name = if is_valid_dir_name(&dbname) {
-                        dbname
-                    } else {
-                        escape_db_name(&dbname)
-                    };
-                    databases.push(Database {
-                        target: Target {
-                            name,
-                            conn,
-                            password: pw.as_ref().map(|p| p.0.clone()),
-                        },
-                        extensions: Vec::new(),
-                        pg_dump_args: Vec::new(),
-                        password_source: pw.map(|p| p.1),
-                    });
-                }
-                1 => {
-                    let db = &mut databases[0];
-                    db.target.conn = conn;
-                    if let Some((s, src)) = pw {
-                        db.target.password = Some(s);
-                        db.password_source = Some(src);
-                    }
-                }
-                n => problems.push(
-                    format!("environment variable {var}"),
-                    format!("is set, but the config file has {n} [[database]] entries and it is unclear which to override; unset it or set url per database"),
-                ),
-            }
-        } else if let Some((s, src)) = env_password {
-            if databases.len() == 1 {
-                databases[0].target.password = Some(s);
-                databases[0].password_source = Some(src);
-            } else {
-                problems.push(
-                    "environment variable DB_PASSWORD_FILE",
-                    "is set, but there is not exactly one database to apply it to; use password-file per [[database]]",
-                );
-            }
-        }
+        // [[database]], and the database of the old setups' environment names
+        let databases = databases::databases(
+            &file.database,
+            env,
+            &mut env_get,
+            files,
+            &key,
+            problems,
+            &mut warnings,
+        );
 
         // [verify]
         let verify_restore_timeout = match file.verify.restore_timeout_secs {
@@ -725,7 +561,7 @@ impl Config {
                 }
                 Ok(conn) => {
                     let password = match &file.verify.restore_password_file {
-                        Some(p) => match read_secret_file(p, &mut warnings) {
+                        Some(p) => match files.secret(p, &mut warnings) {
                             Ok(s) => Some(s),
                             Err(e) => {
                                 problems.push(key("verify.restore-password-file"), e);
@@ -775,621 +611,6 @@ impl Config {
     /// The client programs.
     pub fn tools(&self) -> crate::postgres::PgTools {
         crate::postgres::PgTools::new(self.pg_dump_path.as_deref(), self.psql_path.as_deref())
-    }
-
-    /// The effective configuration as TOML, secrets masked (for `pgbackup config show`).
-    pub fn to_display_toml(&self) -> String {
-        #[derive(Serialize)]
-        #[serde(rename_all = "kebab-case")]
-        struct Shown<'a> {
-            storage: ShownStorage<'a>,
-            backup: ShownBackup<'a>,
-            retention: ShownRetention,
-            metrics: ShownMetrics<'a>,
-            verify: ShownVerify<'a>,
-            log: ShownLog<'a>,
-            #[serde(skip_serializing_if = "Vec::is_empty")]
-            database: Vec<ShownDb<'a>>,
-        }
-        #[derive(Serialize)]
-        #[serde(rename_all = "kebab-case")]
-        struct ShownLog<'a> {
-            target: &'a str,
-            syslog_socket: &'a Path,
-        }
-        #[derive(Serialize)]
-        #[serde(rename_all = "kebab-case")]
-        struct ShownRetention {
-            #[serde(skip_serializing_if = "Option::is_none")]
-            keep_days: Option<u32>,
-            keep_daily: u32,
-            keep_weekly: u32,
-            keep_monthly: u32,
-            keep_min: u32,
-        }
-        #[derive(Serialize)]
-        #[serde(rename_all = "kebab-case")]
-        struct ShownMetrics<'a> {
-            textfile_dir: &'a Path,
-        }
-        #[derive(Serialize)]
-        #[serde(rename_all = "kebab-case")]
-        struct ShownVerify<'a> {
-            restore_url: &'a str,
-            restore_timeout_secs: u64,
-        }
-        #[derive(Serialize)]
-        #[serde(rename_all = "kebab-case")]
-        struct ShownStorage<'a> {
-            local_dir: &'a Path,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            s3: Option<ShownS3<'a>>,
-        }
-        #[derive(Serialize)]
-        #[serde(rename_all = "kebab-case")]
-        struct ShownS3<'a> {
-            bucket: &'a str,
-            endpoint: &'a str,
-            region: &'a str,
-            prefix: &'a str,
-            credentials: String,
-            path_style: bool,
-            storage_class: &'a str,
-            server_side_encryption: &'a str,
-            part_size_mib: usize,
-            keep_local: bool,
-            list_prefixes: &'a [String],
-            stall_timeout_secs: u64,
-            abort_incomplete_after_hours: u64,
-            ca_file: String,
-            object_lock: String,
-        }
-        #[derive(Serialize)]
-        #[serde(rename_all = "kebab-case")]
-        struct ShownBackup<'a> {
-            compression_level: u32,
-            respawn_protection_hours: u32,
-            dump_timeout_secs: u64,
-            pg_dump_path: String,
-            psql_path: String,
-            #[serde(skip)]
-            _p: std::marker::PhantomData<&'a ()>,
-        }
-        #[derive(Serialize)]
-        #[serde(rename_all = "kebab-case")]
-        struct ShownDb<'a> {
-            name: &'a str,
-            url: &'a str,
-            password: &'a str,
-            extensions: &'a [String],
-            pg_dump_args: &'a [String],
-        }
-        let tools = self.tools();
-        let shown = Shown {
-            storage: ShownStorage {
-                local_dir: &self.local_dir,
-                s3: self.s3.as_ref().map(|c| ShownS3 {
-                    bucket: &c.bucket,
-                    endpoint: c.endpoint.as_deref().unwrap_or("(AWS)"),
-                    region: &c.region,
-                    prefix: &c.prefix,
-                    credentials: crate::s3::creds::describe(&c.credentials),
-                    path_style: c.path_style,
-                    storage_class: c.storage_class.as_deref().unwrap_or("(bucket default)"),
-                    server_side_encryption: c.server_side_encryption.as_deref().unwrap_or("(none)"),
-                    part_size_mib: c.part_size >> 20,
-                    keep_local: c.keep_local,
-                    list_prefixes: &c.list_prefixes,
-                    stall_timeout_secs: c.stall_timeout.as_secs(),
-                    abort_incomplete_after_hours: c.abort_incomplete_after.as_secs() / 3600,
-                    ca_file: c
-                        .ca_file
-                        .as_ref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_else(|| "(system store)".into()),
-                    object_lock: match c.object_lock {
-                        Some(l) => {
-                            format!("{} for {} days", l.mode.header().to_lowercase(), l.days)
-                        }
-                        None => "(off)".into(),
-                    },
-                }),
-            },
-            backup: ShownBackup {
-                compression_level: self.compression_level,
-                respawn_protection_hours: self.respawn_protection_hours,
-                dump_timeout_secs: self.dump_timeout.map(|d| d.as_secs()).unwrap_or(0),
-                pg_dump_path: tools.pg_dump.display().to_string(),
-                psql_path: tools.psql.display().to_string(),
-                _p: std::marker::PhantomData,
-            },
-            retention: ShownRetention {
-                keep_days: self.retention.keep_days,
-                keep_daily: self.retention.keep_daily,
-                keep_weekly: self.retention.keep_weekly,
-                keep_monthly: self.retention.keep_monthly,
-                keep_min: self.retention.keep_min,
-            },
-            metrics: ShownMetrics {
-                textfile_dir: &self.textfile_dir,
-            },
-            verify: ShownVerify {
-                restore_url: self
-                    .verify_target
-                    .as_ref()
-                    .map(|t| t.conn.masked())
-                    .unwrap_or("(each backup's own server)"),
-                restore_timeout_secs: self
-                    .verify_restore_timeout
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0),
-            },
-            log: ShownLog {
-                target: match self.log_target {
-                    crate::log::LogTarget::Auto => "auto",
-                    crate::log::LogTarget::Journal => "journal",
-                    crate::log::LogTarget::Stderr => "stderr",
-                    crate::log::LogTarget::Syslog => "syslog",
-                },
-                syslog_socket: &self.syslog_socket,
-            },
-            database: self
-                .databases
-                .iter()
-                .map(|d| ShownDb {
-                    name: d.name(),
-                    url: d.target.conn.masked(),
-                    password: match (&d.password_source, &d.target.password) {
-                        (Some(s), _) => s.as_str(),
-                        (None, Some(_)) => "(embedded in url, masked)",
-                        (None, None) => "(libpq: PGPASSWORD, PGPASSFILE or ~/.pgpass)",
-                    },
-                    extensions: &d.extensions,
-                    pg_dump_args: &d.pg_dump_args,
-                })
-                .collect(),
-        };
-        let mut out = format!(
-            "# effective configuration\n# file: {}\n# environment overrides: {}\n",
-            self.source
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "none (built-in defaults)".into()),
-            if self.env_overrides.is_empty() {
-                "none".to_string()
-            } else {
-                self.env_overrides.join(", ")
-            }
-        );
-        if self.databases.is_empty() {
-            out.push_str(
-                "# no [[database]]: every connectable database of the server that libpq's defaults reach is backed up\n",
-            );
-        }
-        out.push_str(&toml::to_string_pretty(&shown).unwrap_or_default());
-        out
-    }
-}
-
-/// `[storage.s3]` with its environment overrides (the names of the common container setups).
-fn s3_config(
-    file: Option<S3File>,
-    env: EnvFn,
-    env_get: &mut dyn FnMut(&str) -> Option<String>,
-    problems: &mut ConfigProblems,
-    key: &dyn Fn(&str) -> String,
-    warnings: &mut Vec<String>,
-) -> Option<crate::s3::S3Config> {
-    let f = file.unwrap_or_default();
-    fn first(
-        env_get: &mut dyn FnMut(&str) -> Option<String>,
-        setting: &str,
-    ) -> Option<(String, String)> {
-        env::get(env_get, setting).map(|(v, n)| (v, format!("environment variable {n}")))
-    }
-    let storage = first(env_get, "storage.kind").map(|v| v.0);
-    if storage.as_deref() == Some("local") {
-        return None;
-    }
-    let (bucket, bucket_place) = match first(env_get, "storage.s3.bucket") {
-        Some(b) => b,
-        None => match f.bucket {
-            Some(b) => (b, key("storage.s3.bucket")),
-            None => {
-                if storage.as_deref() == Some("s3") {
-                    problems.push(
-                        "environment variable BACKUP_STORAGE",
-                        "is s3, but no bucket is set; set S3_BUCKET or [storage.s3] bucket",
-                    );
-                }
-                return None;
-            }
-        },
-    };
-    let (endpoint, endpoint_place) = match first(env_get, "storage.s3.endpoint") {
-        Some((e, place)) => (Some(e), place),
-        None => (f.endpoint, key("storage.s3.endpoint")),
-    };
-    let endpoint = endpoint.filter(|e| !e.is_empty());
-    if let Some(e) = &endpoint {
-        if let Err(msg) = crate::s3::http::Endpoint::parse(e) {
-            problems.push(endpoint_place, msg);
-        }
-    }
-    let chain = crate::s3::creds::ChainEnv::from_env(env);
-    let region = first(env_get, "storage.s3.region")
-        .map(|v| v.0)
-        .or(f.region)
-        .or_else(|| first(env_get, "storage.s3.default-region").map(|v| v.0))
-        .or_else(|| chain.profile_region())
-        .unwrap_or_else(|| "us-east-1".into());
-    let keep_local_env = first(env_get, "storage.s3.keep-local").map(|v| v.0);
-    let mut prefix = f.prefix.unwrap_or_else(|| "backups/".into());
-    if !prefix.is_empty() && !prefix.ends_with('/') {
-        prefix.push('/');
-    }
-    let credentials = s3_credentials(
-        (f.access_key, f.access_key_file),
-        (f.secret_key, f.secret_key_file),
-        env,
-        env_get,
-        problems,
-        key,
-        warnings,
-        chain,
-    );
-    let part_mib = f.part_size_mib.unwrap_or(16);
-    if !(5..=5120).contains(&part_mib) {
-        problems.push(
-            key("storage.s3.part-size-mib"),
-            format!("{part_mib} is out of range; S3 parts are 5 MiB to 5 GiB"),
-        );
-    }
-    let keep_local = match keep_local_env {
-        Some(v) => match parse_bool(&v) {
-            Some(b) => b,
-            None => {
-                problems.push(
-                    "environment variable BACKUP_KEEP_LOCAL",
-                    format!("\"{v}\" is not a boolean; use true or false"),
-                );
-                true
-            }
-        },
-        None => f.keep_local.unwrap_or(true),
-    };
-    let list_prefixes: Vec<String> = f
-        .list_prefixes
-        .unwrap_or_default()
-        .into_iter()
-        .map(|mut p| {
-            if !p.is_empty() && !p.ends_with('/') {
-                p.push('/');
-            }
-            p
-        })
-        .collect();
-    if list_prefixes.contains(&prefix) {
-        problems.push(
-            key("storage.s3.list-prefixes"),
-            format!(
-                "contains the write prefix \"{prefix}\"; list only other (legacy) prefixes there"
-            ),
-        );
-    }
-    let stall = f.stall_timeout_secs.unwrap_or(120);
-    if !(1..=86_400).contains(&stall) {
-        problems.push(
-            key("storage.s3.stall-timeout-secs"),
-            format!("{stall} is out of range; use 1 to 86400 seconds"),
-        );
-    }
-    let abort_after = f.abort_incomplete_after_hours.unwrap_or(24);
-    if !(0..=8760).contains(&abort_after) {
-        problems.push(
-            key("storage.s3.abort-incomplete-after-hours"),
-            format!("{abort_after} is out of range; use 0 to 8760 hours"),
-        );
-    }
-    if let Some(ca) = &f.ca_file {
-        if !ca.is_file() {
-            problems.push(
-                key("storage.s3.ca-file"),
-                format!(
-                    "{} does not exist; give the PEM file of the CA that signed the endpoint's certificate",
-                    ca.display()
-                ),
-            );
-        }
-    }
-    let object_lock = match (f.object_lock.as_deref(), f.object_lock_days) {
-        (None, None) => None,
-        (None, Some(_)) => {
-            problems.push(
-                key("storage.s3.object-lock-days"),
-                "is set without object-lock; set object-lock = \"governance\" or \"compliance\" too",
-            );
-            None
-        }
-        (Some(mode), days) => {
-            let mode = match mode.to_ascii_lowercase().as_str() {
-                "governance" => Some(crate::s3::LockMode::Governance),
-                "compliance" => Some(crate::s3::LockMode::Compliance),
-                _ => {
-                    problems.push(
-                        key("storage.s3.object-lock"),
-                        format!("\"{mode}\" is not a mode; use \"governance\" (deletable by users allowed s3:BypassGovernanceRetention) or \"compliance\" (nobody can delete before the date)"),
-                    );
-                    None
-                }
-            };
-            let days = match days {
-                Some(d) if (1..=36_500).contains(&d) => Some(d as u32),
-                Some(d) => {
-                    problems.push(
-                        key("storage.s3.object-lock-days"),
-                        format!("{d} is out of range; use 1 to 36500 days"),
-                    );
-                    None
-                }
-                None => {
-                    problems.push(
-                        key("storage.s3.object-lock-days"),
-                        "is missing; object-lock needs the number of days each backup stays locked",
-                    );
-                    None
-                }
-            };
-            mode.zip(days)
-                .map(|(mode, days)| crate::s3::ObjectLock { mode, days })
-        }
-    };
-    Some(crate::s3::S3Config {
-        keep_local,
-        list_prefixes,
-        stall_timeout: std::time::Duration::from_secs(stall.clamp(1, 86_400) as u64),
-        abort_incomplete_after: std::time::Duration::from_secs(
-            abort_after.clamp(0, 8760) as u64 * 3600,
-        ),
-        path_style: f.path_style.unwrap_or(endpoint.is_some()),
-        endpoint,
-        region,
-        prefix,
-        credentials: credentials?,
-        storage_class: f.storage_class,
-        server_side_encryption: f.server_side_encryption,
-        part_size: (part_mib.clamp(5, 5120) as usize) << 20,
-        ca_file: f.ca_file,
-        proxy: crate::s3::http::ProxyEnv::from_env(env),
-        object_lock,
-        bucket,
-        bucket_place,
-    })
-}
-
-/// The S3 keys, from the first source that has any, in the order the AWS tools use:
-/// `S3_ACCESS_KEY`/`S3_SECRET_KEY` (and `_FILE`), the config file's keys or key files, the
-/// systemd credentials `s3-access-key`/`s3-secret-key`, `AWS_ACCESS_KEY_ID`/
-/// `AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN` (and `_FILE`); else the run-time chain (shared
-/// files, web identity, instance metadata). A source with only one of the two keys is a problem.
-#[allow(clippy::too_many_arguments)]
-fn s3_credentials(
-    access: (Option<String>, Option<PathBuf>),
-    secret: (Option<String>, Option<PathBuf>),
-    env: EnvFn,
-    env_get: &mut dyn FnMut(&str) -> Option<String>,
-    problems: &mut ConfigProblems,
-    key: &dyn Fn(&str) -> String,
-    warnings: &mut Vec<String>,
-    chain: crate::s3::creds::ChainEnv,
-) -> Option<crate::s3::creds::CredentialSpec> {
-    use crate::s3::creds::CredentialSpec;
-    use crate::s3::sigv4::Credentials;
-    let spec = |ak: Secret, sk: Secret, token: Option<Secret>, source: String| {
-        Some(CredentialSpec::Static {
-            creds: Credentials {
-                access_key: ak,
-                secret_key: sk,
-                session_token: token,
-            },
-            source,
-        })
-    };
-    // An environment pair: the variable itself, else its `_FILE` variant.
-    let env_pair = |env_get: &mut dyn FnMut(&str) -> Option<String>,
-                    ak_var: &str,
-                    sk_var: &str,
-                    problems: &mut ConfigProblems,
-                    warnings: &mut Vec<String>| {
-        let mut one = |var: &str| -> Option<(Secret, String)> {
-            if let Some(v) = env_get(var) {
-                return Some((Secret::new(v), var.to_string()));
-            }
-            let file_var = format!("{var}_FILE");
-            let p = env_get(&file_var)?;
-            match read_secret_file(Path::new(&p), warnings) {
-                Ok(s) => Some((s, format!("{file_var} {p}"))),
-                Err(e) => {
-                    problems.push(format!("environment variable {file_var}"), e);
-                    None
-                }
-            }
-        };
-        (one(ak_var), one(sk_var))
-    };
-    let missing_other = |problems: &mut ConfigProblems, have: &str, want: &str| {
-        problems.push(
-            have.to_string(),
-            format!("is set but {want} is not; S3 needs both keys from one place"),
-        );
-    };
-    match env_pair(
-        env_get,
-        "S3_ACCESS_KEY",
-        "S3_SECRET_KEY",
-        problems,
-        warnings,
-    ) {
-        (Some((ak, a)), Some((sk, b))) => {
-            return spec(ak, sk, None, format!("environment ({a}, {b})"))
-        }
-        (Some((_, a)), None) => {
-            missing_other(
-                problems,
-                &format!("environment variable {a}"),
-                "S3_SECRET_KEY",
-            );
-            return None;
-        }
-        (None, Some((_, b))) => {
-            missing_other(
-                problems,
-                &format!("environment variable {b}"),
-                "S3_ACCESS_KEY",
-            );
-            return None;
-        }
-        (None, None) => {}
-    }
-    // The config file: key files (preferred) or the keys themselves.
-    let mut from_file = |what: &str, (value, file): (Option<String>, Option<PathBuf>)| {
-        if let Some(p) = file {
-            return match read_secret_file(&p, warnings) {
-                Ok(s) => Some(Ok((s, format!("{what}-file {}", p.display())))),
-                Err(e) => Some(Err((key(&format!("storage.s3.{what}-file")), e))),
-            };
-        }
-        value.map(|v| {
-            warnings.push(format!(
-                "[storage.s3] {what} is written in the config file; prefer {what}-file or a systemd credential"
-            ));
-            Ok((Secret::new(v), format!("[storage.s3] {what}")))
-        })
-    };
-    match (
-        from_file("access-key", access),
-        from_file("secret-key", secret),
-    ) {
-        (Some(Ok((ak, a))), Some(Ok((sk, b)))) => return spec(ak, sk, None, format!("{a}, {b}")),
-        (Some(Err((place, e))), _) | (_, Some(Err((place, e)))) => {
-            problems.push(place, e);
-            return None;
-        }
-        (Some(Ok(_)), None) => {
-            missing_other(
-                problems,
-                &key("storage.s3.access-key"),
-                "secret-key (or secret-key-file)",
-            );
-            return None;
-        }
-        (None, Some(Ok(_))) => {
-            missing_other(
-                problems,
-                &key("storage.s3.secret-key"),
-                "access-key (or access-key-file)",
-            );
-            return None;
-        }
-        (None, None) => {}
-    }
-    if let Some(dir) = env("CREDENTIALS_DIRECTORY") {
-        let read = |n: &str| {
-            std::fs::read_to_string(Path::new(&dir).join(n))
-                .ok()
-                .map(Secret::new)
-        };
-        match (read("s3-access-key"), read("s3-secret-key")) {
-            (Some(ak), Some(sk)) => {
-                return spec(
-                    ak,
-                    sk,
-                    None,
-                    "systemd credentials s3-access-key, s3-secret-key".into(),
-                )
-            }
-            (Some(_), None) | (None, Some(_)) => {
-                problems.push(
-                    "systemd credentials",
-                    "only one of s3-access-key and s3-secret-key is loaded; add the other LoadCredential=",
-                );
-                return None;
-            }
-            (None, None) => {}
-        }
-    }
-    match env_pair(
-        env_get,
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        problems,
-        warnings,
-    ) {
-        (Some((ak, a)), Some((sk, b))) => {
-            let token = env_get("AWS_SESSION_TOKEN").map(Secret::new);
-            let t = if token.is_some() {
-                ", AWS_SESSION_TOKEN"
-            } else {
-                ""
-            };
-            return spec(ak, sk, token, format!("environment ({a}, {b}{t})"));
-        }
-        (Some((_, a)), None) => {
-            missing_other(
-                problems,
-                &format!("environment variable {a}"),
-                "AWS_SECRET_ACCESS_KEY",
-            );
-            return None;
-        }
-        (None, Some((_, b))) => {
-            missing_other(
-                problems,
-                &format!("environment variable {b}"),
-                "AWS_ACCESS_KEY_ID",
-            );
-            return None;
-        }
-        (None, None) => {}
-    }
-    Some(CredentialSpec::Chain(chain))
-}
-
-/// A boolean from the environment: 1/true/yes/on or 0/false/no/off.
-fn parse_bool(v: &str) -> Option<bool> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Some(true),
-        "0" | "false" | "no" | "off" => Some(false),
-        _ => None,
-    }
-}
-
-/// Read a secret from a file; warn when others can read it. Only a regular file of at most
-/// 64 KiB: a FIFO or /dev/zero named by mistake must not hang the run.
-fn read_secret_file(path: &Path, warnings: &mut Vec<String>) -> Result<Secret, String> {
-    use std::os::unix::fs::PermissionsExt;
-    let text = crate::verify::read_regular(path, 64 << 10)
-        .and_then(|b| String::from_utf8(b).map_err(|_| std::io::Error::other("not UTF-8 text")));
-    match text {
-        Ok(s) => {
-            if let Ok(m) = std::fs::metadata(path) {
-                if m.permissions().mode() & 0o077 != 0 {
-                    warnings.push(format!(
-                        "{} is readable by other users; chmod 600 it",
-                        path.display()
-                    ));
-                }
-            }
-            let s = Secret::new(s);
-            if s.expose().is_empty() {
-                return Err(format!("{} is empty; put the password in it", path.display()));
-            }
-            Ok(s)
-        }
-        Err(e) => Err(format!(
-            "cannot read {}: {e}; create it (mode 0600, readable by the pgbackup user) or fix the path",
-            path.display()
-        )),
     }
 }
 
@@ -1497,5 +718,75 @@ mod tests {
         .unwrap_err();
         assert!(e.0[0].place.ends_with("database[0].password-file"));
         assert!(e.0[0].message.contains("/nonexistent/pw"));
+    }
+
+    /// Files held in memory: what validation reads goes through [`secrets::Files`].
+    struct Mem(HashMap<&'static str, &'static str>);
+
+    impl secrets::Files for Mem {
+        fn secret(&self, path: &Path, _: &mut Vec<String>) -> Result<Secret, String> {
+            match self.0.get(path.to_str().unwrap_or_default()) {
+                Some(s) => Ok(Secret::new((*s).to_string())),
+                None => Err(format!("cannot read {}: not there", path.display())),
+            }
+        }
+        fn text(&self, path: &Path) -> std::io::Result<String> {
+            self.0
+                .get(path.to_str().unwrap_or_default())
+                .map(|s| (*s).to_string())
+                .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+        }
+        fn is_file(&self, path: &Path) -> bool {
+            self.0.contains_key(path.to_str().unwrap_or_default())
+        }
+    }
+
+    #[test]
+    fn validation_reads_secrets_through_the_injected_files_only() {
+        let toml = "[storage.s3]\nbucket = \"b\"\nendpoint = \"https://127.0.0.1:9000\"\n\
+            access-key-file = \"/mem/ak\"\nsecret-key-file = \"/mem/sk\"\nca-file = \"/mem/ca.pem\"\n\
+            [[database]]\nname = \"a\"\npassword-file = \"/mem/pw\"\n\
+            [[database]]\nname = \"b\"\npassword-credential = \"b-pw\"\n";
+        let files = Mem(HashMap::from([
+            ("/mem/ak", "AKIDEXAMPLE"),
+            ("/mem/sk", "s3-secret"),
+            ("/mem/ca.pem", "-----BEGIN CERTIFICATE-----"),
+            ("/mem/pw", "pw-of-a"),
+            ("/creds/b-pw", "pw-of-b"),
+        ]));
+        let env = |k: &str| (k == "CREDENTIALS_DIRECTORY").then(|| "/creds".to_string());
+        let check = |files: &Mem| {
+            let mut problems = ConfigProblems::default();
+            let file: FileConfig = toml::from_str(toml).unwrap();
+            let cfg = Config::from_file_with(file, None, &env, files, &mut problems);
+            (cfg, problems)
+        };
+        let (cfg, problems) = check(&files);
+        assert!(problems.is_empty(), "{problems:?}");
+        let pw = |i: usize| {
+            cfg.databases[i]
+                .target
+                .password
+                .as_ref()
+                .unwrap()
+                .expose()
+                .to_string()
+        };
+        assert_eq!(
+            (pw(0), pw(1)),
+            ("pw-of-a".to_string(), "pw-of-b".to_string())
+        );
+        let shown = cfg.to_display_toml();
+        assert!(
+            !shown.contains("s3-secret") && !shown.contains("pw-of"),
+            "{shown}"
+        );
+
+        // Without the files, every one that is missing is a problem naming it.
+        let (_, problems) = check(&Mem(HashMap::new()));
+        let text = format!("{problems:?}");
+        for missing in ["/mem/ak", "/mem/pw", "/creds/b-pw", "/mem/ca.pem"] {
+            assert!(text.contains(missing), "{missing} not reported: {text}");
+        }
     }
 }

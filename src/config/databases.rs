@@ -1,0 +1,222 @@
+//! `[[database]]` entries, and the database the old setups' environment names describe
+//! (`DATABASE_URL`, `DB_HOST`/`DB_NAME`/`DB_USER`, `DB_PASSWORD_FILE`, ...): each checked, its
+//! password from a file or a systemd credential.
+
+use std::path::Path;
+
+use super::secrets::Files;
+use super::{Database, DatabaseFile, EnvFn};
+use crate::catalog::{escape_db_name, is_valid_dir_name};
+use crate::conninfo::ConnInfo;
+use crate::error::ConfigProblems;
+use crate::postgres::Target;
+use crate::secret::Secret;
+
+/// The configured databases; problems are appended to `problems`.
+pub(super) fn databases(
+    file: &[DatabaseFile],
+    env: EnvFn,
+    env_get: &mut dyn FnMut(&str) -> Option<String>,
+    files: &dyn Files,
+    key: &dyn Fn(&str) -> String,
+    problems: &mut ConfigProblems,
+    warnings: &mut Vec<String>,
+) -> Vec<Database> {
+    let mut databases = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    let cred_dir = env("CREDENTIALS_DIRECTORY");
+    for (i, d) in file.iter().enumerate() {
+        let k = |sub: &str| key(&format!("database[{i}].{sub}"));
+        if !is_valid_dir_name(&d.name) {
+            problems.push(
+                    k("name"),
+                    format!(
+                        "\"{}\" is not a valid name; use letters, digits, '-', '_' and '.', not starting with '.' or '_' (at most 128 bytes)",
+                        d.name
+                    ),
+                );
+        } else if !names.insert(d.name.clone()) {
+            problems.push(
+                k("name"),
+                format!("\"{}\" is configured twice; names must be unique", d.name),
+            );
+        }
+        let conn = match &d.url {
+            Some(u) => match ConnInfo::parse(u) {
+                Ok(c) => c,
+                Err(e) => {
+                    problems.push(k("url"), e.to_string());
+                    continue;
+                }
+            },
+            None => ConnInfo::from_pairs(vec![("dbname".into(), d.name.clone())]),
+        };
+        if conn.password().is_some() {
+            warnings.push(format!(
+                    "database {}: the url contains a password; move it to password-file so the config file can be world-readable",
+                    d.name
+                ));
+        }
+        let mut password = None;
+        let mut password_source = None;
+        if d.password_file.is_some() && d.password_credential.is_some() {
+            problems.push(
+                k("password-file"),
+                "set either password-file or password-credential, not both",
+            );
+        }
+        if let Some(pf) = &d.password_file {
+            match files.secret(pf, warnings) {
+                Ok(s) => {
+                    password = Some(s);
+                    password_source = Some(format!("password-file {}", pf.display()));
+                }
+                Err(e) => problems.push(k("password-file"), e),
+            }
+        }
+        if let Some(cred) = &d.password_credential {
+            match &cred_dir {
+                    // Outside the unit (an operator running `pgbackup list` by hand) the
+                    // credential is not there; only a connection would need it.
+                    None => warnings.push(format!(
+                        "database {}: password-credential \"{cred}\" is only readable under systemd (LoadCredential=); outside it, libpq's PGPASSFILE or ~/.pgpass apply",
+                        d.name
+                    )),
+                    Some(dir) if cred.contains('/') || cred.is_empty() => problems.push(
+                        k("password-credential"),
+                        format!("\"{cred}\" is not a credential name (no '/' allowed); credentials are looked up in {dir}"),
+                    ),
+                    Some(dir) => {
+                        let p = Path::new(dir).join(cred);
+                        match files.text(&p) {
+                            Ok(s) => {
+                                password = Some(Secret::new(s));
+                                password_source = Some(format!("credential {cred}"));
+                            }
+                            Err(e) => problems.push(
+                                k("password-credential"),
+                                format!("cannot read {}: {e}; check LoadCredential= in the unit", p.display()),
+                            ),
+                        }
+                    }
+                }
+        }
+        if password.is_none() {
+            password = conn.password().map(Secret::new);
+        }
+        databases.push(Database {
+            target: Target {
+                name: d.name.clone(),
+                conn,
+                password,
+            },
+            extensions: d.extensions.clone(),
+            pg_dump_args: d.pg_dump_args.clone(),
+            password_source,
+        });
+    }
+
+    // Environment databases, for people coming from the shell-script setups.
+    let env_password = match env_get("DB_PASSWORD_FILE") {
+        Some(p) => match files.secret(Path::new(&p), warnings) {
+            Ok(s) => Some((s, format!("DB_PASSWORD_FILE {p}"))),
+            Err(e) => {
+                problems.push("environment variable DB_PASSWORD_FILE", e);
+                None
+            }
+        },
+        None => None,
+    };
+    let env_url = match (env_get("DATABASE_URL"), env_get("DATABASE_URL_FILE")) {
+        (Some(u), _) => Some((u, "DATABASE_URL")),
+        (None, Some(p)) => match files.secret(Path::new(&p), warnings) {
+            Ok(s) => Some((s.expose().trim().to_string(), "DATABASE_URL_FILE")),
+            Err(e) => {
+                problems.push("environment variable DATABASE_URL_FILE", e);
+                None
+            }
+        },
+        (None, None) => None,
+    };
+    let env_conn = match env_url {
+        Some((u, var)) => match ConnInfo::parse(&u) {
+            Ok(c) => Some((c, var)),
+            Err(e) => {
+                problems.push(format!("environment variable {var}"), e.to_string());
+                None
+            }
+        },
+        None => {
+            let mut pairs = Vec::new();
+            for (var, kw) in [
+                ("DB_HOST", "host"),
+                ("DB_PORT", "port"),
+                ("DB_NAME", "dbname"),
+                ("DB_USER", "user"),
+            ] {
+                if let Some(v) = env_get(var) {
+                    pairs.push((kw.to_string(), v));
+                }
+            }
+            if let Some(p) = env_get("DB_USER_FILE") {
+                match files.text(Path::new(&p)) {
+                    Ok(u) => pairs.push(("user".into(), u.trim().to_string())),
+                    Err(e) => problems.push(
+                        "environment variable DB_USER_FILE",
+                        format!("cannot read {p}: {e}"),
+                    ),
+                }
+            }
+            (!pairs.is_empty()).then(|| (ConnInfo::from_pairs(pairs), "DB_HOST/DB_NAME/DB_USER"))
+        }
+    };
+    if let Some((conn, var)) = env_conn {
+        let pw = env_password.clone().or_else(|| {
+            conn.password()
+                .map(|p| (Secret::new(p), format!("{var} (embedded)")))
+        });
+        match databases.len() {
+                0 => {
+                    let dbname = conn.get("dbname").unwrap_or("postgres").to_string();
+                    let name = if is_valid_dir_name(&dbname) {
+                        dbname
+                    } else {
+                        escape_db_name(&dbname)
+                    };
+                    databases.push(Database {
+                        target: Target {
+                            name,
+                            conn,
+                            password: pw.as_ref().map(|p| p.0.clone()),
+                        },
+                        extensions: Vec::new(),
+                        pg_dump_args: Vec::new(),
+                        password_source: pw.map(|p| p.1),
+                    });
+                }
+                1 => {
+                    let db = &mut databases[0];
+                    db.target.conn = conn;
+                    if let Some((s, src)) = pw {
+                        db.target.password = Some(s);
+                        db.password_source = Some(src);
+                    }
+                }
+                n => problems.push(
+                    format!("environment variable {var}"),
+                    format!("is set, but the config file has {n} [[database]] entries and it is unclear which to override; unset it or set url per database"),
+                ),
+            }
+    } else if let Some((s, src)) = env_password {
+        if databases.len() == 1 {
+            databases[0].target.password = Some(s);
+            databases[0].password_source = Some(src);
+        } else {
+            problems.push(
+                    "environment variable DB_PASSWORD_FILE",
+                    "is set, but there is not exactly one database to apply it to; use password-file per [[database]]",
+                );
+        }
+    }
+    databases
+}
