@@ -331,3 +331,47 @@ fn a_cancelled_job_starts_no_database_and_says_it_was_interrupted() {
     run_databases(&cfg, &sibling, &Request::default(), one, &mut scripted).unwrap();
     assert_eq!(LocalStorage::new(root.path()).databases().unwrap(), ["a"]);
 }
+
+/// One type for "a backup and where it is": local first, a backup in both places once (as the
+/// local copy), the ones only a store holds after, incomplete local files only when asked for.
+#[test]
+fn backups_everywhere_are_listed_once_local_first() {
+    use pgbackup::ops::catalog::{backups_of, Place, Which};
+    let root = tempfile::tempdir().unwrap();
+    let cfg = config(root.path(), "");
+    let local = LocalStorage::new(root.path());
+    let (remote, other) = (MemoryStorage::new(), MemoryStorage::new());
+    let put = |store: &MemoryStorage, file: &str, data: &[u8]| {
+        let sidecar = catalog::sidecar_line(&format!("{:x}", Sha256::digest(data)), file);
+        store.put(&format!("fast/{file}"), data).unwrap();
+        store
+            .put(&format!("fast/{file}.sha256"), sidecar.as_bytes())
+            .unwrap();
+    };
+    // One backup only local, one in both places, one in each store only.
+    backup_one(&cfg, "fast", &mut source(DUMP), true, None, &local, &job()).unwrap();
+    put(&remote, "fast_20250101_000000.sql.gz", b"remote");
+    put(&other, "fast_20250102_000000.sql.gz", b"other");
+    let both = local.complete_backups("fast").unwrap()[0].name.file_name();
+    let data = std::fs::read(root.path().join("fast").join(&both)).unwrap();
+    put(&remote, &both, &data);
+    // A local data file without its sidecar.
+    let lone = "fast_20200101_000000.sql.gz";
+    std::fs::write(root.path().join("fast").join(lone), b"x").unwrap();
+
+    let stores = [remote, other];
+    let found = backups_of(&cfg, &stores, "fast", Which::Complete).unwrap();
+    let places: Vec<Place> = found.iter().map(|l| l.place.clone()).collect();
+    assert_eq!(found.len(), 3, "{found:?}");
+    assert!(matches!(places[0], Place::Local(_)), "{found:?}");
+    assert_eq!(places[1..], [Place::Stored(0), Place::Stored(1)]);
+    assert!(found.iter().all(|l| l.backup.has_sidecar));
+    let names: std::collections::HashSet<String> =
+        found.iter().map(|l| l.name().file_name()).collect();
+    assert_eq!(names.len(), 3, "a backup was listed twice");
+
+    let every = backups_of(&cfg, &stores, "fast", Which::EveryLocalFile).unwrap();
+    assert_eq!(every.len(), 4);
+    assert_eq!(every[0].name().file_name(), lone);
+    assert!(!every[0].backup.has_sidecar);
+}

@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use crate::catalog::{self, BackupName};
+use crate::catalog;
 use crate::cli::RestoreArgs;
 use crate::commands::human_bytes;
 use crate::config::{Config, Database};
 use crate::conninfo::ConnInfo;
 use crate::error::{ConfigProblems, Error, Result};
 use crate::ops::backup::{backup_one, Outcome};
+use crate::ops::catalog::{backups_of, Located, Place, Which};
 use crate::ops::fetch::{fetch_backup, resolve_backup, resolve_or_fetch, Fetched};
 use crate::postgres::{quote_ident, quote_literal, Psql, RestoreOptions, Target};
 use crate::storage::{LocalStorage, Storage};
@@ -404,40 +405,21 @@ fn choose(cfg: &Config, args: &RestoreArgs, fetched: &mut Vec<Fetched>) -> Resul
     let mut databases = crate::ops::selected_databases(cfg, &named)?;
     // Backups that only S3 holds (keep-local = false, or a lost disk) are candidates too.
     crate::ops::add_databases(&stores, &named, &mut databases)?;
-    let mut candidates: Vec<Candidate> = Vec::new();
-    // Read-only: a symlinked database directory is read.
-    let local = LocalStorage::reading(&cfg.local_dir);
+    // Local first (a local copy wins over the same backup in S3: it needs no download).
+    let mut candidates: Vec<Located> = Vec::new();
     for db in &databases {
-        for b in local.complete_backups(db)? {
-            candidates.push(Candidate {
-                description: local.read_manifest(&b.name).and_then(|m| m.description),
-                size: b.size,
-                source: Source::Local(local.dir(db).join(b.name.file_name())),
-                name: b.name,
-            });
-        }
-        for (i, store) in stores.iter().enumerate() {
-            for b in store.complete_backups(db)? {
-                if !candidates.iter().any(|c| c.name == b.name) {
-                    candidates.push(Candidate {
-                        name: b.name,
-                        size: b.size,
-                        description: None,
-                        source: Source::Remote(i),
-                    });
-                }
-            }
-        }
+        candidates.extend(backups_of(cfg, &stores, db, Which::Complete)?);
     }
-    candidates.sort_by_key(|c| std::cmp::Reverse(c.name.timestamp));
-    let take = |c: &Candidate, fetched: &mut Vec<Fetched>| -> Result<BackupFiles> {
-        match &c.source {
-            Source::Local(path) => Ok(BackupFiles::for_data(path)),
-            Source::Remote(i) => {
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.name().timestamp));
+    let local = LocalStorage::reading(&cfg.local_dir);
+    let take = |c: &Located, fetched: &mut Vec<Fetched>| -> Result<BackupFiles> {
+        match &c.place {
+            Place::Local(path) => Ok(BackupFiles::for_data(path)),
+            Place::Stored(i) => {
                 let f = fetch_backup(
                     cfg,
                     &stores[*i],
-                    &c.name,
+                    c.name(),
                     &mut crate::progress::Terminal::new("downloading"),
                 )?;
                 let files = f.files.clone();
@@ -479,14 +461,18 @@ fn choose(cfg: &Config, args: &RestoreArgs, fetched: &mut Vec<Fetched>) -> Resul
         menu.push_str(&format!(
             "{:>3}  {:<8}  {}  {:<8}  {:<5}  {}\n",
             i + 1,
-            c.name.database,
-            c.name.timestamp.format("%Y-%m-%d %H:%M:%S"),
-            human_bytes(c.size),
-            match c.source {
-                Source::Local(_) => "local",
-                Source::Remote(_) => "s3",
-            },
-            c.description.clone().unwrap_or_default()
+            c.name().database,
+            c.name().timestamp.format("%Y-%m-%d %H:%M:%S"),
+            human_bytes(c.backup.size),
+            c.location(),
+            // A local backup's description (the manifest of one in S3 is not fetched for a menu).
+            match c.place {
+                Place::Local(_) => local
+                    .read_manifest(c.name())
+                    .and_then(|m| m.description)
+                    .unwrap_or_default(),
+                Place::Stored(_) => String::new(),
+            }
         ));
     }
     eprint!("{menu}");
@@ -502,22 +488,6 @@ fn choose(cfg: &Config, args: &RestoreArgs, fetched: &mut Vec<Fetched>) -> Resul
             ))
         })?;
     take(&candidates[n - 1], fetched)
-}
-
-/// A backup the operator can pick, and where it is.
-#[derive(Debug)]
-struct Candidate {
-    name: BackupName,
-    size: u64,
-    description: Option<String>,
-    source: Source,
-}
-
-#[derive(Debug)]
-enum Source {
-    Local(std::path::PathBuf),
-    /// Index into the S3 stores.
-    Remote(usize),
 }
 
 fn require_path(f: BackupFiles, path: &std::path::Path) -> Result<BackupFiles> {

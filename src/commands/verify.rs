@@ -19,10 +19,11 @@ use crate::config::{Config, Database};
 use crate::conninfo::ConnInfo;
 use crate::error::{Error, Result, EXIT_DATAERR, EXIT_FAILED, EXIT_UNAVAILABLE};
 use crate::fsutil;
-use crate::ops::fetch::{fetch_backup, latest_stored, resolve_or_locate, Located};
+use crate::ops::catalog::{backups_of, Located, Place, Which};
+use crate::ops::fetch::{fetch_backup, resolve_or_locate};
 use crate::postgres::{quote_ident, PgError, PgTools, Psql, RestoreError, RestoreOptions, Target};
 use crate::s3::S3Store;
-use crate::storage::{LocalStorage, Storage};
+use crate::storage::Storage;
 use crate::verify::{check_integrity, BackupFiles};
 use crate::{log, notify};
 
@@ -209,8 +210,8 @@ fn select(cfg: &Config, args: &VerifyArgs, stores: &[S3Store]) -> Result<Vec<Ite
         let mut out = Vec::new();
         for b in &args.backups {
             out.push(match resolve_or_locate(cfg, stores, b)? {
-                Located::Local(files) => Item::Ready(files),
-                Located::Stored(i, name) => Item::Remote(i, name),
+                crate::ops::fetch::Located::Local(files) => Item::Ready(files),
+                crate::ops::fetch::Located::Stored(i, name) => Item::Remote(i, name),
             });
         }
         return Ok(out);
@@ -218,34 +219,21 @@ fn select(cfg: &Config, args: &VerifyArgs, stores: &[S3Store]) -> Result<Vec<Ite
     let mut databases = crate::ops::selected_databases(cfg, &args.databases)?;
     crate::ops::add_databases(stores, &args.databases, &mut databases)?;
     let mut out = Vec::new();
-    // Read-only: a symlinked database directory is read.
-    let local_store = LocalStorage::reading(&cfg.local_dir);
     for db in &databases {
-        let entries = local_store.backups(db)?;
-        let path = |b: &crate::storage::StoredBackup| local_store.dir(db).join(b.name.file_name());
+        let item = |l: Located| match l.place {
+            Place::Local(path) => Item::Ready(BackupFiles::for_data(&path)),
+            Place::Stored(i) => Item::Remote(i, l.backup.name),
+        };
         if args.all {
-            // Every data file, complete or not: verify says what is missing.
+            // Every local data file, complete or not (verify says what is missing), and every
+            // complete backup that only S3 holds (keep-local = false).
             out.extend(
-                entries
-                    .iter()
-                    .map(|b| Item::Ready(BackupFiles::for_data(&path(b)))),
+                backups_of(cfg, stores, db, Which::EveryLocalFile)?
+                    .into_iter()
+                    .map(item),
             );
-            // And every complete backup that only S3 holds (keep-local = false).
-            let local: std::collections::HashSet<String> =
-                entries.iter().map(|e| e.name.file_name()).collect();
-            let mut seen = local.clone();
-            for (i, store) in stores.iter().enumerate() {
-                for b in store.complete_backups(db)? {
-                    if seen.insert(b.name.file_name()) {
-                        out.push(Item::Remote(i, b.name));
-                    }
-                }
-            }
-        } else if let Some(b) = entries.iter().rev().find(|b| b.has_sidecar) {
-            out.push(Item::Ready(BackupFiles::for_data(&path(b))));
-        } else if let Some((i, name)) = latest_stored(stores, db)? {
-            // Only S3 has a backup of this database: verify that one.
-            out.push(Item::Remote(i, name));
+        } else if let Some(newest) = newest(backups_of(cfg, stores, db, Which::Complete)?) {
+            out.push(item(newest));
         } else if !args.databases.is_empty() {
             return Err(Error::Corrupt(format!(
                 "no complete backup of {db} under {}",
@@ -304,6 +292,21 @@ impl Subject<'_> {
             Subject::Files(f) => f.name.as_ref(),
             Subject::Stored(_, n) => Some(n),
         }
+    }
+}
+
+/// The backup `verify` takes for a database: the newest local one, else (only S3 has a backup
+/// of it) the newest in the first S3 location that has one.
+fn newest(found: Vec<Located>) -> Option<Located> {
+    let local = found
+        .iter()
+        .rposition(|l| matches!(l.place, Place::Local(_)));
+    let first_store = found.first().map(|l| l.place.clone());
+    match local {
+        Some(i) => found.into_iter().nth(i),
+        None => found
+            .into_iter()
+            .rfind(|l| Some(&l.place) == first_store.as_ref()),
     }
 }
 

@@ -60,16 +60,6 @@ pub fn resolve_or_locate(cfg: &Config, stores: &[S3Store], arg: &str) -> Result<
     local.map(Located::Local)
 }
 
-/// The newest complete backup of `db` in the first S3 location that has one.
-pub fn latest_stored(stores: &[S3Store], db: &str) -> Result<Option<(usize, BackupName)>> {
-    for (i, store) in stores.iter().enumerate() {
-        if let Some(b) = store.latest(db)? {
-            return Ok(Some((i, b.name)));
-        }
-    }
-    Ok(None)
-}
-
 /// A backup fetched from S3 into a private temp directory under the backup root, removed when
 /// this is dropped.
 #[derive(Debug)]

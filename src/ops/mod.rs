@@ -3,6 +3,7 @@
 //! render; they never call each other.
 
 pub mod backup;
+pub mod catalog;
 pub mod fetch;
 pub mod inventory;
 pub mod prune;
