@@ -310,6 +310,75 @@ pub struct TestEnv {
     pub password_file: PathBuf,
 }
 
+/// The set-up most integration tests repeat, in one place: a fresh database on the shared
+/// cluster, its schema and rows, a config that names it (with more sections before it), and a
+/// first backup that must succeed.
+///
+/// ```ignore
+/// let (env, db) = Scenario::new("vt", "verify").sql(ROWS).config("[verify]\n...").backed_up();
+/// ```
+pub struct Scenario {
+    prefix: String,
+    name: String,
+    sql: Vec<String>,
+    config: Vec<Box<dyn FnOnce(&TestEnv) -> String>>,
+}
+
+impl Scenario {
+    /// A database `prefix_<unique>` on the shared cluster, configured as `name`.
+    pub fn new(prefix: &str, name: &str) -> Self {
+        Scenario {
+            prefix: prefix.to_string(),
+            name: name.to_string(),
+            sql: Vec::new(),
+            config: Vec::new(),
+        }
+    }
+
+    /// SQL run in the database before anything else (schema, rows).
+    pub fn sql(mut self, sql: &str) -> Self {
+        self.sql.push(sql.to_string());
+        self
+    }
+
+    /// Config text placed before the `[[database]]` entry.
+    pub fn config(self, text: &str) -> Self {
+        let text = text.to_string();
+        self.config_with(move |_| text)
+    }
+
+    /// Config text that needs the environment (its temp directory, its key files).
+    pub fn config_with(mut self, f: impl FnOnce(&TestEnv) -> String + 'static) -> Self {
+        self.config.push(Box::new(f));
+        self
+    }
+
+    /// The environment and the database's name on the server, the config written.
+    pub fn build(self) -> (TestEnv, String) {
+        let c = cluster();
+        let db = c.create_db(&self.prefix);
+        for sql in &self.sql {
+            c.sql(&db, sql);
+        }
+        let env = TestEnv::new();
+        let mut text = String::new();
+        for f in self.config {
+            text.push_str(&f(&env));
+            text.push('\n');
+        }
+        text.push_str(&env.db_entry(&self.name, &db));
+        env.write_config(&text);
+        (env, db)
+    }
+
+    /// [`Scenario::build`], then one backup that must succeed.
+    pub fn backed_up(self) -> (TestEnv, String) {
+        let (env, db) = self.build();
+        env.run(&["backup"]).expect_code(0);
+        (env, db)
+    }
+}
+
 impl TestEnv {
     pub fn new() -> TestEnv {
         let tmp = tempfile::Builder::new()

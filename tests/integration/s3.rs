@@ -899,17 +899,11 @@ fn s3_debris_goes_after_its_age_and_a_key_without_delete_is_69() {
 /// keep-local = false: `verify --all` covers every backup S3 holds (it said none existed).
 #[test]
 fn verify_all_covers_the_backups_only_s3_holds() {
-    let c = cluster();
     let s3 = s3_server();
     let bucket = s3.bucket("vall");
-    let db = c.create_db("s3vall");
-    let env = TestEnv::new();
-    env.write_config(&format!(
-        "{}{}",
-        s3_section(&env, s3, &bucket, &s3.secret_key, "keep-local = false"),
-        env.db_entry("va", &db)
-    ));
-    env.run(&["backup"]).expect_code(0);
+    let (env, _) = Scenario::new("s3vall", "va")
+        .config_with(move |env| s3_section(env, s3, &bucket, &s3.secret_key, "keep-local = false"))
+        .backed_up();
     env.run(&["backup", "--force"]).expect_code(0);
     let r = env.run(&["verify", "--all", "--json"]);
     r.expect_code(0);

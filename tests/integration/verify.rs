@@ -4,17 +4,12 @@ use crate::harness::*;
 
 /// A backed-up database with some data; returns (env, database on the server, config name).
 fn backed_up(prefix: &str, name: &str) -> (TestEnv, String) {
-    let c = cluster();
-    let db = c.create_db(prefix);
-    c.sql(
-        &db,
-        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 50) g; \
-         CREATE TABLE u AS SELECT g AS n FROM generate_series(1, 7) g;",
-    );
-    let env = TestEnv::new();
-    env.write_config(&env.db_entry(name, &db));
-    env.run(&["backup"]).expect_code(0);
-    (env, db)
+    Scenario::new(prefix, name)
+        .sql(
+            "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 50) g; \
+             CREATE TABLE u AS SELECT g AS n FROM generate_series(1, 7) g;",
+        )
+        .backed_up()
 }
 
 /// Scratch databases of test restores of the configured database `name` (other tests run
@@ -278,16 +273,11 @@ fn no_backup_at_all_fails_verify() {
 
 #[test]
 fn scratch_database_is_dropped_on_timeout_and_on_sigterm() {
-    let c = cluster();
-    let db = c.create_db("vslow");
     // Enough rows that restoring them takes seconds.
-    c.sql(&db, "CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g + 1)::text) AS v FROM generate_series(1, 600000) g");
-    let env = TestEnv::new();
-    env.write_config(&format!(
-        "[verify]\nrestore-timeout-secs = 1\n\n{}",
-        env.db_entry("slowtr", &db)
-    ));
-    env.run(&["backup"]).expect_code(0);
+    let (env, db) = Scenario::new("vslow", "slowtr")
+        .sql("CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g + 1)::text) AS v FROM generate_series(1, 600000) g")
+        .config("[verify]\nrestore-timeout-secs = 1\n")
+        .backed_up();
 
     let r = env.run(&["verify", "--test-restore"]);
     r.expect_code(1);
