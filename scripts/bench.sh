@@ -16,6 +16,7 @@ root=$PWD
 scales=${BENCH_SCALES:-34 136}
 
 need=()
+command -v zstd >/dev/null 2>&1 || need+=(zstd)
 ls -d /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 [ -x /usr/bin/time ] || need+=(time)
@@ -54,22 +55,35 @@ compression-level = 6
 name = "$db"
 url = "host=$PGHOST port=$PGPORT user=postgres dbname=$db"
 TOML
-  local r_floor r_gzip r_pgb
+  cat > "$work/bench-zst.toml" <<TOML
+[storage]
+local-dir = "$work/backups-zst"
+[backup]
+compression = "zstd"
+compression-level = 3
+[[database]]
+name = "$db"
+url = "host=$PGHOST port=$PGPORT user=postgres dbname=$db"
+TOML
+  local r_floor r_gzip r_pgb r_zstd r_pgz
   r_floor=$(median sh -c "pg_dump -d $db > /dev/null")
   r_gzip=$(median sh -c "pg_dump -d $db | gzip -6 > $work/gzip.sql.gz")
   r_pgb=$(median "$bin" -q --config "$work/bench.toml" backup --force)
-  # Keep one backup for the size line.
+  r_zstd=$(median sh -c "pg_dump -d $db | zstd -q -3 -T0 > $work/zstd.sql.zst")
+  r_pgz=$(median "$bin" -q --config "$work/bench-zst.toml" backup --force)
+  # Keep one backup of each for the size line.
   ls -t "$work/backups/$db/"*.sql.gz | tail -n +2 | while read -r f; do rm -f "$f" "$f.sha256" "$f.json"; done
+  ls -t "$work/backups-zst/$db/"*.sql.zst | tail -n +2 | while read -r f; do rm -f "$f" "$f.sha256" "$f.json"; done
   local t_gzip
   t_gzip=$(echo "$r_gzip" | cut -d' ' -f1)
-  for row in "pg_dump>/dev/null $r_floor" "pg_dump|gzip-6 $r_gzip" "pgbackup(level6) $r_pgb"; do
+  for row in "pg_dump>/dev/null $r_floor" "pg_dump|gzip-6 $r_gzip" "pgbackup(gzip-6) $r_pgb" "pg_dump|zstd-3-T0 $r_zstd" "pgbackup(zstd-3) $r_pgz"; do
     set -- $row
     awk -v l="$label" -v sz="$size" -v m="$1" -v t="$2" -v c="$3" -v r="$4" -v own="$5" -v raw="$raw" -v g="$t_gzip" \
       'BEGIN { o = (m ~ /^pgbackup/) ? sprintf("%.1f", own/1024) : "-";
                printf "%-14s %-9s %-18s %8.2f %8.2f %8.1f %10.1f %9s %8.2fx\n", l, sz, m, t, c, raw/1e6/t, r/1024, o, g/t }'
   done
-  echo "               dump text $((raw / 1000000)) MB; gzip -6 file $(($(stat -c %s "$work/gzip.sql.gz") / 1000000)) MB; pgbackup file $(($(stat -c %s "$work"/backups/"$db"/*.sql.gz) / 1000000)) MB"
-  rm -rf "$work/backups" "$work/gzip.sql.gz"
+  echo "               dump text $((raw / 1000000)) MB; gzip -6 file $(($(stat -c %s "$work/gzip.sql.gz") / 1000000)) MB; pgbackup gzip file $(($(stat -c %s "$work"/backups/"$db"/*.sql.gz) / 1000000)) MB; zstd -3 file $(($(stat -c %s "$work/zstd.sql.zst") / 1000000)) MB; pgbackup zstd file $(($(stat -c %s "$work"/backups-zst/"$db"/*.sql.zst) / 1000000)) MB"
+  rm -rf "$work/backups" "$work/backups-zst" "$work/gzip.sql.gz" "$work/zstd.sql.zst"
 }
 
 # bench_restore LABEL DB: restore (vs zcat | psql), verify and test-restore of one backup

@@ -20,13 +20,16 @@ pub const MANIFEST_VERSION: u32 = 2;
 
 const TS_FORMAT: &str = "%Y%m%d_%H%M%S";
 
-/// The kinds of data file the catalog knows. Only `SqlGz` is written today; the others are
-/// reserved by DESIGN.md so names stay unambiguous when they arrive.
+/// The kinds of data file the catalog knows; the others DESIGN.md reserves (`.dump.gz`, `.age`,
+/// ...) keep names unambiguous when they arrive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Kind {
     /// Plain SQL, gzip.
     #[serde(rename = "sql.gz")]
     SqlGz,
+    /// Plain SQL, zstd.
+    #[serde(rename = "sql.zst")]
+    SqlZst,
 }
 
 impl Kind {
@@ -34,15 +37,17 @@ impl Kind {
     pub fn suffix(self) -> &'static str {
         match self {
             Kind::SqlGz => "sql.gz",
+            Kind::SqlZst => "sql.zst",
         }
     }
 
-    const ALL: [Kind; 1] = [Kind::SqlGz];
+    const ALL: [Kind; 2] = [Kind::SqlGz, Kind::SqlZst];
 
     /// The kind (and with it the name's suffix) a chain produces.
     pub fn of(chain: &Chain) -> Kind {
         match (chain.format, chain.compression) {
             (Format::Plain, Compression::Gzip { .. }) => Kind::SqlGz,
+            (Format::Plain, Compression::Zstd { .. }) => Kind::SqlZst,
         }
     }
 
@@ -51,6 +56,10 @@ impl Kind {
         match self {
             // The level does not matter to a reader.
             Kind::SqlGz => Chain::plain_gzip(6),
+            Kind::SqlZst => Chain::plain(Compression::Zstd {
+                level: 3,
+                threads: 1,
+            }),
         }
     }
 }

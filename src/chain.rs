@@ -10,9 +10,22 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
     /// gzip (RFC 1952) at `level` 1-9; read with a multi-member decoder, as `zcat` reads it.
+    /// With `threads` above 1, written as concatenated members compressed in parallel
+    /// (`crate::codec`); one member otherwise.
     Gzip {
         /// The deflate level.
         level: u32,
+        /// Compression workers (1: one member, in the calling thread).
+        threads: u32,
+    },
+    /// zstd (RFC 8878) at `level` 1-19, written by `threads` workers (1: in the calling thread);
+    /// read frame after frame, as `zstdcat` reads it.
+    Zstd {
+        /// The zstd level.
+        level: u32,
+        /// Compression workers (the output does not depend on it being 1 or more; it is
+        /// recorded for the manifest's reader, who may wonder).
+        threads: u32,
     },
 }
 
@@ -21,13 +34,30 @@ impl Compression {
     pub fn name(&self) -> &'static str {
         match self {
             Compression::Gzip { .. } => "gzip",
+            Compression::Zstd { .. } => "zstd",
         }
     }
 
     /// The level it was (or is to be) written with.
     pub fn level(&self) -> u32 {
         match self {
-            Compression::Gzip { level } => *level,
+            Compression::Gzip { level, .. } | Compression::Zstd { level, .. } => *level,
+        }
+    }
+
+    /// The compression threads.
+    pub fn threads(&self) -> u32 {
+        match self {
+            Compression::Gzip { threads, .. } | Compression::Zstd { threads, .. } => *threads,
+        }
+    }
+
+    /// The levels an algorithm takes, and its default.
+    pub fn levels(algorithm: &str) -> Option<(std::ops::RangeInclusive<u32>, u32)> {
+        match algorithm {
+            "gzip" => Some((1..=9, 6)),
+            "zstd" => Some((1..=19, 3)),
+            _ => None,
         }
     }
 }
@@ -71,10 +101,13 @@ pub enum Stage {
     },
     /// A compressor.
     Compression {
-        /// "gzip".
+        /// "gzip" or "zstd".
         algorithm: String,
         /// Its level.
         level: u32,
+        /// Its worker threads (zstd).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        threads: Option<u32>,
     },
     /// A stage this version does not know (written by a newer pgbackup), kept by name so the
     /// error can say which.
@@ -83,11 +116,16 @@ pub enum Stage {
 }
 
 impl Chain {
-    /// A plain pg_dump through gzip at `level`: what `pgbackup backup` writes today.
+    /// A plain pg_dump through gzip at `level`.
     pub fn plain_gzip(level: u32) -> Self {
+        Self::plain(Compression::Gzip { level, threads: 1 })
+    }
+
+    /// A plain pg_dump through `compression`.
+    pub fn plain(compression: Compression) -> Self {
         Chain {
             format: Format::Plain,
-            compression: Compression::Gzip { level },
+            compression,
         }
     }
 
@@ -101,6 +139,7 @@ impl Chain {
             Stage::Compression {
                 algorithm: self.compression.name().into(),
                 level: self.compression.level(),
+                threads: Some(self.compression.threads()),
             },
         ]
     }
@@ -115,7 +154,7 @@ impl Chain {
         level: u32,
     ) -> Result<Chain, String> {
         if stages.is_empty() {
-            return Self::from_names(dump_format, compression, level);
+            return Self::from_names(dump_format, compression, level, None);
         }
         let (mut format, mut compression) = (None, None);
         for s in stages {
@@ -128,9 +167,11 @@ impl Chain {
                         "the source {program} is not known to this pgbackup"
                     ))
                 }
-                Stage::Compression { algorithm, level } => {
-                    compression = Some((algorithm.as_str(), *level))
-                }
+                Stage::Compression {
+                    algorithm,
+                    level,
+                    threads,
+                } => compression = Some((algorithm.as_str(), *level, *threads)),
                 Stage::Unknown => {
                     return Err(
                         "a stage this pgbackup does not know (written by a newer version)".into(),
@@ -139,11 +180,16 @@ impl Chain {
             }
         }
         let format = format.ok_or("no source stage")?;
-        let (algorithm, level) = compression.ok_or("no compression stage")?;
-        Self::from_names(format, algorithm, level)
+        let (algorithm, level, threads) = compression.ok_or("no compression stage")?;
+        Self::from_names(format, algorithm, level, threads)
     }
 
-    fn from_names(format: &str, algorithm: &str, level: u32) -> Result<Chain, String> {
+    fn from_names(
+        format: &str,
+        algorithm: &str,
+        level: u32,
+        threads: Option<u32>,
+    ) -> Result<Chain, String> {
         let format = match format {
             "plain" => Format::Plain,
             other => {
@@ -153,7 +199,14 @@ impl Chain {
             }
         };
         let compression = match algorithm {
-            "gzip" => Compression::Gzip { level },
+            "gzip" => Compression::Gzip {
+                level,
+                threads: threads.unwrap_or(1),
+            },
+            "zstd" => Compression::Zstd {
+                level,
+                threads: threads.unwrap_or(1),
+            },
             other => {
                 return Err(format!(
                     "the compression \"{other}\" is not known to this pgbackup"
@@ -177,12 +230,24 @@ mod tests {
         let json = serde_json::to_string(&c.stages()).unwrap();
         assert_eq!(
             json,
-            r#"[{"stage":"source","program":"pg_dump","format":"plain"},{"stage":"compression","algorithm":"gzip","level":9}]"#
+            r#"[{"stage":"source","program":"pg_dump","format":"plain"},{"stage":"compression","algorithm":"gzip","level":9,"threads":1}]"#
         );
         let back: Vec<Stage> = serde_json::from_str(&json).unwrap();
         assert_eq!(back, c.stages());
         let newer: Vec<Stage> =
             serde_json::from_str(r#"[{"stage":"encryption","algorithm":"age"}]"#).unwrap();
         assert_eq!(newer, vec![Stage::Unknown]);
+
+        let z = Chain::plain(Compression::Zstd {
+            level: 3,
+            threads: 2,
+        });
+        let json = serde_json::to_string(&z.stages()).unwrap();
+        assert!(
+            json.contains(r#"{"stage":"compression","algorithm":"zstd","level":3,"threads":2}"#),
+            "{json}"
+        );
+        let back: Vec<Stage> = serde_json::from_str(&json).unwrap();
+        assert_eq!(Chain::from_record(&back, "", "", 0).unwrap(), z);
     }
 }

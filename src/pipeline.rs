@@ -98,7 +98,7 @@ pub fn run<R: Read, W: Write>(
     mut progress: impl FnMut(u64, u64),
 ) -> Result<(W, PipelineOutput), PipelineError> {
     let hashing = HashingWriter::new(io::BufWriter::with_capacity(BUF_SIZE, out));
-    let mut gz = crate::codec::encoder(compression, hashing);
+    let mut gz = crate::codec::encoder(compression, hashing).map_err(PipelineError::Write)?;
     let mut observer = DumpObserver::default();
     let mut buf = vec![0u8; BUF_SIZE];
     let mut raw: u64 = 0;
@@ -196,7 +196,10 @@ COPY s.big (a) FROM stdin;\n\\\\.\n\\.x\n3\n\\.\n\
         let (out, res) = run(
             data.as_bytes(),
             Vec::new(),
-            Compression::Gzip { level: 6 },
+            Compression::Gzip {
+                level: 6,
+                threads: 1,
+            },
             Duration::from_secs(3600),
             |_, _| {},
         )

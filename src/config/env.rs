@@ -91,9 +91,19 @@ pub const TABLE: &[EnvRow] = &[
         "`local-dir` (`BACKUP_LOCAL_DIR` wins)",
     ),
     row(
+        "backup.compression",
+        &["BACKUP_COMPRESSION"],
+        "`compression` (`gzip`/`zstd`)",
+    ),
+    row(
         "backup.compression-level",
         &["BACKUP_COMPRESSION_LEVEL"],
         "`compression-level`",
+    ),
+    row(
+        "backup.compression-threads",
+        &["BACKUP_COMPRESSION_THREADS"],
+        "`compression-threads`",
     ),
     row(
         "backup.respawn-protection-hours",

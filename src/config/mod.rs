@@ -179,8 +179,12 @@ pub struct S3File {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct BackupFile {
-    /// gzip level 1-9.
+    /// `gzip` (default) or `zstd`.
+    pub compression: Option<String>,
+    /// gzip level 1-9 (default 6), zstd 1-19 (default 3).
     pub compression_level: Option<i64>,
+    /// zstd's compression workers (default: the CPUs; 1 compresses in the calling thread).
+    pub compression_threads: Option<i64>,
     /// Skip a database whose last backup is younger than this (0 = off).
     pub respawn_protection_hours: Option<i64>,
     /// Kill pg_dump after this many seconds (0 = no limit).
@@ -247,6 +251,8 @@ pub struct Config {
     pub local_dir: PathBuf,
     /// gzip level.
     pub compression_level: u32,
+    /// The compressor, its level and threads.
+    pub compression: crate::chain::Compression,
     /// Respawn protection (0 = off).
     pub respawn_protection_hours: u32,
     /// pg_dump time limit.
@@ -404,6 +410,33 @@ impl Config {
         );
 
         // [backup]
+        let (algorithm, algorithm_place) = match env::get(&mut env_get, "backup.compression") {
+            Some((v, var)) => (v, format!("environment variable {var}")),
+            None => (
+                file.backup
+                    .compression
+                    .clone()
+                    .unwrap_or_else(|| "gzip".into()),
+                key("backup.compression"),
+            ),
+        };
+        let algorithm = algorithm.trim().to_ascii_lowercase();
+        let (levels, default_level) = match crate::chain::Compression::levels(&algorithm) {
+            Some(l) => l,
+            None => {
+                problems.push(
+                    algorithm_place,
+                    format!("\"{algorithm}\" is not a compression pgbackup writes; use \"gzip\" or \"zstd\""),
+                );
+                crate::chain::Compression::levels("gzip").expect("gzip is known")
+            }
+        };
+        let level_hint = format!(
+            "use a {} level from {} (fastest) to {} (smallest)",
+            if algorithm == "zstd" { "zstd" } else { "gzip" },
+            levels.start(),
+            levels.end()
+        );
         let mut int_setting = |file_key: &str,
                                file_val: Option<i64>,
                                default: i64,
@@ -431,10 +464,29 @@ impl Config {
         let compression_level = int_setting(
             "backup.compression-level",
             file.backup.compression_level,
-            DEFAULT_COMPRESSION_LEVEL as i64,
-            1..=9,
-            "use a gzip level from 1 (fastest) to 9 (smallest)",
+            i64::from(default_level),
+            i64::from(*levels.start())..=i64::from(*levels.end()),
+            &level_hint,
         ) as u32;
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
+        let compression_threads = int_setting(
+            "backup.compression-threads",
+            file.backup.compression_threads,
+            cpus.min(64),
+            1..=256,
+            "use a number of threads from 1 to 256",
+        ) as u32;
+        let compression = if algorithm == "zstd" {
+            crate::chain::Compression::Zstd {
+                level: compression_level,
+                threads: compression_threads,
+            }
+        } else {
+            crate::chain::Compression::Gzip {
+                level: compression_level,
+                threads: compression_threads,
+            }
+        };
         let respawn_protection_hours = int_setting(
             "backup.respawn-protection-hours",
             file.backup.respawn_protection_hours,
@@ -595,6 +647,7 @@ impl Config {
             warnings,
             local_dir,
             compression_level,
+            compression,
             respawn_protection_hours,
             dump_timeout,
             pg_dump_path: file.backup.pg_dump_path,
@@ -605,7 +658,7 @@ impl Config {
 
     /// The chain a backup is written through (source format, compression).
     pub fn chain(&self) -> crate::chain::Chain {
-        crate::chain::Chain::plain_gzip(self.compression_level)
+        crate::chain::Chain::plain(self.compression)
     }
 
     /// The client programs.

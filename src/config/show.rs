@@ -78,7 +78,9 @@ impl Config {
         #[derive(Serialize)]
         #[serde(rename_all = "kebab-case")]
         struct ShownBackup<'a> {
+            compression: &'a str,
             compression_level: u32,
+            compression_threads: u32,
             respawn_protection_hours: u32,
             dump_timeout_secs: u64,
             pg_dump_path: String,
@@ -127,7 +129,9 @@ impl Config {
                 }),
             },
             backup: ShownBackup {
+                compression: self.compression.name(),
                 compression_level: self.compression_level,
+                compression_threads: self.compression.threads(),
                 respawn_protection_hours: self.respawn_protection_hours,
                 dump_timeout_secs: self.dump_timeout.map(|d| d.as_secs()).unwrap_or(0),
                 pg_dump_path: tools.pg_dump.display().to_string(),

@@ -1412,6 +1412,8 @@ impl S3Store {
             "application/json"
         } else if file.ends_with(".gz") {
             "application/gzip"
+        } else if file.ends_with(".zst") {
+            "application/zstd"
         } else {
             "text/plain"
         };

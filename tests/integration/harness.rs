@@ -310,6 +310,9 @@ pub struct TestEnv {
     pub password_file: PathBuf,
 }
 
+/// Config text a scenario writes once its environment exists.
+type ConfigPart = Box<dyn FnOnce(&TestEnv) -> String>;
+
 /// The set-up most integration tests repeat, in one place: a fresh database on the shared
 /// cluster, its schema and rows, a config that names it (with more sections before it), and a
 /// first backup that must succeed.
@@ -321,7 +324,7 @@ pub struct Scenario {
     prefix: String,
     name: String,
     sql: Vec<String>,
-    config: Vec<Box<dyn FnOnce(&TestEnv) -> String>>,
+    config: Vec<ConfigPart>,
 }
 
 impl Scenario {
@@ -473,11 +476,11 @@ impl TestEnv {
         )
     }
 
-    /// Data files (`*.sql.gz`) of a database.
+    /// Data files (`*.sql.gz`, `*.sql.zst`) of a database.
     pub fn data_files(&self, name: &str) -> Vec<String> {
         self.files(name)
             .into_iter()
-            .filter(|f| f.ends_with(".sql.gz") && !f.starts_with('.'))
+            .filter(|f| (f.ends_with(".sql.gz") || f.ends_with(".sql.zst")) && !f.starts_with('.'))
             .collect()
     }
 }

@@ -16,6 +16,8 @@ mod docs;
 mod failures;
 /// Faithful restores of a hostile dataset: pg_dump of original and copy identical.
 mod fidelity;
+/// Compressions and formats: zstd (and gzip) round trips, the CLI tools read our files.
+mod formats;
 /// Retention, metrics (promtool, node_exporter), alert rules, sd-notify, journal, status, check.
 mod operations;
 mod restore;
