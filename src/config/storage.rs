@@ -227,6 +227,12 @@ fn s3_credentials(
 ) -> Option<crate::s3::creds::CredentialSpec> {
     use crate::s3::creds::CredentialSpec;
     use crate::s3::sigv4::Credentials;
+    fn missing_other(problems: &mut ConfigProblems, have: &str, want: &str) {
+        problems.push(
+            have.to_string(),
+            format!("is set but {want} is not; S3 needs both keys from one place"),
+        );
+    }
     let spec = |ak: Secret, sk: Secret, token: Option<Secret>, source: String| {
         Some(CredentialSpec::Static {
             creds: Credentials {
@@ -237,7 +243,8 @@ fn s3_credentials(
             source,
         })
     };
-    // An environment pair: the variable itself, else its `_FILE` variant.
+    // An environment pair: each the variable itself, else its `_FILE` variant. Both, or none;
+    // one without the other is a problem (`Err`).
     let env_pair = |env_get: &mut dyn FnMut(&str) -> Option<String>,
                     ak_var: &str,
                     sk_var: &str,
@@ -257,13 +264,16 @@ fn s3_credentials(
                 }
             }
         };
-        (one(ak_var), one(sk_var))
-    };
-    let missing_other = |problems: &mut ConfigProblems, have: &str, want: &str| {
-        problems.push(
-            have.to_string(),
-            format!("is set but {want} is not; S3 needs both keys from one place"),
-        );
+        let lone = |problems: &mut ConfigProblems, have: &str, want: &str| {
+            missing_other(problems, &format!("environment variable {have}"), want);
+            Err(())
+        };
+        match (one(ak_var), one(sk_var)) {
+            (Some(ak), Some(sk)) => Ok(Some((ak, sk))),
+            (Some((_, a)), None) => lone(problems, &a, sk_var),
+            (None, Some((_, b))) => lone(problems, &b, ak_var),
+            (None, None) => Ok(None),
+        }
     };
     match env_pair(
         env_get,
@@ -272,26 +282,11 @@ fn s3_credentials(
         problems,
         warnings,
     ) {
-        (Some((ak, a)), Some((sk, b))) => {
+        Ok(Some(((ak, a), (sk, b)))) => {
             return spec(ak, sk, None, format!("environment ({a}, {b})"))
         }
-        (Some((_, a)), None) => {
-            missing_other(
-                problems,
-                &format!("environment variable {a}"),
-                "S3_SECRET_KEY",
-            );
-            return None;
-        }
-        (None, Some((_, b))) => {
-            missing_other(
-                problems,
-                &format!("environment variable {b}"),
-                "S3_ACCESS_KEY",
-            );
-            return None;
-        }
-        (None, None) => {}
+        Err(()) => return None,
+        Ok(None) => {}
     }
     // The config file: key files (preferred) or the keys themselves.
     let mut from_file = |what: &str, (value, file): (Option<String>, Option<PathBuf>)| {
@@ -363,7 +358,7 @@ fn s3_credentials(
         problems,
         warnings,
     ) {
-        (Some((ak, a)), Some((sk, b))) => {
+        Ok(Some(((ak, a), (sk, b)))) => {
             let token = env_get("AWS_SESSION_TOKEN").map(Secret::new);
             let t = if token.is_some() {
                 ", AWS_SESSION_TOKEN"
@@ -372,23 +367,8 @@ fn s3_credentials(
             };
             return spec(ak, sk, token, format!("environment ({a}, {b}{t})"));
         }
-        (Some((_, a)), None) => {
-            missing_other(
-                problems,
-                &format!("environment variable {a}"),
-                "AWS_SECRET_ACCESS_KEY",
-            );
-            return None;
-        }
-        (None, Some((_, b))) => {
-            missing_other(
-                problems,
-                &format!("environment variable {b}"),
-                "AWS_ACCESS_KEY_ID",
-            );
-            return None;
-        }
-        (None, None) => {}
+        Err(()) => return None,
+        Ok(None) => {}
     }
     Some(CredentialSpec::Chain(chain))
 }

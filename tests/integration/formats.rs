@@ -42,17 +42,7 @@ fn zstd_backups_round_trip_and_a_cut_one_is_refused() {
 
     env.run(&["verify", "--test-restore"]).expect_code(0);
     let dst = format!("{db}_copy");
-    env.run(&[
-        "restore",
-        "--db",
-        "zst",
-        "--latest",
-        "--target",
-        &c.url(&dst),
-        "--create",
-        "--yes",
-    ])
-    .expect_code(0);
+    env.restore_latest("zst", &c.url(&dst)).expect_code(0);
     assert_eq!(c.fingerprint(&db), c.fingerprint(&dst));
     let list = env.run(&["list", "--json"]);
     list.expect_code(0);
@@ -168,16 +158,6 @@ fn zstd_streams_into_s3_and_restores_from_it() {
         .expect_code(0)
         .expect_stderr("streamed from S3");
     let dst = format!("{db}_back");
-    env.run(&[
-        "restore",
-        "--db",
-        "zs",
-        "--latest",
-        "--target",
-        &c.url(&dst),
-        "--create",
-        "--yes",
-    ])
-    .expect_code(0);
+    env.restore_latest("zs", &c.url(&dst)).expect_code(0);
     assert_eq!(c.fingerprint(&db), c.fingerprint(&dst));
 }

@@ -476,6 +476,14 @@ impl TestEnv {
         )
     }
 
+    /// `restore --db NAME --latest --target URL --create --yes`: the newest backup of `name`
+    /// into a new database.
+    pub fn restore_latest(&self, name: &str, target_url: &str) -> Run {
+        self.run(&[
+            "restore", "--db", name, "--latest", "--target", target_url, "--create", "--yes",
+        ])
+    }
+
     /// Data files (`*.sql.gz`, `*.sql.zst`) of a database.
     pub fn data_files(&self, name: &str) -> Vec<String> {
         self.files(name)
