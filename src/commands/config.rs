@@ -63,8 +63,25 @@ pub fn run(path: Option<&Path>, cmd: &ConfigCommand, env: EnvFn) -> Result<()> {
                 1 => "1 database".to_string(),
                 n => format!("{n} databases"),
             };
+            let mut env_line = String::new();
+            if !cfg.env_overrides.is_empty() {
+                env_line.push_str(&format!(
+                    "environment taken: {}\n",
+                    cfg.env_overrides.join(", ")
+                ));
+            }
+            let ignored: Vec<&str> = crate::config::env::ignored(env)
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
+            if !ignored.is_empty() {
+                env_line.push_str(&format!(
+                    "environment ignored (see the warnings): {}\n",
+                    ignored.join(", ")
+                ));
+            }
             super::print(&format!(
-                "configuration OK ({}; {what})\n",
+                "configuration OK ({}; {what})\n{env_line}",
                 cfg.source
                     .as_ref()
                     .map(|p| p.display().to_string())

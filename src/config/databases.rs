@@ -41,6 +41,11 @@ pub(super) fn databases(
                 format!("\"{}\" is configured twice; names must be unique", d.name),
             );
         }
+        for arg in &d.pg_dump_args {
+            if let Some(why) = pg_dump_arg_problem(arg) {
+                problems.push(k("pg-dump-args"), format!("\"{arg}\" {why}; remove it"));
+            }
+        }
         let conn = match &d.url {
             Some(u) => match ConnInfo::parse(u) {
                 Ok(c) => c,
@@ -219,4 +224,92 @@ pub(super) fn databases(
         }
     }
     databases
+}
+
+/// Why a `pg-dump-args` entry cannot work (checked at `config check`, not found at 02:00):
+/// pgbackup reads pg_dump's standard output as a plain dump, compresses it itself and connects
+/// with the database's `url`.
+fn pg_dump_arg_problem(arg: &str) -> Option<&'static str> {
+    let (name, value) = match arg.split_once('=') {
+        Some((n, v)) if n.starts_with("--") => (n, Some(v)),
+        _ => (arg, None),
+    };
+    let short = |flag: &str| {
+        name == flag || (name.starts_with(flag) && name.len() > 2 && !name.starts_with("--"))
+    };
+    let long = |flag: &str| name == flag;
+    if short("-F") || long("--format") {
+        let v = value.unwrap_or(name.get(2..).unwrap_or_default());
+        return (!matches!(v, "p" | "plain")).then_some(
+            "changes pg_dump's output format; pgbackup reads a plain dump (set [backup] format when other formats arrive)",
+        );
+    }
+    if short("-f") || long("--file") {
+        return Some("sends pg_dump's output to a file instead of to pgbackup");
+    }
+    if short("-Z") || long("--compress") {
+        return Some("compresses inside pg_dump; pgbackup compresses the stream itself ([backup] compression)");
+    }
+    if short("-j") || long("--jobs") {
+        return Some("needs the directory format, which pgbackup does not write yet");
+    }
+    if short("-d")
+        || long("--dbname")
+        || short("-h")
+        || long("--host")
+        || short("-p")
+        || long("--port")
+        || short("-U")
+        || long("--username")
+    {
+        return Some("changes the connection; set it in the database's url");
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pg_dump_arg_problem;
+
+    #[test]
+    fn pg_dump_args_that_change_the_output_or_the_connection_are_refused() {
+        for bad in [
+            "-Fc",
+            "-F",
+            "--format=custom",
+            "--format",
+            "-Fd",
+            "-f",
+            "--file=/tmp/x",
+            "-Z9",
+            "--compress=6",
+            "-j4",
+            "--jobs=2",
+            "-dother",
+            "--dbname=x",
+            "-h",
+            "--host=db",
+            "-p5433",
+            "--port=1",
+            "-Upostgres",
+            "--username=x",
+        ] {
+            assert!(pg_dump_arg_problem(bad).is_some(), "{bad} was accepted");
+        }
+        for good in [
+            "-Fp",
+            "--format=plain",
+            "--no-owner",
+            "--exclude-table=audit.*",
+            "-n",
+            "public",
+            "--no-large-objects",
+            "-T",
+            "--schema=app",
+            "--lock-wait-timeout=10s",
+            "-x",
+        ] {
+            assert!(pg_dump_arg_problem(good).is_none(), "{good} was refused");
+        }
+    }
 }

@@ -153,6 +153,52 @@ pub const TABLE: &[EnvRow] = &[
     ),
 ];
 
+/// Variables the old setups use that pgbackup knows of but does not read (yet): a set one gets a
+/// warning naming what to use instead, never silence.
+pub const IGNORED: &[(&str, &str)] = &[
+    (
+        "DB_PASSWORD",
+        "a password is never read from the environment; put it in a file named by DB_PASSWORD_FILE (mode 0600) or use password-file / a systemd credential",
+    ),
+    (
+        "ROOK_DATABASE_URL",
+        "set DATABASE_URL (or a [[database]] url) to the database to back up",
+    ),
+    (
+        "BACKUP_SCHEDULE",
+        "the schedule is pgbackup.timer's OnCalendar= (`systemctl edit pgbackup.timer`)",
+    ),
+    (
+        "BACKUP_CRON_SCHEDULE",
+        "the schedule is pgbackup.timer's OnCalendar= (`systemctl edit pgbackup.timer`)",
+    ),
+    (
+        "BACKUP_ENABLED",
+        "enable or disable the timer instead (`systemctl enable --now pgbackup.timer` / `disable`)",
+    ),
+    (
+        "DB_RETRY_ATTEMPTS",
+        "pgbackup does not retry a failed dump within a run; the next run retries, and the failure is reported (exit code, metrics)",
+    ),
+    (
+        "DB_RETRY_DELAY",
+        "pgbackup does not retry a failed dump within a run; the next run retries, and the failure is reported (exit code, metrics)",
+    ),
+    (
+        "HEALTH_PORT",
+        "health is `pgbackup check` (Nagios) and the node_exporter metrics",
+    ),
+];
+
+/// The ignored variables `env` has set, each with what to use instead.
+pub fn ignored(env: &dyn Fn(&str) -> Option<String>) -> Vec<(&'static str, &'static str)> {
+    IGNORED
+        .iter()
+        .filter(|(n, _)| env(n).is_some())
+        .copied()
+        .collect()
+}
+
 /// The variables of `setting`, first set wins. A setting missing from the table is a bug the
 /// tests catch (every key the code asks for is looked up in them).
 pub fn names(setting: &str) -> &'static [&'static str] {
@@ -178,6 +224,11 @@ pub fn markdown() -> String {
         let names: Vec<String> = r.names.iter().map(|n| format!("`{n}`")).collect();
         s.push_str(&format!("| {} | {} |\n", names.join(", "), r.overrides));
     }
+    let ignored: Vec<String> = IGNORED.iter().map(|(n, _)| format!("`{n}`")).collect();
+    s.push_str(&format!(
+        "\nKnown from the old setups but not read (a warning names what to use instead): {}.\n",
+        ignored.join(", ")
+    ));
     s
 }
 

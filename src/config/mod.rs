@@ -382,6 +382,12 @@ impl Config {
             v
         };
 
+        for (name, instead) in env::ignored(env) {
+            warnings.push(format!(
+                "environment variable {name} is set, but pgbackup does not read it: {instead}"
+            ));
+        }
+
         // [storage]
         let (local_dir, local_dir_place) = match env::get(&mut env_get, "storage.local-dir") {
             Some((v, var)) => (PathBuf::from(v), format!("environment variable {var}")),

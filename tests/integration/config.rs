@@ -155,3 +155,61 @@ fn s3_settings_out_of_range_are_all_listed() {
         ],
     );
 }
+
+/// pg-dump-args that would break every nightly run (another output format, an output file,
+/// pg_dump's own compression, another connection) are refused at `config check`, naming the
+/// argument; ordinary ones pass.
+#[test]
+fn pg_dump_args_that_break_the_backup_are_refused_at_config_check() {
+    broken(
+        "[[database]]\nname = \"a\"\npg-dump-args = [\"-Fc\", \"--file=/tmp/x.dump\", \"-Z9\", \"--host=elsewhere\"]\n",
+        &[
+            "database[0].pg-dump-args",
+            "\"-Fc\" changes pg_dump's output format",
+            "\"--file=/tmp/x.dump\" sends pg_dump's output to a file",
+            "\"-Z9\" compresses inside pg_dump",
+            "\"--host=elsewhere\" changes the connection",
+        ],
+    );
+    let env = TestEnv::new();
+    env.write_config(
+        "[[database]]\nname = \"a\"\npg-dump-args = [\"--exclude-table-data=audit_log\", \"-n\", \"public\"]\n",
+    );
+    env.run(&["config", "check"]).expect_code(0);
+}
+
+/// The old setups' variables that pgbackup does not read are never silently ignored: each set
+/// one is a warning naming what to use instead, and `config check` lists what it took from the
+/// environment and what it ignored.
+#[test]
+fn set_variables_pgbackup_does_not_read_are_named_with_their_replacement() {
+    let env = TestEnv::new();
+    env.write_config("");
+    let out = env
+        .cmd(&["config", "check"])
+        .env("BACKUP_SCHEDULE", "0 2 * * *")
+        .env("ROOK_DATABASE_URL", "postgresql://u:p@h/db")
+        .env("DB_PASSWORD", "hunter2")
+        .env("RESPAWN_PROTECTION_HOURS", "2")
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    r.expect_code(0)
+        .expect_stderr("BACKUP_SCHEDULE is set, but pgbackup does not read it")
+        .expect_stderr("systemctl edit pgbackup.timer")
+        .expect_stderr("ROOK_DATABASE_URL is set")
+        .expect_stderr("DB_PASSWORD_FILE");
+    assert!(
+        r.stdout
+            .contains("environment taken: RESPAWN_PROTECTION_HOURS"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("environment ignored (see the warnings): DB_PASSWORD, ROOK_DATABASE_URL, BACKUP_SCHEDULE"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stderr.contains("hunter2") && !r.stdout.contains("hunter2"));
+}
