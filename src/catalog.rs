@@ -1,6 +1,6 @@
 //! Backup names, the `.sha256` sidecar and `.json` manifest formats, and listing what is on disk.
 //!
-//! The reader rule (DESIGN.md invariant 1): a backup exists only when its data file AND its
+//! The reader rule (the first invariant): a backup exists only when its data file AND its
 //! sidecar exist. Everything else in a database directory is either debris from an interrupted
 //! run (temp files, a sidecar whose data never arrived) or a foreign file we never touch.
 
@@ -20,8 +20,8 @@ pub const MANIFEST_VERSION: u32 = 2;
 
 const TS_FORMAT: &str = "%Y%m%d_%H%M%S";
 
-/// The kinds of data file the catalog knows; the others DESIGN.md reserves (`.dump.gz`, `.age`,
-/// ...) keep names unambiguous when they arrive.
+/// The kinds of data file the catalog knows. The names of the formats to come (`.dump.gz`,
+/// `.dump.zst`, an `.age` suffix) are reserved so that names stay unambiguous.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Kind {
     /// Plain SQL, gzip.
@@ -272,12 +272,36 @@ pub struct Manifest {
     /// encoding and locale (restore applies them when it creates the database).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database_properties: Option<DatabaseProperties>,
-    /// Results of `pgbackup verify`, oldest first.
+    /// Results of `pgbackup verify`, oldest first: the last [`KEPT_VERIFICATIONS`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verifications: Vec<Verification>,
+    /// How many verifications there were in all (the older ones are counted, not kept).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub verifications_total: u64,
     /// Fields this version does not know (written by a newer one): kept when rewriting.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// How many verification results a manifest keeps: a weekly verify must not grow it forever.
+pub const KEPT_VERIFICATIONS: usize = 10;
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl Manifest {
+    /// Record one verification: kept with the last [`KEPT_VERIFICATIONS`], counted in
+    /// `verifications_total` (a manifest written before the count existed counts what it has).
+    pub fn record_verification(&mut self, v: Verification) {
+        let before = self
+            .verifications_total
+            .max(self.verifications.len() as u64);
+        self.verifications.push(v);
+        let excess = self.verifications.len().saturating_sub(KEPT_VERIFICATIONS);
+        self.verifications.drain(..excess);
+        self.verifications_total = before + 1;
+    }
 }
 
 /// One `pgbackup verify` of a backup, as recorded in its manifest.

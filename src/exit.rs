@@ -3,7 +3,7 @@
 //! `--help` (EXIT STATUS), the man pages and README's table are rendered from [`TABLE`]; a test
 //! keeps README in step. The one mapping from errors to these classes is in `crate::error`.
 
-/// What kind of failure ended a run (sysexits style, see DESIGN.md).
+/// What kind of failure ended a run (sysexits style; README, *Exit codes*).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum ExitClass {

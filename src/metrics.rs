@@ -2,7 +2,7 @@
 //!
 //! Written in the classic Prometheus text format by hand rather than with prometheus-client:
 //! that crate emits OpenMetrics, whose counters node_exporter's textfile collector reads as
-//! untyped and whose `info` metrics make it reject the whole file (DESIGN.md field notes). The
+//! untyped and whose `info` metrics make it reject the whole file (a node_exporter field note). The
 //! format is small and fixed; a test runs it through `promtool check metrics` and a real
 //! node_exporter. Written atomically (temp + rename), mode 0644 so node_exporter can read it.
 

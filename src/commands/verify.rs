@@ -391,7 +391,7 @@ fn verify_one(
     // The result goes into a local manifest (a backup in S3 keeps its manifest as written: its
     // objects may be under Object Lock; the state file records the result either way).
     if let (Some(mut manifest), Subject::Files(files)) = (integrity.manifest, subject) {
-        manifest.verifications.push(Verification {
+        manifest.record_verification(Verification {
             at: Utc::now(),
             ok,
             duration_secs: duration,

@@ -525,6 +525,7 @@ pub fn backup_one(
         extensions: info.extensions,
         database_properties: info.properties,
         verifications: Vec::new(),
+        verifications_total: 0,
         extra: serde_json::Map::new(),
     };
     let manifest_json = catalog::manifest_bytes(&manifest);

@@ -372,3 +372,26 @@ fn the_manifest_describes_the_chain_and_the_read_side_follows_it() {
         .expect_code(65)
         .expect_stderr_or_stdout("the compression \"lz4\" is not known to this pgbackup");
 }
+
+/// A manifest keeps the last 10 verification results and counts them all: a weekly verify must
+/// not grow it forever.
+#[test]
+fn the_manifest_keeps_the_last_ten_verifications_and_counts_every_one() {
+    let (env, _) = backed_up("vkeep", "keep");
+    for _ in 0..12 {
+        env.run(&["verify"]).expect_code(0);
+    }
+    let m = manifest_of(&env.latest("keep"));
+    assert_eq!(m["verifications"].as_array().unwrap().len(), 10, "{m}");
+    assert_eq!(m["verifications_total"], 12, "{m}");
+    // The kept ones are the newest.
+    let times: Vec<&str> = m["verifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["at"].as_str().unwrap())
+        .collect();
+    let mut sorted = times.clone();
+    sorted.sort();
+    assert_eq!(times, sorted);
+}
