@@ -78,5 +78,31 @@ pub fn run(cfg: &Config, args: &PruneArgs) -> Result<()> {
             r.location, r.database, r.file
         ));
     }
+    out.push_str(&summary(&all, args.dry_run));
     print(&out)
+}
+
+/// Per database: how many backups (and bytes) are (or would be) deleted and how many kept.
+fn summary(rows: &[crate::ops::prune::PruneRow], dry_run: bool) -> String {
+    let mut per: std::collections::BTreeMap<&str, [(usize, u64); 2]> = Default::default();
+    for r in rows {
+        let e = per.entry(&r.database).or_default();
+        let i = usize::from(r.action != "delete");
+        e[i].0 += 1;
+        e[i].1 += r.size_bytes;
+    }
+    let verb = if dry_run { "would delete" } else { "deleted" };
+    let mut out = String::new();
+    for (db, [(gone, gone_bytes), (kept, kept_bytes)]) in per {
+        out.push_str(&format!(
+            "{db}: {verb} {gone} backup{} ({}), kept {kept} ({})\n",
+            if gone == 1 { "" } else { "s" },
+            crate::text::human_bytes(gone_bytes),
+            crate::text::human_bytes(kept_bytes)
+        ));
+    }
+    if out.is_empty() {
+        out.push_str("no complete backup to consider\n");
+    }
+    out
 }

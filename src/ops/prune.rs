@@ -30,6 +30,8 @@ pub struct PruneRow {
     pub reasons: Vec<Reason>,
     /// "local" or "s3".
     pub location: &'static str,
+    /// The data file's size.
+    pub size_bytes: u64,
 }
 
 /// Apply `policy` to one database's complete backups in `store` (local or S3). Only names of
@@ -67,6 +69,7 @@ pub fn prune_storage(
                 .unwrap_or_default(),
             location: store.kind(),
             locked_until: None,
+            size_bytes: b.size,
         };
         if d.is_none() {
             // A retention lock is never a failure: the backup is kept and reported.

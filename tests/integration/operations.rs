@@ -115,13 +115,32 @@ fn prune_dry_run_json_and_retention_overrides() {
     assert_eq!(env.data_files("p").len(), 20);
     let human = env.run(&["prune", "--dry-run", "--retention", "5"]);
     assert!(human.stdout.contains("would delete"), "{}", human.stdout);
+    // The summary per database: how many go and how many stay, with their sizes.
+    let bytes = |action: &str| -> u64 {
+        rows.iter()
+            .filter(|r| (r["action"] == "delete") == (action == "delete"))
+            .map(|r| r["size_bytes"].as_u64().unwrap())
+            .sum()
+    };
+    let line = format!(
+        "p: would delete 16 backups ({}), kept 4 ({})",
+        pgbackup::text::human_bytes(bytes("delete")),
+        pgbackup::text::human_bytes(bytes("keep"))
+    );
+    assert!(
+        human.stdout.contains(&line),
+        "no \"{line}\" in {}",
+        human.stdout
+    );
     // BACKUP_RETENTION_DAYS, as the shell-script setups use it.
     let out = env
         .cmd(&["prune"])
         .env("BACKUP_RETENTION_DAYS", "10")
         .output()
         .unwrap();
-    Run::from(out).expect_code(0);
+    let r = Run::from(out);
+    r.expect_code(0);
+    assert!(r.stdout.contains("p: deleted 11 backups"), "{}", r.stdout);
     assert_eq!(env.data_files("p").len(), 9, "{:?}", env.data_files("p"));
     // keep-min wins over everything.
     env.run(&["prune", "--retention", "0"]).expect_code(0);
