@@ -204,7 +204,7 @@ pub fn render(state: &State, root: &Path) -> String {
 
 /// Write the metrics file into `dir` atomically. A missing directory is reported, not created:
 /// it belongs to node_exporter's package.
-pub fn write(dir: &Path, state: &State, root: &Path) -> std::io::Result<()> {
+pub fn write(dir: &Path, file_name: &str, state: &State, root: &Path) -> std::io::Result<()> {
     let text = render(state, root);
     let mut tmp = tempfile::Builder::new()
         .prefix(".pgbackup.prom.")
@@ -213,7 +213,7 @@ pub fn write(dir: &Path, state: &State, root: &Path) -> std::io::Result<()> {
     tmp.as_file().sync_all()?;
     tmp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    tmp.persist(dir.join(FILE_NAME)).map_err(|e| e.error)?;
+    tmp.persist(dir.join(file_name)).map_err(|e| e.error)?;
     Ok(())
 }
 

@@ -280,10 +280,12 @@ pub fn render_metrics(cfg: &Config, state: &crate::state::State) {
         }
         return;
     }
-    if let Err(e) = crate::metrics::write(&cfg.textfile_dir, state, &cfg.local_dir) {
+    if let Err(e) =
+        crate::metrics::write(&cfg.textfile_dir, &cfg.metrics_file, state, &cfg.local_dir)
+    {
         log::warn(&format!(
             "cannot write {}: {e}",
-            cfg.textfile_dir.join(crate::metrics::FILE_NAME).display()
+            cfg.textfile_dir.join(&cfg.metrics_file).display()
         ));
     }
 }

@@ -114,7 +114,7 @@ pub fn run(cfg: &Config, args: &StatusArgs) -> Result<()> {
         retention: retention_summary(cfg),
         metrics_file: cfg
             .textfile_dir
-            .join(crate::metrics::FILE_NAME)
+            .join(&cfg.metrics_file)
             .display()
             .to_string(),
         last_run_at: st.last_run_at,

@@ -96,6 +96,9 @@ pub struct RetentionFile {
 pub struct MetricsFile {
     /// node_exporter's textfile-collector directory.
     pub textfile_dir: Option<PathBuf>,
+    /// Names the metrics file `pgbackup-<instance>.prom`, for several configurations that share
+    /// one textfile directory (default: `pgbackup.prom`).
+    pub instance: Option<String>,
 }
 
 /// `[log]`.
@@ -277,10 +280,20 @@ pub struct Config {
     pub retention: crate::retention::Policy,
     /// node_exporter textfile directory.
     pub textfile_dir: PathBuf,
+    /// The metrics file's name in `textfile_dir`.
+    pub metrics_file: String,
 }
 
 /// Reads an environment variable; empty values count as unset (compose files often set `X=""`).
 pub type EnvFn<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// A `[metrics] instance`: it becomes part of a file name.
+fn is_valid_instance(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
 
 /// The process environment, with empty values treated as unset.
 pub fn process_env(key: &str) -> Option<String> {
@@ -577,6 +590,17 @@ impl Config {
             .map(PathBuf::from)
             .or(file.metrics.textfile_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_TEXTFILE_DIR));
+        let metrics_file = match &file.metrics.instance {
+            None => crate::metrics::FILE_NAME.to_string(),
+            Some(i) if is_valid_instance(i) => format!("pgbackup-{i}.prom"),
+            Some(i) => {
+                problems.push(
+                    key("metrics.instance"),
+                    format!("\"{i}\" is not an instance name; use letters, digits, '-' and '_' (at most 64)"),
+                );
+                crate::metrics::FILE_NAME.to_string()
+            }
+        };
 
         // [[database]], and the database of the old setups' environment names
         let databases = databases::databases(
@@ -647,6 +671,7 @@ impl Config {
             verify_restore_timeout,
             retention,
             textfile_dir,
+            metrics_file,
             verify_target,
             source,
             env_overrides,

@@ -42,6 +42,7 @@ impl Config {
         #[serde(rename_all = "kebab-case")]
         struct ShownMetrics<'a> {
             textfile_dir: &'a Path,
+            file: &'a str,
         }
         #[derive(Serialize)]
         #[serde(rename_all = "kebab-case")]
@@ -147,6 +148,7 @@ impl Config {
             },
             metrics: ShownMetrics {
                 textfile_dir: &self.textfile_dir,
+                file: &self.metrics_file,
             },
             verify: ShownVerify {
                 restore_url: self

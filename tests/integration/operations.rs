@@ -543,3 +543,42 @@ fn root_runs_keep_the_backup_tree_owned_by_its_owner() {
     Run::from(out).expect_code(0);
     assert_eq!(env.data_files("o").len(), 2);
 }
+
+/// Two configurations that share one textfile directory each write their own file when they
+/// name an instance (`pgbackup-<instance>.prom`), and neither overwrites the other's.
+#[test]
+fn instances_sharing_a_textfile_directory_write_their_own_files() {
+    let shared = tempfile::tempdir().unwrap();
+    let mut envs = Vec::new();
+    for instance in ["alpha", "beta"] {
+        let (env, _) = Scenario::new(&format!("inst{instance}"), instance)
+            .config(&format!(
+                "[metrics]\ntextfile-dir = \"{}\"\ninstance = \"{instance}\"\n",
+                shared.path().display()
+            ))
+            .backed_up();
+        envs.push(env);
+    }
+    for instance in ["alpha", "beta"] {
+        let text = std::fs::read_to_string(shared.path().join(format!("pgbackup-{instance}.prom")))
+            .unwrap();
+        assert!(
+            text.contains(&format!(
+                "pgbackup_last_run_success{{database=\"{instance}\"}} 1"
+            )),
+            "{instance}: {text}"
+        );
+    }
+    assert!(!shared.path().join("pgbackup.prom").exists());
+    let status = envs[0].run(&["status", "--json"]);
+    assert!(
+        status.stdout.contains("pgbackup-alpha.prom"),
+        "{}",
+        status.stdout
+    );
+    envs[0].write_config("[metrics]\ninstance = \"../x\"\n");
+    envs[0]
+        .run(&["config", "check"])
+        .expect_code(78)
+        .expect_stderr("metrics.instance");
+}
