@@ -35,10 +35,10 @@ impl Listener for Journal {
             Event::Completed { db, path, manifest } => {
                 let rate = manifest.raw_bytes as f64 / manifest.duration_secs.max(0.001);
                 log::info(&format!(
-                    "{db}: backup complete: {path} ({}, {} uncompressed, {} tables, {:.1} s, {}/s)",
+                    "{db}: backup complete: {path} ({}, {} uncompressed, {}, {:.1} s, {}/s)",
                     human_bytes(manifest.compressed_bytes),
                     human_bytes(manifest.raw_bytes),
-                    manifest.tables.len(),
+                    crate::text::count(manifest.tables.len() as u64, "table", "tables"),
                     manifest.duration_secs,
                     human_bytes(rate as u64),
                 ));

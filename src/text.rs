@@ -18,6 +18,12 @@ pub fn escape_control(s: &str) -> String {
     out
 }
 
+/// `1 table`, `3 tables`: a count with its noun, singular or plural.
+pub fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// Bytes in human units (binary).
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

@@ -147,8 +147,8 @@ fn evaluate(cfg: &Config, args: &CheckArgs) -> (u8, String) {
         (
             OK,
             format!(
-                "{} database(s), oldest newest-backup {} old",
-                databases.len(),
+                "{}, the least recent backup is {} old",
+                crate::text::count(databases.len() as u64, "database", "databases"),
                 newest_age.map(human_age).unwrap_or_else(|| "-".into())
             ),
         )

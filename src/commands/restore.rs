@@ -168,10 +168,21 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
         .as_ref()
         .map(|m| m.started_at)
         .or(files.name.as_ref().map(|n| n.timestamp))
-        .map(|t| super::human_age(Utc::now() - t))
-        .unwrap_or_else(|| "unknown age".into());
+        .map(|t| format!("{} old", super::human_age(Utc::now() - t)))
+        .or_else(|| {
+            // No manifest and no name of ours: the file's own age.
+            let modified = std::fs::metadata(&files.data)
+                .and_then(|m| m.modified())
+                .ok()?;
+            let t: chrono::DateTime<Utc> = modified.into();
+            Some(format!(
+                "{} old by its mtime",
+                super::human_age(Utc::now() - t)
+            ))
+        })
+        .unwrap_or_else(|| "age unknown".into());
     let mut plan = format!(
-        "restore plan:\n  backup:  {} ({}, {} uncompressed, {age} old; checksum verified)\n  target:  database {target_db} on {}\n",
+        "restore plan:\n  backup:  {} ({}, {} uncompressed, {age}; checksum verified)\n  target:  database {target_db} on {}\n",
         files.data.display(),
         human_bytes(std::fs::metadata(&files.data).map(|m| m.len()).unwrap_or(0)),
         human_bytes(integrity.raw_bytes),

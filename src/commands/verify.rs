@@ -23,7 +23,7 @@ use crate::ops::catalog::{backups_of, Located, Place, Which};
 use crate::ops::fetch::{fetch_backup, resolve_or_locate};
 use crate::postgres::{quote_ident, PgError, PgTools, Psql, RestoreError, RestoreOptions, Target};
 use crate::s3::S3Store;
-use crate::storage::Storage;
+use crate::storage::{LocalStorage, Storage};
 use crate::verify::{check_integrity, BackupFiles};
 use crate::{log, notify};
 
@@ -218,6 +218,39 @@ fn select(cfg: &Config, args: &VerifyArgs, stores: &[S3Store]) -> Result<Vec<Ite
     }
     let mut databases = crate::ops::selected_databases(cfg, &args.databases)?;
     crate::ops::add_databases(stores, &args.databases, &mut databases)?;
+    // A name that is neither configured nor has backups anywhere is a typo, as `backup --db`
+    // says (2), not a missing backup (65).
+    if !args.databases.is_empty() {
+        let mut known: Vec<String> = cfg.databases.iter().map(|d| d.name().to_string()).collect();
+        crate::ops::add_databases(stores, &[], &mut known)?;
+        known.extend(
+            LocalStorage::reading(&cfg.local_dir)
+                .databases()
+                .unwrap_or_default(),
+        );
+        known.sort();
+        known.dedup();
+        let unknown: Vec<&String> = args
+            .databases
+            .iter()
+            .filter(|d| !known.contains(d))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(Error::Usage(format!(
+                "unknown database {}; configured or backed up: {}",
+                unknown
+                    .iter()
+                    .map(|d| format!("\"{d}\""))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        }
+    }
     let mut out = Vec::new();
     for db in &databases {
         let item = |l: Located| match l.place {

@@ -405,7 +405,8 @@ fn status_and_check() {
     let ok = env.run(&["check"]);
     ok.expect_code(0);
     assert!(
-        ok.stdout.starts_with("PGBACKUP OK - 1 database(s)"),
+        ok.stdout
+            .starts_with("PGBACKUP OK - 1 database, the least recent backup is "),
         "{}",
         ok.stdout
     );

@@ -395,3 +395,24 @@ fn the_manifest_keeps_the_last_ten_verifications_and_counts_every_one() {
     sorted.sort();
     assert_eq!(times, sorted);
 }
+
+/// `verify --db` with a name that is neither configured nor backed up anywhere is a usage error
+/// (2) naming the known ones, as `backup --db` says; a configured database without a backup is
+/// still 65.
+#[test]
+fn verify_of_an_unknown_database_is_2_and_of_one_without_backups_65() {
+    let (env, _) = backed_up("vunknown", "known");
+    env.run(&["verify", "--db", "nosuch"])
+        .expect_code(2)
+        .expect_stderr("unknown database \"nosuch\"")
+        .expect_stderr("known");
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(
+        &env.config,
+        format!("{text}\n[[database]]\nname = \"empty\"\n"),
+    )
+    .unwrap();
+    env.run(&["verify", "--db", "empty"])
+        .expect_code(65)
+        .expect_stderr("no complete backup of empty");
+}
