@@ -37,6 +37,16 @@ pub struct ListRow {
     /// The S3 Object Lock retain-until date, while it is in the future.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub locked_until: Option<String>,
+    /// When `pgbackup verify` last checked it (from its manifest; unknown for a remote backup,
+    /// whose manifest a listing does not fetch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_verify_at: Option<String>,
+    /// Whether that verification passed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_verify_ok: Option<bool>,
+    /// Whether the manifest was read (so that "never verified" is known, not guessed).
+    #[serde(skip)]
+    manifest_read: bool,
 }
 
 impl ListRow {
@@ -46,7 +56,11 @@ impl ListRow {
             .then(|| store.read_manifest(&b.name))
             .flatten();
         let file = b.name.file_name();
+        let last = manifest.as_ref().and_then(|m| m.verifications.last());
         ListRow {
+            last_verify_at: last.map(|v| v.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            last_verify_ok: last.map(|v| v.ok),
+            manifest_read: manifest.is_some(),
             database: b.name.database.clone(),
             path: store.describe(&b.name.database, &file),
             timestamp: b
@@ -159,7 +173,8 @@ fn print_rows(cfg: &Config, args: &ListArgs, rows: &[ListRow]) -> Result<()> {
         "DATABASE".to_string(),
         "TIME (UTC)".to_string(),
         "SIZE".to_string(),
-        "CHECKSUM".to_string(),
+        "SIDECAR".to_string(),
+        "VERIFIED".to_string(),
         "WHERE".to_string(),
         "DESCRIPTION".to_string(),
     ]];
@@ -172,11 +187,12 @@ fn print_rows(cfg: &Config, args: &ListArgs, rows: &[ListRow]) -> Result<()> {
                 .to_string(),
             human_bytes(r.size_bytes),
             if r.checksum {
-                "ok"
+                "present"
             } else {
                 "MISSING (not a backup)"
             }
             .to_string(),
+            verified(r),
             match &r.locked_until {
                 Some(u) => format!("{} (locked until {})", r.location, &u[..10.min(u.len())]),
                 None => r.location.to_string(),
@@ -187,6 +203,20 @@ fn print_rows(cfg: &Config, args: &ListArgs, rows: &[ListRow]) -> Result<()> {
         ]);
     }
     print(&render_table(&table))
+}
+
+/// The VERIFIED column: the last verify's result and age, "never", or "-" when unknown.
+fn verified(r: &ListRow) -> String {
+    match (&r.last_verify_at, r.last_verify_ok) {
+        (Some(at), Some(ok)) => {
+            let age = chrono::DateTime::parse_from_rfc3339(at)
+                .map(|t| crate::text::human_age(chrono::Utc::now() - t.with_timezone(&chrono::Utc)))
+                .unwrap_or_else(|_| "?".into());
+            format!("{} {age} ago", if ok { "ok" } else { "FAILED" })
+        }
+        _ if r.manifest_read => "never".into(),
+        _ => "-".into(),
+    }
 }
 
 /// At most 120 characters of a description in the table (`--json` has it whole).

@@ -416,3 +416,53 @@ fn verify_of_an_unknown_database_is_2_and_of_one_without_backups_65() {
         .expect_code(65)
         .expect_stderr("no complete backup of empty");
 }
+
+/// `list` tells a sidecar's presence from a verified backup: SIDECAR says the sidecar is there,
+/// VERIFIED the last verify's result and age ("never" before the first), so a corrupted file is
+/// never shown as "ok" merely because its sidecar exists.
+#[test]
+fn list_shows_the_sidecar_and_the_last_verification_apart() {
+    let (env, _) = backed_up("vlist", "lst");
+    let row = |stdout: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with("lst "))
+            .unwrap_or_else(|| panic!("no row: {stdout}"))
+            .to_string()
+    };
+    let r = env.run(&["list"]);
+    r.expect_code(0);
+    assert!(
+        r.stdout.contains("SIDECAR") && r.stdout.contains("VERIFIED"),
+        "{}",
+        r.stdout
+    );
+    let first = row(&r.stdout);
+    assert!(
+        first.contains("present") && first.contains("never"),
+        "{first}"
+    );
+
+    env.run(&["verify"]).expect_code(0);
+    let verified = row(&env.run(&["list"]).stdout);
+    assert!(
+        verified.contains("ok ") && verified.contains(" ago"),
+        "{verified}"
+    );
+
+    // Corrupt the data: the sidecar is still present, the verification says FAILED.
+    let file = env.latest("lst");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&file, &bytes).unwrap();
+    env.run(&["verify"]).expect_code(65);
+    let failed = row(&env.run(&["list"]).stdout);
+    assert!(
+        failed.contains("present") && failed.contains("FAILED"),
+        "{failed}"
+    );
+    let json = env.run(&["list", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(rows[0]["last_verify_ok"], false, "{}", json.stdout);
+}
