@@ -31,8 +31,9 @@ pub struct ListRow {
     pub sha256: Option<String>,
     /// `--description` given at backup time.
     pub description: Option<String>,
-    /// Where it lives: "local", "s3", "local+s3", or "s3-legacy" (a read-only list-prefixes
-    /// location).
+    /// Where it lives: "local", "s3", "local+s3", "s3-legacy" (a read-only list-prefixes
+    /// location), or "safety" (taken before a restore overwrote the database; not counted by
+    /// retention, kept for keep-safety-days).
     pub location: &'static str,
     /// The S3 Object Lock retain-until date, while it is in the future.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -119,6 +120,18 @@ pub fn run(cfg: &Config, args: &ListArgs) -> Result<()> {
     // An S3 failure does not hide the local backups, but the run fails with it (exit 69):
     // a script must not take a partial list for the whole.
     let mut s3_error = crate::ops::add_databases(&stores, &args.databases, &mut databases).err();
+    if args.databases.is_empty() {
+        // Databases that only have safety backups (a restore into a new name) are listed too.
+        for d in LocalStorage::reading(&cfg.local_dir.join(crate::ops::SAFETY_DIR))
+            .databases()
+            .unwrap_or_default()
+        {
+            if !databases.contains(&d) {
+                databases.push(d);
+            }
+        }
+        databases.sort();
+    }
     let mut rows = Vec::new();
     // Read-only: a symlinked database directory is listed.
     let local_store = LocalStorage::reading(&cfg.local_dir);
@@ -140,6 +153,16 @@ pub fn run(cfg: &Config, args: &ListArgs) -> Result<()> {
         }
         local.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));
         rows.extend(local);
+        // The safety backups taken before restores, after the database's own, marked.
+        let safety = LocalStorage::reading(&cfg.local_dir.join(crate::ops::SAFETY_DIR));
+        if cfg.local_dir.join(crate::ops::SAFETY_DIR).join(db).is_dir() {
+            rows.extend(
+                safety
+                    .backups(db)?
+                    .iter()
+                    .map(|b| ListRow::new(&safety, "safety", b, true)),
+            );
+        }
     }
     if s3_error.is_some() {
         crate::log::warn("the S3 listing failed: only local backups are shown");

@@ -290,7 +290,8 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
         };
         let dump_version = tools.pg_dump_version()?;
         let description = format!("safety backup before restoring {file_name}");
-        let local = crate::storage::LocalStorage::new(&cfg.local_dir);
+        // In the safety directory: never the newest backup, never counted by retention.
+        let local = crate::ops::safety_storage(cfg);
         let job = crate::job::Job::new(crate::signals::root().clone())
             .listen(std::sync::Arc::new(crate::report::Journal))
             .listen(std::sync::Arc::new(crate::report::Systemd));
@@ -304,8 +305,14 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
             &local,
             &job,
         )? {
-            Outcome::Done { path, .. } => {
-                log::info(&format!("safety backup of {target_db}: {path}"))
+            Outcome::Done { path, manifest } => {
+                log::info(&format!(
+                    "safety backup of {target_db}: {path} (kept {} days, [retention] keep-safety-days)",
+                    cfg.keep_safety_days
+                ));
+                for old in crate::ops::prune_safety(cfg, db.name(), Some(&manifest.file))? {
+                    log::info(&format!("removed the expired safety backup {old}"));
+                }
             }
             Outcome::Skipped { .. } => unreachable!("forced backups are never skipped"),
         }

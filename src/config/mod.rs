@@ -41,6 +41,8 @@ pub const DEFAULT_COMPRESSION_LEVEL: u32 = 6;
 pub const DEFAULT_RESTORE_TIMEOUT_SECS: u64 = 6 * 3600;
 /// Default node_exporter textfile-collector directory (Debian's prometheus-node-exporter).
 pub const DEFAULT_TEXTFILE_DIR: &str = "/var/lib/prometheus/node-exporter";
+/// Default days a safety backup is kept.
+pub const DEFAULT_KEEP_SAFETY_DAYS: u32 = 7;
 /// Default dump timeout: a dump stuck on a lock never outlives the next night's run.
 pub const DEFAULT_DUMP_TIMEOUT_SECS: u64 = 86_400;
 
@@ -88,6 +90,8 @@ pub struct RetentionFile {
     pub keep_monthly: Option<i64>,
     /// Always keep the newest N complete backups (at least 1).
     pub keep_min: Option<i64>,
+    /// Days a safety backup (taken before a restore overwrites a database) is kept.
+    pub keep_safety_days: Option<i64>,
 }
 
 /// `[metrics]`.
@@ -278,6 +282,8 @@ pub struct Config {
     pub syslog_socket: PathBuf,
     /// Retention policy.
     pub retention: crate::retention::Policy,
+    /// Days a safety backup is kept (`[retention] keep-safety-days`).
+    pub keep_safety_days: u32,
     /// node_exporter textfile directory.
     pub textfile_dir: PathBuf,
     /// The metrics file's name in `textfile_dir`.
@@ -563,6 +569,17 @@ impl Config {
                 ok.then_some(d as u32)
             }),
         };
+        let keep_safety_days = match r.keep_safety_days {
+            None => DEFAULT_KEEP_SAFETY_DAYS,
+            Some(d) if (0..=100_000).contains(&d) => d as u32,
+            Some(d) => {
+                problems.push(
+                    key("retention.keep-safety-days"),
+                    format!("{d} is out of range; use days from 0 to 100000"),
+                );
+                DEFAULT_KEEP_SAFETY_DAYS
+            }
+        };
         let mut count = |k: &str, v: Option<i64>, min: i64, default: u32| -> u32 {
             match v {
                 None => default,
@@ -670,6 +687,7 @@ impl Config {
                 .unwrap_or_else(|| PathBuf::from("/dev/log")),
             verify_restore_timeout,
             retention,
+            keep_safety_days,
             textfile_dir,
             metrics_file,
             verify_target,

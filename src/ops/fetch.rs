@@ -140,13 +140,16 @@ pub fn resolve_backup(root: &Path, arg: &str) -> Result<BackupFiles> {
         ))
     })?;
     let path = catalog::db_dir(root, &name.database).join(name.file_name());
-    if !path.is_file() {
-        return Err(Error::Usage(format!(
+    // A safety backup is restorable by its name too.
+    let safety =
+        catalog::db_dir(&root.join(super::SAFETY_DIR), &name.database).join(name.file_name());
+    match [path, safety].into_iter().find(|p| p.is_file()) {
+        Some(p) => Ok(BackupFiles::for_data(&p)),
+        None => Err(Error::Usage(format!(
             "backup {arg} not found in {}",
             catalog::db_dir(root, &name.database).display()
-        )));
+        ))),
     }
-    Ok(BackupFiles::for_data(&path))
 }
 
 /// Counts the bytes written through it and tells `transfers`.

@@ -120,3 +120,41 @@ pub fn add_databases(
     databases.sort();
     Ok(())
 }
+
+/// Where the safety backups go (taken before a restore overwrites a database): a directory of
+/// their own under the backup root, `<root>/_safety/<db>/`. Its name is not a database name
+/// (`_` is not allowed first), so they are never a database's newest backup (`--latest`,
+/// freshness), never counted by retention or keep-min, and never pruned by its rules; they are
+/// kept for `[retention] keep-safety-days` instead.
+pub const SAFETY_DIR: &str = "_safety";
+
+/// The storage of the safety backups.
+pub fn safety_storage(cfg: &Config) -> crate::storage::LocalStorage {
+    crate::storage::LocalStorage::new(&cfg.local_dir.join(SAFETY_DIR))
+}
+
+/// Delete the safety backups of `db` older than `[retention] keep-safety-days`, except `keep`
+/// (the one just taken), with their sidecars and manifests; and what interrupted safety backups
+/// left. Must run under the run lock. Returns the data files deleted.
+pub fn prune_safety(cfg: &Config, db: &str, keep: Option<&str>) -> Result<Vec<String>> {
+    use crate::storage::Storage;
+    let store = safety_storage(cfg);
+    if !cfg.local_dir.join(SAFETY_DIR).join(db).is_dir() {
+        return Ok(Vec::new());
+    }
+    store.clean_incomplete(db)?;
+    let limit = chrono::Utc::now() - chrono::Duration::days(i64::from(cfg.keep_safety_days));
+    let mut gone = Vec::new();
+    for b in store.backups(db)? {
+        let file = b.name.file_name();
+        if keep == Some(file.as_str()) || b.name.timestamp >= limit {
+            continue;
+        }
+        // Data first: it stops being a backup at once.
+        for f in [file.clone(), b.name.sidecar_name(), b.name.manifest_name()] {
+            store.delete(&store.key_of(db, &f))?;
+        }
+        gone.push(file);
+    }
+    Ok(gone)
+}

@@ -58,10 +58,18 @@ fn clean_restore_over_a_changed_database_with_a_restorable_safety_backup() {
     r.expect_code(0).expect_stderr("safety backup of");
     assert_eq!(c.fingerprint(&src), original);
 
-    // The safety backup holds the changed state, and restores.
-    let files = env.data_files("main");
-    assert_eq!(files.len(), 2, "{files:?}");
-    let safety = env.db_dir("main").join(&files[1]);
+    // The safety backup holds the changed state, and restores. It sits in the safety
+    // directory: the database's own backups are unchanged, so `--latest` still means the
+    // newest real backup, and retention never counts it.
+    assert_eq!(env.data_files("main"), std::slice::from_ref(&backup));
+    let safety_dir = env.backups.join("_safety").join("main");
+    let safety_files: Vec<String> = std::fs::read_dir(&safety_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|f| f.ends_with(".sql.gz"))
+        .collect();
+    assert_eq!(safety_files.len(), 1, "{safety_files:?}");
+    let safety = safety_dir.join(&safety_files[0]);
     let m: serde_json::Value =
         serde_json::from_slice(&std::fs::read(format!("{}.json", safety.display())).unwrap())
             .unwrap();
@@ -81,6 +89,38 @@ fn clean_restore_over_a_changed_database_with_a_restorable_safety_backup() {
     ])
     .expect_code(0);
     assert_eq!(c.fingerprint(&check), changed);
+
+    // list shows it apart; --latest restores the real backup, not the safety one.
+    let list = env.run(&["list"]);
+    assert!(
+        list.stdout.lines().any(|l| l.contains("safety")),
+        "{}",
+        list.stdout
+    );
+    c.sql(&src, "CREATE TABLE app.again (x int)");
+    env.run(&["restore", "--db", "main", "--latest", "--clean", "--yes"])
+        .expect_code(0);
+    assert_eq!(
+        c.fingerprint(&src),
+        original,
+        "--latest took the safety backup"
+    );
+
+    // A safety backup older than keep-safety-days goes at the next restore's safety backup;
+    // the database's own backups are untouched.
+    let old = safety_dir.join("main_20200101_000000.sql.gz");
+    std::fs::copy(&safety, &old).unwrap();
+    let sum = sh(&format!(
+        "cd '{}' && sha256sum main_20200101_000000.sql.gz",
+        safety_dir.display()
+    ));
+    std::fs::write(format!("{}.sha256", old.display()), sum).unwrap();
+    c.sql(&src, "CREATE TABLE app.third (x int)");
+    env.run(&["restore", "--db", "main", "--latest", "--clean", "--yes"])
+        .expect_code(0)
+        .expect_stderr("removed the expired safety backup main_20200101_000000.sql.gz");
+    assert!(!old.exists());
+    assert_eq!(env.data_files("main"), [backup]);
 }
 
 #[test]
