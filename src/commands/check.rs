@@ -1,5 +1,7 @@
-//! `pgbackup check`: the health probe. One line on stdout and the Nagios plugin exit codes:
-//! 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+//! `pgbackup check`: the health probe, as a Nagios plugin. A short first line (the state, a
+//! summary, and after `|` the performance data: each database's backup age and size), then one
+//! line per problem (the plugin's long output); exit codes 0 OK, 1 WARNING, 2 CRITICAL,
+//! 3 UNKNOWN.
 
 use chrono::Utc;
 
@@ -18,15 +20,32 @@ const UNKNOWN: u8 = 3;
 
 /// Run `check` on a loaded (or failed) configuration.
 pub fn run(cfg: Result<Config>, args: &CheckArgs) -> Result<()> {
-    let (code, line) = match cfg {
-        Err(e) => (
-            UNKNOWN,
-            format!("configuration error: {}", e.to_string().replace('\n', " ")),
-        ),
+    let out = match cfg {
+        Err(e) => {
+            let text = e.to_string();
+            let mut lines = text.lines().map(str::to_string);
+            Outcome {
+                code: UNKNOWN,
+                summary: format!("configuration error: {}", lines.next().unwrap_or_default()),
+                details: lines.collect(),
+                perf: Vec::new(),
+            }
+        }
         Ok(cfg) => evaluate(&cfg, args),
     };
+    let code = out.code;
     let label = ["OK", "WARNING", "CRITICAL", "UNKNOWN"][code as usize];
-    print(&format!("PGBACKUP {label} - {line}\n"))?;
+    let perf = if out.perf.is_empty() {
+        String::new()
+    } else {
+        format!(" | {}", out.perf.join(" "))
+    };
+    let mut text = format!("PGBACKUP {label} - {}{perf}\n", out.summary);
+    for d in &out.details {
+        text.push_str(d);
+        text.push('\n');
+    }
+    print(&text)?;
     if code == OK {
         Ok(())
     } else {
@@ -34,7 +53,29 @@ pub fn run(cfg: Result<Config>, args: &CheckArgs) -> Result<()> {
     }
 }
 
-fn evaluate(cfg: &Config, args: &CheckArgs) -> (u8, String) {
+/// What `check` found.
+struct Outcome {
+    code: u8,
+    /// The first line, short.
+    summary: String,
+    /// One line per problem.
+    details: Vec<String>,
+    /// Nagios performance data (`'label'=value[unit];warn;crit`).
+    perf: Vec<String>,
+}
+
+impl Outcome {
+    fn only(code: u8, summary: String) -> Self {
+        Outcome {
+            code,
+            summary,
+            details: Vec::new(),
+            perf: Vec::new(),
+        }
+    }
+}
+
+fn evaluate(cfg: &Config, args: &CheckArgs) -> Outcome {
     let st = state::load(&cfg.local_dir);
     let now = Utc::now();
     let mut databases = known_databases(cfg, &st);
@@ -42,12 +83,12 @@ fn evaluate(cfg: &Config, args: &CheckArgs) -> (u8, String) {
         databases.retain(|d| args.databases.contains(d));
         for wanted in &args.databases {
             if !databases.contains(wanted) {
-                return (UNKNOWN, format!("unknown database {wanted}"));
+                return Outcome::only(UNKNOWN, format!("unknown database {wanted}"));
             }
         }
     }
     if databases.is_empty() {
-        return (
+        return Outcome::only(
             CRITICAL,
             format!(
                 "no backups under {} and no database configured",
@@ -64,15 +105,24 @@ fn evaluate(cfg: &Config, args: &CheckArgs) -> (u8, String) {
     // S3 is asked only about a database without a local backup (keep-local = false).
     let stores = match crate::ops::s3_stores(cfg) {
         Ok(s) => s,
-        Err(e) => return (UNKNOWN, format!("S3 configuration: {e}")),
+        Err(e) => return Outcome::only(UNKNOWN, format!("S3 configuration: {e}")),
     };
     let max_age = chrono::Duration::seconds((args.max_age * 3600.0) as i64);
     let mut newest_age: Option<chrono::Duration> = None;
+    let mut perf = Vec::new();
     for db in &databases {
         let s = st.databases.get(db).cloned().unwrap_or_default();
         match crate::ops::newest_backup(cfg, &stores, db) {
             Ok(Some(name)) => {
                 let age = now - name.timestamp;
+                perf.push(format!(
+                    "'{db}_age'={}s;;{}",
+                    age.num_seconds().max(0),
+                    max_age.num_seconds()
+                ));
+                if let Some(size) = s.last_size_bytes {
+                    perf.push(format!("'{db}_size'={size}B"));
+                }
                 newest_age = Some(newest_age.map_or(age, |a: chrono::Duration| a.max(age)));
                 if age > max_age {
                     flag(
@@ -143,16 +193,35 @@ fn evaluate(cfg: &Config, args: &CheckArgs) -> (u8, String) {
             }
         }
     }
-    if problems.is_empty() {
-        (
-            OK,
-            format!(
-                "{}, the least recent backup is {} old",
-                crate::text::count(databases.len() as u64, "database", "databases"),
-                newest_age.map(human_age).unwrap_or_else(|| "-".into())
-            ),
-        )
-    } else {
-        (worst, problems.join("; "))
+    let dbs = crate::text::count(databases.len() as u64, "database", "databases");
+    let summary = match problems.as_slice() {
+        [] => format!(
+            "{dbs}, the least recent backup is {} old",
+            newest_age.map(human_age).unwrap_or_else(|| "-".into())
+        ),
+        [one] => short(one),
+        [first, rest @ ..] => format!("{} (and {} more)", short(first), rest.len()),
+    };
+    let shortened = problems.iter().any(|p| short(p) != *p);
+    Outcome {
+        code: worst,
+        summary,
+        details: if problems.len() > 1 || shortened {
+            problems
+        } else {
+            Vec::new()
+        },
+        perf,
     }
+}
+
+/// A problem for the first line: its first line, at most 200 characters.
+fn short(p: &str) -> String {
+    let line = p.lines().next().unwrap_or_default();
+    if line.chars().count() <= 200 {
+        return line.to_string();
+    }
+    let mut s: String = line.chars().take(199).collect();
+    s.push('…');
+    s
 }

@@ -410,12 +410,39 @@ fn status_and_check() {
         "{}",
         ok.stdout
     );
+    // Nagios performance data after the `|`: the backup's age (critical at --max-age) and size.
+    let first = ok.stdout.lines().next().unwrap();
+    let perf = first.split_once(" | ").map(|p| p.1).unwrap_or_default();
+    assert!(
+        perf.contains("'st_age'=") && perf.contains("s;;93600"),
+        "{first}"
+    );
+    assert!(
+        perf.contains("'st_size'=") && perf.ends_with('B'),
+        "{first}"
+    );
     let stale = env.run(&["check", "--max-age", "0"]);
     stale.expect_code(2);
     assert!(
         stale.stdout.contains("newest backup is"),
         "{}",
         stale.stdout
+    );
+    // Several problems: one short first line, then one line per problem.
+    let both = env.run(&["check", "--max-age", "0", "--min-free-percent", "100"]);
+    both.expect_code(2);
+    let lines: Vec<&str> = both.stdout.lines().collect();
+    assert!(lines[0].contains("(and 1 more)"), "{}", both.stdout);
+    assert!(lines[0].len() < 400, "{}", lines[0]);
+    assert!(
+        lines[1..].iter().any(|l| l.contains("newest backup is")),
+        "{}",
+        both.stdout
+    );
+    assert!(
+        lines[1..].iter().any(|l| l.contains("% free on")),
+        "{}",
+        both.stdout
     );
     let disk = env.run(&["check", "--min-free-percent", "100"]);
     assert!(disk.code == 1 || disk.code == 2, "{}", disk.stdout);
