@@ -217,6 +217,11 @@ pub struct RestoreArgs {
     #[arg(long)]
     pub no_safety_backup: bool,
 
+    /// With --file: restore a dump that has no .sha256 sidecar (a `pg_dump | gzip` file of an
+    /// old script); its decompression and completion trailer are still checked first
+    #[arg(long, visible_alias = "unverified", requires = "file")]
+    pub no_sidecar: bool,
+
     /// Restore in one transaction: all or nothing
     #[arg(long)]
     pub single_transaction: bool,

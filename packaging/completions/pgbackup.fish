@@ -78,6 +78,7 @@ complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l create -d 
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l clean -d 'Drop and recreate the target first (its connections are terminated)'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -s y -l yes -d 'Do not ask for confirmation'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l no-safety-backup -d 'Skip the safety backup of the target before a destructive restore'
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l no-sidecar -l unverified -d 'With --file: restore a dump that has no .sha256 sidecar (a `pg_dump | gzip` file of an old script); its decompression and completion trailer are still checked first'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l single-transaction -d 'Restore in one transaction: all or nothing'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l no-owner -d 'Skip ownership and privilege statements (for a server without the original roles)'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -s v -l verbose -d 'More output (repeat for more)'

@@ -60,13 +60,34 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
         path: files.data.clone(),
         source,
     })?;
-    if !integrity.ok() {
+    // Only the sidecar may be missing, and only when asked for: the decompression and the
+    // completion trailer are checked whatever happens.
+    let sidecar_missing = integrity
+        .checks
+        .iter()
+        .any(|c| c.name == "sidecar" && !c.ok);
+    let only_sidecar = integrity.checks.iter().all(|c| c.ok || c.name == "sidecar");
+    if !integrity.ok() && !(args.no_sidecar && only_sidecar) {
+        let hint = if only_sidecar && sidecar_missing && args.file.is_some() {
+            " (a dump made without pgbackup has no sidecar: pass --no-sidecar to restore it after checking its decompression and completion trailer)"
+        } else {
+            ""
+        };
         return Err(Error::Corrupt(format!(
-            "refusing to restore {}: {}; nothing was changed on the target",
+            "refusing to restore {}: {}; nothing was changed on the target{hint}",
             files.data.display(),
             integrity.failures()
         )));
     }
+    let checksum = if sidecar_missing {
+        log::warn(&format!(
+            "restoring {} WITHOUT a checksum: it has no valid sidecar, so nothing proves these are the bytes that were written; its decompression and pg_dump's completion trailer were checked",
+            files.data.display()
+        ));
+        "NO checksum (--no-sidecar); decompression and completion checked"
+    } else {
+        "checksum verified"
+    };
 
     // 2. Where to.
     let database = files
@@ -182,7 +203,7 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
         })
         .unwrap_or_else(|| "age unknown".into());
     let mut plan = format!(
-        "restore plan:\n  backup:  {} ({}, {} uncompressed, {age}; checksum verified)\n  target:  database {target_db} on {}\n",
+        "restore plan:\n  backup:  {} ({}, {} uncompressed, {age}; {checksum})\n  target:  database {target_db} on {}\n",
         files.data.display(),
         human_bytes(std::fs::metadata(&files.data).map(|m| m.len()).unwrap_or(0)),
         human_bytes(integrity.raw_bytes),

@@ -292,3 +292,61 @@ fn interactive_selection_through_a_pseudo_terminal() {
     assert!(text.contains("restored"), "{text}");
     assert_eq!(c.fingerprint(&src), c.fingerprint(&dst));
 }
+
+/// A `pg_dump | gzip` file from an old script has no sidecar: restore refuses it and says how
+/// (`--no-sidecar`); with it, the decompression and the completion trailer are still checked
+/// before the target is touched, the plan says there is no checksum, and the tables come back
+/// identical. A truncated one is refused even so.
+#[test]
+fn a_dump_made_without_pgbackup_restores_with_no_sidecar_after_its_checks() {
+    let c = cluster();
+    let src = c.create_db("rs_foreign");
+    c.sql(&src, RICH_SCHEMA);
+    let env = TestEnv::new();
+    // Configured only for its login (the target's password comes from it).
+    env.write_config(&env.db_entry("foreign", &src));
+    let dump = env.tmp.path().join("nightly-backup.sql.gz");
+    sh(&format!(
+        "PGHOST='{}' PGPORT={} PGUSER=postgres '{}' -d '{src}' | gzip > '{}'",
+        c.dir.display(),
+        c.port,
+        c.bindir.join("pg_dump").display(),
+        dump.display()
+    ));
+    let dst = format!("{src}_copy");
+    let args = |extra: &[&'static str]| {
+        let mut a = vec![
+            "restore".to_string(),
+            "--file".into(),
+            dump.display().to_string(),
+            "--target".into(),
+            c.url(&dst),
+            "--create".into(),
+            "--yes".into(),
+            "--db".into(),
+            "foreign".into(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let run = |a: Vec<String>| env.run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    run(args(&[]))
+        .expect_code(65)
+        .expect_stderr("pass --no-sidecar");
+    assert!(!db_exists(&dst));
+
+    let r = run(args(&["--no-sidecar"]));
+    r.expect_code(0)
+        .expect_stderr("WITHOUT a checksum")
+        .expect_stderr("NO checksum (--no-sidecar)");
+    assert_eq!(c.fingerprint(&src), c.fingerprint(&dst));
+
+    // Truncated: the completion check still refuses it.
+    let bytes = std::fs::read(&dump).unwrap();
+    std::fs::write(&dump, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let other = format!("{src}_never");
+    let mut a = args(&["--no-sidecar"]);
+    a[4] = c.url(&other);
+    run(a).expect_code(65).expect_stderr("refusing to restore");
+    assert!(!db_exists(&other));
+}
