@@ -67,7 +67,7 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
         .iter()
         .any(|c| c.name == "sidecar" && !c.ok);
     let only_sidecar = integrity.checks.iter().all(|c| c.ok || c.name == "sidecar");
-    if !integrity.ok() && !(args.no_sidecar && only_sidecar) {
+    if !(integrity.ok() || args.no_sidecar && only_sidecar) {
         let hint = if only_sidecar && sidecar_missing && args.file.is_some() {
             " (a dump made without pgbackup has no sidecar: pass --no-sidecar to restore it after checking its decompression and completion trailer)"
         } else {
