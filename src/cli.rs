@@ -16,15 +16,21 @@ use clap::{Args, Parser, Subcommand};
 )]
 pub struct Cli {
     /// Config file [default: $PGBACKUP_CONFIG, else /etc/pgbackup/pgbackup.toml]
-    #[arg(long, short = 'c', global = true, value_name = "PATH")]
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        value_name = "PATH",
+        help_heading = "Global options"
+    )]
     pub config: Option<PathBuf>,
 
     /// More output (repeat for more)
-    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count, help_heading = "Global options")]
     pub verbose: u8,
 
     /// Less output: only warnings and errors (twice: only errors)
-    #[arg(long, short = 'q', global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    #[arg(long, short = 'q', global = true, action = clap::ArgAction::Count, conflicts_with = "verbose", help_heading = "Global options")]
     pub quiet: u8,
 
     /// What to do
