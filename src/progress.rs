@@ -46,6 +46,26 @@ impl Progress {
         }
     }
 
+    /// A backup's `read` bytes (of unknown total) and `written` (compressed) so far; redrawn
+    /// each time (the job reports once a second).
+    pub fn update_written(&mut self, read: u64, written: u64) {
+        if !self.tty {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let _ = write!(
+            io::stderr(),
+            "\r\x1b[K{} {}: {} read, {} written, {}/s, {:.0} s",
+            self.verb,
+            self.name,
+            human_bytes(read),
+            human_bytes(written),
+            human_bytes((read as f64 / secs) as u64),
+            secs
+        );
+    }
+
     fn draw(&self, done: u64, total: Option<u64>) {
         let rate = done as f64 / self.started.elapsed().as_secs_f64().max(0.001);
         let of = match total {
@@ -111,6 +131,40 @@ impl crate::job::Transfers for Terminal {
     fn finish(&mut self, ok: bool, done: u64) {
         if let Some((p, _)) = self.current.take() {
             p.finish(ok, done);
+        }
+    }
+}
+
+/// A backup's live line on a terminal: each database's bytes read and written and the rate,
+/// redrawn as the job reports progress, finished when the database is done (nothing when
+/// stderr is not a terminal: the journal gets log lines instead).
+#[derive(Debug, Default)]
+pub struct BackupLine {
+    current: std::sync::Mutex<Option<Progress>>,
+}
+
+impl crate::job::Listener for BackupLine {
+    fn event(&self, event: &crate::job::Event<'_>) {
+        use crate::job::Event;
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        match event {
+            Event::Started { db, .. } => *current = Some(Progress::new("backing up", db)),
+            Event::Progress { read, written, .. } => {
+                if let Some(p) = current.as_mut() {
+                    p.update_written(*read, *written);
+                }
+            }
+            Event::Completed { manifest, .. } => {
+                if let Some(p) = current.take() {
+                    p.finish(true, manifest.raw_bytes);
+                }
+            }
+            Event::Failed { .. } | Event::Skipped { .. } | Event::RunFinished { .. } => {
+                if let Some(p) = current.take() {
+                    p.finish(false, 0);
+                }
+            }
+            _ => {}
         }
     }
 }

@@ -13,9 +13,49 @@ use crate::job::{Event, Level, Listener, Step};
 use crate::text::human_bytes;
 use crate::{log, notify};
 
+/// Lets one progress report in `every` through.
+#[derive(Debug)]
+struct Throttle {
+    every: std::time::Duration,
+    last: Mutex<Option<std::time::Instant>>,
+}
+
+impl Throttle {
+    const fn new(every: std::time::Duration) -> Self {
+        Throttle {
+            every,
+            last: Mutex::new(None),
+        }
+    }
+
+    fn due(&self) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        match *last {
+            Some(t) if t.elapsed() < self.every => false,
+            _ => {
+                *last = Some(std::time::Instant::now());
+                true
+            }
+        }
+    }
+}
+
+/// How often the log and sd-notify pass progress on.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Log lines for the journal (or stderr, or syslog: `crate::log` decides where).
-#[derive(Debug, Default)]
-pub struct Journal;
+#[derive(Debug)]
+pub struct Journal {
+    progress: Throttle,
+}
+
+impl Default for Journal {
+    fn default() -> Self {
+        Journal {
+            progress: Throttle::new(PROGRESS_EVERY),
+        }
+    }
+}
 
 impl Listener for Journal {
     fn event(&self, event: &Event<'_>) {
@@ -26,7 +66,11 @@ impl Listener for Journal {
                 read,
                 written,
                 rate,
-            } => log::debug(&progress_line(db, *read, *written, *rate)),
+            } => {
+                if self.progress.due() {
+                    log::debug(&progress_line(db, *read, *written, *rate));
+                }
+            }
             Event::Notice { level, text } => match level {
                 Level::Debug => log::debug(text),
                 Level::Info => log::info(text),
@@ -86,7 +130,8 @@ impl Listener for Journal {
     }
 }
 
-fn progress_line(db: &str, read: u64, written: u64, rate: u64) -> String {
+/// The words of a progress report.
+pub fn progress_line(db: &str, read: u64, written: u64, rate: u64) -> String {
     format!(
         "backing up {db}: {} read, {} written, {}/s",
         human_bytes(read),
@@ -97,8 +142,18 @@ fn progress_line(db: &str, read: u64, written: u64, rate: u64) -> String {
 
 /// sd-notify: READY at the start, a STATUS line per database, progress (which also extends a
 /// start timeout and pings the watchdog) while bytes flow, and the outcome.
-#[derive(Debug, Default)]
-pub struct Systemd;
+#[derive(Debug)]
+pub struct Systemd {
+    progress: Throttle,
+}
+
+impl Default for Systemd {
+    fn default() -> Self {
+        Systemd {
+            progress: Throttle::new(PROGRESS_EVERY),
+        }
+    }
+}
 
 impl Listener for Systemd {
     fn event(&self, event: &Event<'_>) {
@@ -112,7 +167,11 @@ impl Listener for Systemd {
                 read,
                 written,
                 rate,
-            } => notify::progress(&progress_line(db, *read, *written, *rate)),
+            } => {
+                if self.progress.due() {
+                    notify::progress(&progress_line(db, *read, *written, *rate));
+                }
+            }
             Event::RunFinished {
                 total,
                 failed: 0,

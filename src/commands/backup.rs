@@ -19,8 +19,10 @@ pub fn run(cfg: &Config, args: &BackupArgs, env: EnvFn) -> Result<()> {
             .is_some_and(|(v, _)| matches!(v.as_str(), "1" | "true" | "yes" | "on"));
     let recorder = Arc::new(Recorder::new(cfg));
     let job = Job::new(crate::signals::root().clone())
-        .listen(Arc::new(Journal))
-        .listen(Arc::new(Systemd))
+        // The terminal line first: it ends its line before the journal writes one.
+        .listen(Arc::new(crate::progress::BackupLine::default()))
+        .listen(Arc::new(Journal::default()))
+        .listen(Arc::new(Systemd::default()))
         .listen(recorder.clone());
     let request = Request {
         databases: &args.databases,

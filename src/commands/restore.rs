@@ -314,8 +314,8 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
         // In the safety directory: never the newest backup, never counted by retention.
         let local = crate::ops::safety_storage(cfg);
         let job = crate::job::Job::new(crate::signals::root().clone())
-            .listen(std::sync::Arc::new(crate::report::Journal))
-            .listen(std::sync::Arc::new(crate::report::Systemd));
+            .listen(std::sync::Arc::new(crate::report::Journal::default()))
+            .listen(std::sync::Arc::new(crate::report::Systemd::default()));
         let mut source = crate::source::PgDump::of(cfg, &tools, &dump_version, &db, &job.cancel);
         match backup_one(
             cfg,

@@ -24,8 +24,9 @@ use crate::source::{PgDump, Source};
 use crate::storage::{LocalStorage, Storage};
 use crate::text::human_age;
 
-/// How often progress goes to sd-notify and the debug log.
-const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// How often a running dump reports its progress to the job's listeners (each decides how
+/// often it passes it on: a terminal line redraws at once, sd-notify and the log every 5 s).
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// What happened to one database.
 #[derive(Debug)]

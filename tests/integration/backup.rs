@@ -301,3 +301,34 @@ fn stale_temp_files_and_orphans_are_cleaned_by_the_next_run() {
     assert!(files.contains(&"keep-me.txt".to_string()));
     assert_eq!(env.data_files("d").len(), 1);
 }
+
+/// On a terminal a backup shows a live line (bytes read and written, rate, elapsed) that ends
+/// at 100% before the "backup complete" line; off a terminal there is no such line.
+#[test]
+fn a_backup_on_a_terminal_shows_its_progress() {
+    let (env, _) = Scenario::new("bprog", "prog")
+        .sql("CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g + 1)::text) AS v FROM generate_series(1, 400000) g")
+        .build();
+    let pty = sh(&format!(
+        "script -qec \"'{}' --config '{}' backup 2>&1\" /dev/null",
+        env!("CARGO_BIN_EXE_pgbackup"),
+        env.config.display()
+    ));
+    assert!(pty.contains("backing up prog: "), "no progress line: {pty}");
+    assert!(
+        pty.contains(" read, ") && pty.contains(" written, "),
+        "{pty}"
+    );
+    let done = pty
+        .find("(100%)")
+        .unwrap_or_else(|| panic!("no final line: {pty}"));
+    let complete = pty.find("backup complete").unwrap();
+    assert!(
+        done < complete,
+        "the final line came after the log line: {pty}"
+    );
+    // Not a terminal: log lines only.
+    let r = env.run(&["backup", "--force"]);
+    r.expect_code(0);
+    assert!(!r.stderr.contains("backing up prog:"), "{}", r.stderr);
+}
