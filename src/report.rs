@@ -167,10 +167,8 @@ impl Listener for Systemd {
                 read,
                 written,
                 rate,
-            } => {
-                if self.progress.due() {
-                    notify::progress(&progress_line(db, *read, *written, *rate));
-                }
+            } if self.progress.due() => {
+                notify::progress(&progress_line(db, *read, *written, *rate));
             }
             Event::RunFinished {
                 total,
