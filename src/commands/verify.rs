@@ -230,26 +230,8 @@ fn select(cfg: &Config, args: &VerifyArgs, stores: &[S3Store]) -> Result<Vec<Ite
         );
         known.sort();
         known.dedup();
-        let unknown: Vec<&String> = args
-            .databases
-            .iter()
-            .filter(|d| !known.contains(d))
-            .collect();
-        if !unknown.is_empty() {
-            return Err(Error::Usage(format!(
-                "unknown database {}; configured or backed up: {}",
-                unknown
-                    .iter()
-                    .map(|d| format!("\"{d}\""))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
-                }
-            )));
-        }
+        let known: Vec<&str> = known.iter().map(String::as_str).collect();
+        crate::ops::check_known(&args.databases, &known, "configured or backed up")?;
     }
     let mut out = Vec::new();
     for db in &databases {

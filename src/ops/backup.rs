@@ -350,26 +350,8 @@ fn select(all: Vec<Database>, wanted: &[String]) -> Result<Vec<Database>> {
     if wanted.is_empty() {
         return Ok(all);
     }
-    let unknown: Vec<&String> = wanted
-        .iter()
-        .filter(|w| !all.iter().any(|d| d.name() == w.as_str()))
-        .collect();
-    if !unknown.is_empty() {
-        let known: Vec<&str> = all.iter().map(Database::name).collect();
-        return Err(Error::Usage(format!(
-            "unknown database {}; configured: {}",
-            unknown
-                .iter()
-                .map(|s| format!("\"{s}\""))
-                .collect::<Vec<_>>()
-                .join(", "),
-            if known.is_empty() {
-                "none".to_string()
-            } else {
-                known.join(", ")
-            }
-        )));
-    }
+    let known: Vec<&str> = all.iter().map(Database::name).collect();
+    super::check_known(wanted, &known, "configured")?;
     Ok(all
         .into_iter()
         .filter(|d| wanted.iter().any(|w| w == d.name()))

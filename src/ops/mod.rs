@@ -158,3 +158,25 @@ pub fn prune_safety(cfg: &Config, db: &str, keep: Option<&str>) -> Result<Vec<St
     }
     Ok(gone)
 }
+
+/// A usage error (2) for the names in `wanted` that are not in `known`, naming the known ones
+/// (`what` says what they are: "configured", "configured or backed up"); `Ok` when all are.
+pub fn check_known(wanted: &[String], known: &[&str], what: &str) -> Result<()> {
+    let unknown: Vec<String> = wanted
+        .iter()
+        .filter(|w| !known.contains(&w.as_str()))
+        .map(|w| format!("\"{w}\""))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(crate::error::Error::Usage(format!(
+        "unknown database {}; {what}: {}",
+        unknown.join(", "),
+        if known.is_empty() {
+            "none".to_string()
+        } else {
+            known.join(", ")
+        }
+    )))
+}
