@@ -48,7 +48,7 @@ pub enum Event<'a> {
         /// The run's size.
         total: usize,
     },
-    /// Bytes flow (every few seconds while a dump runs).
+    /// Bytes flow (about once a second while a dump runs).
     Progress {
         /// The database.
         db: &'a str,
