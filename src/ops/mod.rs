@@ -144,16 +144,16 @@ pub fn prune_safety(cfg: &Config, db: &str, keep: Option<&str>) -> Result<Vec<St
     }
     store.clean_incomplete(db)?;
     let limit = chrono::Utc::now() - chrono::Duration::days(i64::from(cfg.keep_safety_days));
+    let files = store.files(db)?;
+    let present: std::collections::HashSet<&str> = files.iter().map(|f| f.name.as_str()).collect();
     let mut gone = Vec::new();
-    for b in store.backups(db)? {
+    for b in crate::catalog::backups_in(db, &files) {
         let file = b.name.file_name();
         if keep == Some(file.as_str()) || b.name.timestamp >= limit {
             continue;
         }
-        // Data first: it stops being a backup at once.
-        for f in [file.clone(), b.name.sidecar_name(), b.name.manifest_name()] {
-            store.delete(&store.key_of(db, &f))?;
-        }
+        // As retention deletes: data first, so that it stops being a backup at once.
+        prune::delete_backup(&store, db, &b.name, &present)?;
         gone.push(file);
     }
     Ok(gone)

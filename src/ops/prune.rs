@@ -90,7 +90,7 @@ pub fn prune_storage(
 
 /// Delete one backup, data file first (so that it stops being a backup at once), then sidecar
 /// and manifest. Returns the lock date when a retention lock refused the data file.
-fn delete_backup(
+pub fn delete_backup(
     store: &dyn Storage,
     database: &str,
     name: &catalog::BackupName,
