@@ -6,6 +6,7 @@
 //! [`commands`], pure logic in [`catalog`], [`conninfo`] and [`config`], and everything that
 //! touches a child process in [`postgres`].
 
+pub mod archive;
 pub mod catalog;
 pub mod chain;
 pub mod cli;
