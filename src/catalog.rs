@@ -20,8 +20,9 @@ pub const MANIFEST_VERSION: u32 = 2;
 
 const TS_FORMAT: &str = "%Y%m%d_%H%M%S";
 
-/// The kinds of data file the catalog knows. The names of the formats to come (`.dump.gz`,
-/// `.dump.zst`, an `.age` suffix) are reserved so that names stay unambiguous.
+/// The kinds of data file the catalog knows: plain SQL (`.sql.*`) or a pg_dump custom archive
+/// (`.dump.*`), then the compression. The `.age` suffix to come is reserved so that names stay
+/// unambiguous.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Kind {
     /// Plain SQL, gzip.
@@ -30,6 +31,12 @@ pub enum Kind {
     /// Plain SQL, zstd.
     #[serde(rename = "sql.zst")]
     SqlZst,
+    /// A pg_dump custom archive, gzip.
+    #[serde(rename = "dump.gz")]
+    DumpGz,
+    /// A pg_dump custom archive, zstd.
+    #[serde(rename = "dump.zst")]
+    DumpZst,
 }
 
 impl Kind {
@@ -38,28 +45,59 @@ impl Kind {
         match self {
             Kind::SqlGz => "sql.gz",
             Kind::SqlZst => "sql.zst",
+            Kind::DumpGz => "dump.gz",
+            Kind::DumpZst => "dump.zst",
         }
     }
 
-    const ALL: [Kind; 2] = [Kind::SqlGz, Kind::SqlZst];
+    const ALL: [Kind; 4] = [Kind::SqlGz, Kind::SqlZst, Kind::DumpGz, Kind::DumpZst];
 
     /// The kind (and with it the name's suffix) a chain produces.
     pub fn of(chain: &Chain) -> Kind {
         match (chain.format, chain.compression) {
             (Format::Plain, Compression::Gzip { .. }) => Kind::SqlGz,
             (Format::Plain, Compression::Zstd { .. }) => Kind::SqlZst,
+            (Format::Custom, Compression::Gzip { .. }) => Kind::DumpGz,
+            (Format::Custom, Compression::Zstd { .. }) => Kind::DumpZst,
+        }
+    }
+
+    /// The kind a file of any name most likely is, by its suffix (a `pg_dump -Fc | zstd` file
+    /// of an old script named `app.dump.zst`): zstd for `.zst`, else gzip; a custom archive
+    /// for `.dump.*`, else plain SQL.
+    pub fn guess(file_name: &str) -> Kind {
+        let zstd = file_name.ends_with(".zst");
+        let custom = file_name
+            .rsplit_once('.')
+            .is_some_and(|(stem, _)| stem.ends_with(".dump"));
+        match (custom, zstd) {
+            (false, false) => Kind::SqlGz,
+            (false, true) => Kind::SqlZst,
+            (true, false) => Kind::DumpGz,
+            (true, true) => Kind::DumpZst,
         }
     }
 
     /// The chain a file's name implies, for a backup without a (readable) manifest.
     pub fn chain(self) -> Chain {
-        match self {
-            // The level does not matter to a reader.
-            Kind::SqlGz => Chain::plain_gzip(6),
-            Kind::SqlZst => Chain::plain(Compression::Zstd {
-                level: 3,
-                threads: 1,
-            }),
+        // The level does not matter to a reader.
+        let gzip = Compression::Gzip {
+            level: 6,
+            threads: 1,
+        };
+        let zstd = Compression::Zstd {
+            level: 3,
+            threads: 1,
+        };
+        let (format, compression) = match self {
+            Kind::SqlGz => (Format::Plain, gzip),
+            Kind::SqlZst => (Format::Plain, zstd),
+            Kind::DumpGz => (Format::Custom, gzip),
+            Kind::DumpZst => (Format::Custom, zstd),
+        };
+        Chain {
+            format,
+            compression,
         }
     }
 }

@@ -68,6 +68,10 @@ pub enum Format {
     /// pg_dump's plain SQL format: restored by psql; its COPY row counts and completion
     /// trailer are read in the stream.
     Plain,
+    /// pg_dump's custom archive (`-Fc -Z0`, compressed by the chain): restored by pg_restore,
+    /// in parallel and selectively; its structure and row counts are read in the stream
+    /// (`crate::archive`).
+    Custom,
 }
 
 impl Format {
@@ -75,6 +79,24 @@ impl Format {
     pub fn name(&self) -> &'static str {
         match self {
             Format::Plain => "plain",
+            Format::Custom => "custom",
+        }
+    }
+
+    /// The format a name (`[backup] format`, a manifest) stands for.
+    pub fn from_name(name: &str) -> Option<Format> {
+        match name {
+            "plain" => Some(Format::Plain),
+            "custom" => Some(Format::Custom),
+            _ => None,
+        }
+    }
+
+    /// A new observer of a stream in this format.
+    pub fn observer(&self) -> crate::pipeline::Observer {
+        match self {
+            Format::Plain => crate::pipeline::Observer::Plain(Default::default()),
+            Format::Custom => crate::pipeline::Observer::Custom(Default::default()),
         }
     }
 }
@@ -190,13 +212,10 @@ impl Chain {
         level: u32,
         threads: Option<u32>,
     ) -> Result<Chain, String> {
-        let format = match format {
-            "plain" => Format::Plain,
-            other => {
-                return Err(format!(
-                    "the dump format \"{other}\" is not known to this pgbackup"
-                ))
-            }
+        let Some(format) = Format::from_name(format) else {
+            return Err(format!(
+                "the dump format \"{format}\" is not known to this pgbackup"
+            ));
         };
         let compression = match algorithm {
             "gzip" => Compression::Gzip {

@@ -235,6 +235,22 @@ pub struct RestoreArgs {
     /// Skip ownership and privilege statements (for a server without the original roles)
     #[arg(long)]
     pub no_owner: bool,
+
+    /// Custom format: pg_restore jobs in parallel (default: the CPUs)
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub jobs: Option<u32>,
+
+    /// Custom format: restore only this schema (repeatable)
+    #[arg(long = "schema", value_name = "NAME")]
+    pub schemas: Vec<String>,
+
+    /// Custom format: restore only this table (repeatable; with its data)
+    #[arg(long = "table", value_name = "NAME")]
+    pub tables: Vec<String>,
+
+    /// Custom format: where the decompressed archive goes while pg_restore reads it (default: the backup root)
+    #[arg(long, value_name = "DIR")]
+    pub temp_dir: Option<std::path::PathBuf>,
 }
 
 /// `pgbackup list`.

@@ -102,10 +102,12 @@ pub enum Error {
     Dump(#[from] crate::postgres::DumpError),
 
     /// pg_dump exited 0 but the dump is not complete.
-    #[error("the dump of {db} ended without pg_dump's completion trailer although pg_dump exited 0; the backup was discarded (check the server log and pg-dump-args)")]
+    #[error("the dump of {db} is not whole although pg_dump exited 0: {why}; the backup was discarded (check the server log and pg-dump-args)")]
     Incomplete {
         /// Database.
         db: String,
+        /// What the format's observer found.
+        why: String,
     },
 
     /// A backup file is corrupt or incomplete.

@@ -12,8 +12,63 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use crate::catalog::TableRows;
-use crate::chain::Compression;
+use crate::chain::Chain;
 pub use crate::plain::DumpObserver;
+
+/// The observer of a stream in its format: it reads the stream as it passes, counts the rows
+/// of every table and says whether the stream is whole. Made by
+/// [`Format::observer`](crate::chain::Format::observer).
+#[derive(Debug)]
+pub enum Observer {
+    /// A plain SQL dump.
+    Plain(DumpObserver),
+    /// A custom-format archive.
+    Custom(crate::archive::ArchiveObserver),
+}
+
+impl Observer {
+    /// Feed the next chunk of the stream.
+    pub fn feed(&mut self, chunk: &[u8]) {
+        match self {
+            Observer::Plain(o) => o.feed(chunk),
+            Observer::Custom(o) => o.feed(chunk),
+        }
+    }
+
+    /// Why the stream so far is not whole; `None` when it is.
+    pub fn incomplete_reason(&self) -> Option<String> {
+        match self {
+            Observer::Plain(o) => (!o.is_complete()).then(|| {
+                "ended without pg_dump's completion trailer (the dump is incomplete or not a pg_dump plain dump)".to_string()
+            }),
+            Observer::Custom(o) => o.incomplete_reason(),
+        }
+    }
+
+    /// What the stream creates itself: `(extensions, schemas)`.
+    pub fn created(&self) -> (Vec<String>, Vec<String>) {
+        match self {
+            Observer::Plain(o) => o.created(),
+            Observer::Custom(o) => o.created(),
+        }
+    }
+
+    /// COPY blocks whose table name could not be read (plain dumps only).
+    pub fn unnamed_copies(&self) -> u64 {
+        match self {
+            Observer::Plain(o) => o.unnamed_copies(),
+            Observer::Custom(_) => 0,
+        }
+    }
+
+    /// Row counts of every table seen.
+    pub fn into_tables(self) -> Vec<TableRows> {
+        match self {
+            Observer::Plain(o) => o.into_tables(),
+            Observer::Custom(o) => o.into_tables(),
+        }
+    }
+}
 
 const BUF_SIZE: usize = 256 * 1024;
 
@@ -75,8 +130,9 @@ pub struct PipelineOutput {
     pub raw_bytes: u64,
     /// Row counts per table.
     pub tables: Vec<TableRows>,
-    /// Whether the completion trailer was seen at the end.
-    pub complete: bool,
+    /// Why the stream is not whole (no completion trailer, a truncated archive); `None`
+    /// when it is.
+    pub incomplete: Option<String>,
 }
 
 /// Where the pass failed: reading the dump, or writing the file.
@@ -88,18 +144,18 @@ pub enum PipelineError {
     Write(io::Error),
 }
 
-/// Stream `reader` through `compression` and SHA-256 into `out`.
+/// Stream `reader`, in `chain`'s format, through its compression and SHA-256 into `out`.
 /// `progress` is called about every `every` with the raw and compressed byte counts.
 pub fn run<R: Read, W: Write>(
     mut reader: R,
     out: W,
-    compression: Compression,
+    chain: Chain,
     every: Duration,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<(W, PipelineOutput), PipelineError> {
     let hashing = HashingWriter::new(io::BufWriter::with_capacity(BUF_SIZE, out));
-    let mut gz = crate::codec::encoder(compression, hashing).map_err(PipelineError::Write)?;
-    let mut observer = DumpObserver::default();
+    let mut gz = crate::codec::encoder(chain.compression, hashing).map_err(PipelineError::Write)?;
+    let mut observer = chain.format.observer();
     let mut buf = vec![0u8; BUF_SIZE];
     let mut raw: u64 = 0;
     let mut last = Instant::now();
@@ -123,7 +179,7 @@ pub fn run<R: Read, W: Write>(
     let out = buffered
         .into_inner()
         .map_err(|e| PipelineError::Write(e.into_error()))?;
-    let complete = observer.is_complete();
+    let incomplete = observer.incomplete_reason();
     Ok((
         out,
         PipelineOutput {
@@ -131,7 +187,7 @@ pub fn run<R: Read, W: Write>(
             compressed_bytes,
             raw_bytes: raw,
             tables: observer.into_tables(),
-            complete,
+            incomplete,
         },
     ))
 }
@@ -196,10 +252,7 @@ COPY s.big (a) FROM stdin;\n\\\\.\n\\.x\n3\n\\.\n\
         let (out, res) = run(
             data.as_bytes(),
             Vec::new(),
-            Compression::Gzip {
-                level: 6,
-                threads: 1,
-            },
+            Chain::plain_gzip(6),
             Duration::from_secs(3600),
             |_, _| {},
         )
@@ -214,6 +267,6 @@ COPY s.big (a) FROM stdin;\n\\\\.\n\\.x\n3\n\\.\n\
         assert_eq!(back, data);
         assert_eq!(res.tables.len(), 3000);
         assert_eq!(res.tables[3].rows, 2);
-        assert!(res.complete);
+        assert!(res.incomplete.is_none());
     }
 }

@@ -79,23 +79,32 @@ pub struct PgTools {
     pub pg_dump: PathBuf,
     /// psql.
     pub psql: PathBuf,
+    /// pg_restore (for custom-format backups).
+    pub pg_restore: PathBuf,
 }
 
 impl PgTools {
     /// `pg_dump` from `pg_dump_path` (else PATH); `psql` from `psql_path`, else beside a
-    /// configured pg_dump, else PATH.
+    /// configured pg_dump, else PATH; `pg_restore` beside a configured pg_dump, else PATH.
     pub fn new(pg_dump_path: Option<&Path>, psql_path: Option<&Path>) -> Self {
         let pg_dump = pg_dump_path
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("pg_dump"));
-        let psql = psql_path.map(Path::to_path_buf).unwrap_or_else(|| {
+        let beside = |program: &str| {
             pg_dump_path
                 .and_then(Path::parent)
-                .map(|d| d.join("psql"))
+                .map(|d| d.join(program))
                 .filter(|p| p.exists())
-                .unwrap_or_else(|| PathBuf::from("psql"))
-        });
-        PgTools { pg_dump, psql }
+                .unwrap_or_else(|| PathBuf::from(program))
+        };
+        let psql = psql_path
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| beside("psql"));
+        PgTools {
+            pg_dump,
+            psql,
+            pg_restore: beside("pg_restore"),
+        }
     }
 
     /// `pg_dump --version`, e.g. "15.18".
@@ -468,18 +477,23 @@ pub enum DumpError {
 }
 
 impl DumpProcess {
-    /// Start `pg_dump` (plain format) for `target` with `extra_args`.
+    /// Start `pg_dump` in `format` (a custom archive uncompressed: the chain compresses it)
+    /// for `target` with `extra_args`.
     pub fn spawn(
         tools: &PgTools,
         target: &Target,
+        format: crate::chain::Format,
         extra_args: &[String],
         timeout: Option<Duration>,
         cancel: &crate::run::Cancel,
     ) -> Result<(DumpProcess, ChildStdout), PgError> {
         let env = ClientEnv::new(target, "pg_dump", "pg-dump-path")?;
         let mut cmd = Command::new(&tools.pg_dump);
-        cmd.arg("--format=plain")
-            .arg("--no-password")
+        match format {
+            crate::chain::Format::Plain => cmd.arg("--format=plain"),
+            crate::chain::Format::Custom => cmd.args(["--format=custom", "--compress=0"]),
+        };
+        cmd.arg("--no-password")
             .args(extra_args)
             .arg(dbname_arg(&target.conn))
             .stdout(Stdio::piped())
@@ -652,6 +666,9 @@ fn collect_stderr(stderr: std::process::ChildStderr, label: String) -> JoinHandl
     std::thread::spawn(move || {
         let mut kept = std::collections::VecDeque::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.trim().is_empty() {
+                continue;
+            }
             crate::log::warn(&format!("{label}: {line}"));
             if kept.len() == STDERR_KEEP {
                 kept.pop_front();
@@ -879,6 +896,135 @@ pub fn restore_plain(
         });
     }
     Ok((read_so_far.get(), raw))
+}
+
+/// Options of a restore of a custom archive through pg_restore.
+#[derive(Debug, Clone, Copy)]
+pub struct ArchiveRestore<'a> {
+    /// Parallel jobs (`pg_restore -j`; 1 with `single_transaction`).
+    pub jobs: u32,
+    /// Skip ownership and privileges (`--no-owner --no-privileges`).
+    pub no_owner: bool,
+    /// One transaction (`--single-transaction`; pg_restore then runs one job).
+    pub single_transaction: bool,
+    /// Only these schemas (`--schema`), when any.
+    pub schemas: &'a [String],
+    /// Only these tables (`--table`), when any.
+    pub tables: &'a [String],
+    /// Stop pg_restore after this long.
+    pub timeout: Option<Duration>,
+}
+
+/// Restore the uncompressed custom archive at `archive` (a seekable file: pg_restore -j reads
+/// its data blocks in any order) into `target`, stopping at the first error.
+pub fn restore_archive(
+    tools: &PgTools,
+    target: &Target,
+    archive: &Path,
+    opts: ArchiveRestore<'_>,
+    cancel: &crate::run::Cancel,
+) -> Result<(), RestoreError> {
+    let env = ClientEnv::new(target, "pg_restore", "pg-restore-path")?;
+    let mut cmd = Command::new(&tools.pg_restore);
+    cmd.args(["--no-password", "--exit-on-error", "--format=custom"]);
+    if opts.single_transaction {
+        cmd.arg("--single-transaction");
+    } else {
+        cmd.arg(format!("--jobs={}", opts.jobs.max(1)));
+    }
+    if opts.no_owner {
+        cmd.args(["--no-owner", "--no-privileges"]);
+    }
+    if !(opts.schemas.is_empty() && opts.tables.is_empty()) {
+        cmd.arg("--strict-names");
+    }
+    for s in opts.schemas {
+        cmd.arg(format!("--schema={s}"));
+    }
+    for t in opts.tables {
+        cmd.arg(format!("--table={t}"));
+    }
+    cmd.arg(dbname_arg(&target.conn)).arg(archive);
+    env.apply(&mut cmd);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd.spawn().map_err(|source| PgError::Spawn {
+        program: tools.pg_restore.display().to_string(),
+        key: "pg-restore-path",
+        source,
+    })?;
+    cancel.register(child.id());
+    let watchdog = opts.timeout.map(|limit| Watchdog::start(child.id(), limit));
+    let stderr = collect_stderr(
+        child.stderr.take().expect("stderr was piped above"),
+        format!("pg_restore {}", target.name),
+    );
+    let pid = child.id();
+    let status = cancel.reap(pid, || child.wait());
+    let timed_out = watchdog.is_some_and(Watchdog::stop);
+    let lines = stderr.join().unwrap_or_default();
+    if timed_out {
+        return Err(RestoreError::Timeout {
+            db: target.name.clone(),
+            secs: opts.timeout.map(|d| d.as_secs()).unwrap_or(0),
+        });
+    }
+    let status = status.map_err(|e| RestoreError::Sql {
+        db: target.name.clone(),
+        detail: format!("waiting for pg_restore failed: {e}"),
+        line: None,
+        privilege: false,
+    })?;
+    if status.success() {
+        return Ok(());
+    }
+    let text = env.scrub(&lines.join("\n"));
+    let (detail, hint, is_connect) = classify(&text);
+    if is_connect {
+        return Err(PgError::Connect {
+            db: target.name.clone(),
+            target: target.conn.masked().to_string(),
+            detail,
+            hint,
+        }
+        .into());
+    }
+    // "pg_restore: error: could not execute query: ERROR:  ...", then "Command was: ...".
+    let shown: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("pg_restore: warning:"))
+        .map(|l| {
+            let l = l
+                .trim_start_matches("pg_restore: ")
+                .trim_start_matches("error: ");
+            let mut c: String = l.chars().take(300).collect();
+            if l.chars().count() > 300 {
+                c.push_str(" ...");
+            }
+            crate::text::escape_control(&c)
+        })
+        .take(8)
+        .collect();
+    let detail = if shown.is_empty() {
+        describe_status(status)
+    } else {
+        shown.join(" | ")
+    };
+    let lower = detail.to_lowercase();
+    let privilege = lower.contains("permission denied")
+        || lower.contains("must be owner")
+        || lower.contains("must be superuser")
+        || lower.contains("must be a member of role")
+        || lower.contains("only superuser");
+    Err(RestoreError::Sql {
+        db: target.name.clone(),
+        detail,
+        line: None,
+        privilege,
+    })
 }
 
 /// Lines `n-2..=n+2` of the (gzip) dump at `data`, numbered, each cut at 200 characters and

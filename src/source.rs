@@ -45,14 +45,15 @@ pub trait Source {
     /// Stop producing now (writing the stream failed); `finish` is still called.
     fn kill(&mut self);
 
-    /// Judge the end: the producer's exit status and messages, and `complete`, whether the
-    /// format's observer saw a whole stream (pg_dump's completion trailer).
-    fn finish(&mut self, complete: bool) -> Result<()>;
+    /// Judge the end: the producer's exit status and messages, and `incomplete`, why the
+    /// format's observer did not see a whole stream (`None`: it did).
+    fn finish(&mut self, incomplete: Option<String>) -> Result<()>;
 }
 
-/// `pg_dump --format=plain` of one database.
+/// `pg_dump` of one database, in the plain or the custom format.
 #[derive(Debug)]
 pub struct PgDump<'a> {
+    format: Format,
     tools: &'a PgTools,
     version: &'a str,
     target: &'a Target,
@@ -63,8 +64,8 @@ pub struct PgDump<'a> {
 }
 
 impl<'a> PgDump<'a> {
-    /// The dump of a configured database: its target and extra arguments, the configured time
-    /// limit, for the job `cancel`.
+    /// The dump of a configured database: its target and extra arguments, the configured
+    /// format and time limit, for the job `cancel`.
     pub fn of(
         cfg: &Config,
         tools: &'a PgTools,
@@ -80,6 +81,12 @@ impl<'a> PgDump<'a> {
             cfg.dump_timeout,
             cancel,
         )
+        .in_format(cfg.format)
+    }
+
+    /// The same dump in `format`.
+    pub fn in_format(self, format: Format) -> Self {
+        PgDump { format, ..self }
     }
 
     /// A dump of `target` by the pg_dump of `tools` (its `--version` is `version`), with the
@@ -93,6 +100,7 @@ impl<'a> PgDump<'a> {
         cancel: &'a crate::run::Cancel,
     ) -> Self {
         PgDump {
+            format: Format::Plain,
             tools,
             version,
             target,
@@ -106,7 +114,7 @@ impl<'a> PgDump<'a> {
 
 impl Source for PgDump<'_> {
     fn format(&self) -> Format {
-        Format::Plain
+        self.format
     }
 
     fn origin(&self) -> Origin {
@@ -148,6 +156,7 @@ impl Source for PgDump<'_> {
         let (process, stdout) = DumpProcess::spawn(
             self.tools,
             self.target,
+            self.format,
             self.extra_args,
             self.timeout,
             self.cancel,
@@ -162,13 +171,14 @@ impl Source for PgDump<'_> {
         }
     }
 
-    fn finish(&mut self, complete: bool) -> Result<()> {
+    fn finish(&mut self, incomplete: Option<String>) -> Result<()> {
         if let Some(p) = self.process.take() {
             p.finish(self.timeout.map(|d| d.as_secs()).unwrap_or(0))?;
         }
-        if !complete {
+        if let Some(why) = incomplete {
             return Err(Error::Incomplete {
                 db: self.target.name.clone(),
+                why,
             });
         }
         Ok(())
@@ -219,7 +229,7 @@ impl Source for ScriptedSource {
         self.killed = true;
     }
 
-    fn finish(&mut self, complete: bool) -> Result<()> {
+    fn finish(&mut self, incomplete: Option<String>) -> Result<()> {
         if let Some(detail) = &self.fails_with {
             return Err(Error::Dump(DumpError::Failed {
                 db: self.name.clone(),
@@ -227,9 +237,10 @@ impl Source for ScriptedSource {
                 detail: detail.clone(),
             }));
         }
-        if !complete {
+        if let Some(why) = incomplete {
             return Err(Error::Incomplete {
                 db: self.name.clone(),
+                why,
             });
         }
         Ok(())

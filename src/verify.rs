@@ -4,14 +4,14 @@
 //! manifest are compared with what was found.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use crate::catalog::{self, BackupName, Check, Manifest, TableRows};
 use crate::chain::Chain;
-use crate::pipeline::{hex, DumpObserver};
+use crate::pipeline::hex;
 
 const BUF_SIZE: usize = 256 * 1024;
 
@@ -113,6 +113,9 @@ pub struct Integrity {
     pub unnamed_copies: u64,
     /// The chain the file was read with (none when it is one this version does not know).
     pub chain: Option<Chain>,
+    /// Writing the decompressed stream to [`Subject::extract`] failed (full disk): the copy is
+    /// not whole, whatever the checks say.
+    pub extract_error: Option<io::Error>,
 }
 
 impl Integrity {
@@ -191,6 +194,9 @@ pub struct Subject<'a> {
     pub manifest: Result<Option<Manifest>, String>,
     /// The data, streamed.
     pub data: Box<dyn Read + 'a>,
+    /// Where a copy of the decompressed stream goes as it is checked (a custom archive that
+    /// pg_restore reads from a seekable file), if anywhere.
+    pub extract: Option<&'a mut dyn Write>,
 }
 
 impl std::fmt::Debug for Subject<'_> {
@@ -198,6 +204,22 @@ impl std::fmt::Debug for Subject<'_> {
         f.debug_struct("Subject")
             .field("file_name", &self.file_name)
             .finish_non_exhaustive()
+    }
+}
+
+/// The chain a backup was written through: what its manifest records, else what its name
+/// says (our names, or the suffix of another's: `app.dump.zst`). An error for a chain this
+/// version does not know.
+pub fn chain_of(
+    file_name: &str,
+    manifest: &Result<Option<Manifest>, String>,
+) -> Result<Chain, String> {
+    match manifest {
+        Ok(Some(m)) => m.chain(),
+        _ => Ok(BackupName::parse(file_name)
+            .map(|n| n.kind)
+            .unwrap_or_else(|| crate::catalog::Kind::guess(file_name))
+            .chain()),
     }
 }
 
@@ -217,6 +239,33 @@ pub fn check_integrity(files: &BackupFiles, progress: impl FnMut(u64)) -> io::Re
         sidecar,
         manifest: files.manifest_state(),
         data: Box::new(File::open(&files.data)?),
+        extract: None,
+    };
+    check_subject(subject, progress)
+}
+
+/// Check one local backup as [`check_integrity`] does, writing its decompressed stream to
+/// `extract` in the same pass (see [`Integrity::extract_error`]).
+pub fn check_integrity_extracting(
+    files: &BackupFiles,
+    extract: &mut dyn Write,
+    progress: impl FnMut(u64),
+) -> io::Result<Integrity> {
+    let sidecar = read_regular(&files.sidecar, 64 << 10);
+    if !std::fs::metadata(&files.data)?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (a FIFO, device or directory)",
+        ));
+    }
+    let subject = Subject {
+        file_name: files.file_name(),
+        name: files.name.clone(),
+        sidecar_at: files.sidecar.display().to_string(),
+        sidecar,
+        manifest: files.manifest_state(),
+        data: Box::new(File::open(&files.data)?),
+        extract: Some(extract),
     };
     check_subject(subject, progress)
 }
@@ -268,6 +317,7 @@ pub fn check_stored(
         sidecar,
         manifest,
         data,
+        extract: None,
     };
     transfers.start(&file_name, size);
     let mut read = 0;
@@ -336,14 +386,7 @@ pub fn check_subject(subject: Subject<'_>, mut progress: impl FnMut(u64)) -> io:
 
     // The read side is built from the chain the manifest records (else the name's kind). A
     // chain this version does not know is a failed check, never a guess.
-    let chain = match &subject.manifest {
-        Ok(Some(m)) => m.chain(),
-        _ => Ok(subject
-            .name
-            .as_ref()
-            .map(|n| n.kind.chain())
-            .unwrap_or(Chain::plain_gzip(6))),
-    };
+    let chain = chain_of(&subject.file_name, &subject.manifest);
     let chain = match chain {
         Ok(c) => c,
         Err(e) => {
@@ -366,9 +409,11 @@ pub fn check_subject(subject: Subject<'_>, mut progress: impl FnMut(u64)) -> io:
         bytes: 0,
         failed: None,
     };
-    let mut observer = DumpObserver::default();
+    let mut observer = chain.format.observer();
     let mut raw: u64 = 0;
     let mut buf = vec![0u8; BUF_SIZE];
+    let mut extract = subject.extract;
+    let mut extract_error = None;
     let gzip_error = {
         let (counted, read_so_far) = crate::codec::Counted::new(&mut hashing);
         let mut gz = crate::codec::decoder(chain.compression, counted);
@@ -377,6 +422,12 @@ pub fn check_subject(subject: Subject<'_>, mut progress: impl FnMut(u64)) -> io:
                 Ok(0) => break None,
                 Ok(n) => {
                     observer.feed(&buf[..n]);
+                    if let Some(out) = extract.as_mut() {
+                        if let Err(e) = out.write_all(&buf[..n]) {
+                            extract_error = Some(e);
+                            extract = None;
+                        }
+                    }
                     raw += n as u64;
                     progress(read_so_far.get());
                 }
@@ -415,18 +466,18 @@ pub fn check_subject(subject: Subject<'_>, mut progress: impl FnMut(u64)) -> io:
         )),
     }
     if gzip_error.is_none() {
-        if observer.is_complete() {
-            checks.push(check(
+        match (observer.incomplete_reason(), chain.format) {
+            (None, crate::chain::Format::Plain) => checks.push(check(
                 "complete",
                 true,
                 "pg_dump completion trailer present",
-            ));
-        } else {
-            checks.push(check(
+            )),
+            (None, crate::chain::Format::Custom) => checks.push(check(
                 "complete",
-                false,
-                "no pg_dump completion trailer: the dump is incomplete or not a pg_dump plain dump",
-            ));
+                true,
+                "custom archive whole: every data block of its table of contents present",
+            )),
+            (Some(why), _) => checks.push(check("complete", false, why)),
         }
     }
 
@@ -477,6 +528,7 @@ pub fn check_subject(subject: Subject<'_>, mut progress: impl FnMut(u64)) -> io:
         created_schemas,
         unnamed_copies,
         tables: observer.into_tables(),
+        extract_error,
     })
 }
 

@@ -72,6 +72,10 @@ complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l db -d 'The
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l backup -d 'A backup by name (e.g. clara_20261123_020013.sql.gz)' -r
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l file -d 'A backup file by path (its .sha256 sidecar must sit beside it)' -r -F
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l target -d 'Restore into this database instead (libpq URI or keyword string); the original stays untouched' -r
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -s j -l jobs -d 'Custom format: pg_restore jobs in parallel (default: the CPUs)' -r
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l schema -d 'Custom format: restore only this schema (repeatable)' -r
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l table -d 'Custom format: restore only this table (repeatable; with its data)' -r
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l temp-dir -d 'Custom format: where the decompressed archive goes while pg_restore reads it (default: the backup root)' -r -F
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -s c -l config -d 'Config file [default: $PGBACKUP_CONFIG, else /etc/pgbackup/pgbackup.toml]' -r -F
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l latest -d 'The latest backup of --db'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l create -d 'Create the target database if it does not exist'

@@ -20,10 +20,15 @@ pub fn run(path: Option<&Path>, cmd: &ConfigCommand, env: EnvFn) -> Result<()> {
         ConfigCommand::Check => {
             let mut problems = ConfigProblems::default();
             let tools = cfg.tools();
-            for (key, prog) in [
+            let mut programs = vec![
                 ("backup.pg-dump-path", &tools.pg_dump),
                 ("backup.psql-path", &tools.psql),
-            ] {
+            ];
+            // Custom-format backups are restored (and test-restored) by pg_restore.
+            if cfg.format == crate::chain::Format::Custom {
+                programs.push(("backup.pg-restore-path", &tools.pg_restore));
+            }
+            for (key, prog) in programs {
                 let mut cmd = std::process::Command::new(prog);
                 crate::postgres::clean_env(&mut cmd);
                 let ok = cmd

@@ -23,6 +23,13 @@ pub struct ListRow {
     pub timestamp: String,
     /// Data file size.
     pub size_bytes: u64,
+    /// The dump format: "plain" (SQL, restored by psql) or "custom" (pg_restore).
+    pub format: &'static str,
+    /// The compression: "gzip" or "zstd".
+    pub compression: &'static str,
+    /// The compression level, from the manifest (when read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression_level: Option<u32>,
     /// Whether the `.sha256` sidecar exists.
     pub checksum: bool,
     /// Whether it counts as a backup (data file and sidecar present).
@@ -58,7 +65,11 @@ impl ListRow {
             .flatten();
         let file = b.name.file_name();
         let last = manifest.as_ref().and_then(|m| m.verifications.last());
+        let chain = b.name.kind.chain();
         ListRow {
+            format: chain.format.name(),
+            compression: chain.compression.name(),
+            compression_level: manifest.as_ref().map(|m| m.compression_level),
             last_verify_at: last.map(|v| v.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
             last_verify_ok: last.map(|v| v.ok),
             manifest_read: manifest.is_some(),
@@ -196,6 +207,7 @@ fn print_rows(cfg: &Config, args: &ListArgs, rows: &[ListRow]) -> Result<()> {
         "DATABASE".to_string(),
         "TIME (UTC)".to_string(),
         "SIZE".to_string(),
+        "FORMAT".to_string(),
         "SIDECAR".to_string(),
         "VERIFIED".to_string(),
         "WHERE".to_string(),
@@ -209,6 +221,10 @@ fn print_rows(cfg: &Config, args: &ListArgs, rows: &[ListRow]) -> Result<()> {
                 .trim_end_matches('Z')
                 .to_string(),
             human_bytes(r.size_bytes),
+            match r.compression_level {
+                Some(l) => format!("{} {}-{l}", r.format, r.compression),
+                None => format!("{} {}", r.format, r.compression),
+            },
             if r.checksum {
                 "present"
             } else {

@@ -20,7 +20,7 @@ use crate::ops::catalog::{backups_of, Located, Place, Which};
 use crate::ops::fetch::{fetch_backup, resolve_backup, resolve_or_fetch, Fetched};
 use crate::postgres::{quote_ident, quote_literal, Psql, RestoreOptions, Target};
 use crate::storage::{LocalStorage, Storage};
-use crate::verify::{check_integrity, BackupFiles};
+use crate::verify::BackupFiles;
 use crate::{log, notify};
 
 fn stdin_is_terminal() -> bool {
@@ -53,13 +53,84 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
     let files = choose(cfg, args, &mut fetched)?;
     let file_name = files.file_name();
 
-    // 1. Verify before anything else.
+    // 1. Verify before anything else (a custom archive is decompressed for pg_restore in the
+    //    same pass).
+    let temp_root = match &args.temp_dir {
+        Some(d) => d.clone(),
+        None if cfg.local_dir.is_dir() => cfg.local_dir.clone(),
+        None => std::env::temp_dir(),
+    };
     log::info(&format!("verifying {file_name} before restoring it"));
-    let integrity = check_integrity(&files, |_| {}).map_err(|source| Error::Input {
-        what: "backup file",
-        path: files.data.clone(),
-        source,
-    })?;
+    let (integrity, extracted) =
+        crate::ops::extract::check_for_restore(&files, &temp_root, |_| {})?;
+    let custom = integrity
+        .chain
+        .is_some_and(|c| c.format == crate::chain::Format::Custom);
+    let selective = !(args.schemas.is_empty() && args.tables.is_empty());
+    if !custom && selective {
+        return Err(Error::Usage(format!(
+            "--schema and --table need a custom-format backup (pg_restore picks from its table of contents); {file_name} is plain SQL (set [backup] format = \"custom\" for backups to come)"
+        )));
+    }
+    // A selective restore names what the archive holds (pg_restore would restore nothing, and
+    // say nothing), and creates the schemas of what it restores, which pg_restore does not.
+    let mut selected_schemas: Vec<String> = Vec::new();
+    if custom && selective {
+        let in_schema =
+            |t: &&catalog::TableRows| args.schemas.is_empty() || args.schemas.contains(&t.schema);
+        for s in &args.schemas {
+            if !integrity.tables.iter().any(|t| &t.schema == s)
+                && !integrity.created_schemas.contains(s)
+            {
+                let mut known: Vec<&str> =
+                    integrity.tables.iter().map(|t| t.schema.as_str()).collect();
+                known.sort();
+                known.dedup();
+                return Err(Error::Usage(format!(
+                    "{file_name} holds no schema \"{s}\"; its schemas with tables: {} (nothing was changed)",
+                    known.join(", ")
+                )));
+            }
+        }
+        for name in &args.tables {
+            if !integrity
+                .tables
+                .iter()
+                .filter(in_schema)
+                .any(|t| &t.table == name)
+            {
+                let known: Vec<String> = integrity
+                    .tables
+                    .iter()
+                    .filter(in_schema)
+                    .map(|t| format!("{}.{}", t.schema, t.table))
+                    .take(20)
+                    .collect();
+                return Err(Error::Usage(format!(
+                    "{file_name} holds no table \"{name}\"{}; its tables include: {} (nothing was changed)",
+                    if args.schemas.is_empty() { String::new() } else { format!(" in schema {}", args.schemas.join(", ")) },
+                    known.join(", ")
+                )));
+            }
+        }
+        selected_schemas = args.schemas.clone();
+        for t in integrity.tables.iter().filter(in_schema) {
+            if args.tables.contains(&t.table) && !selected_schemas.contains(&t.schema) {
+                selected_schemas.push(t.schema.clone());
+            }
+        }
+    }
+    if !custom && args.jobs.is_some() {
+        log::warn(
+            "--jobs applies to custom-format backups; a plain SQL dump is restored by one psql",
+        );
+    }
+    let jobs = if args.single_transaction {
+        1
+    } else {
+        args.jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32))
+    };
     // Only the sidecar may be missing, and only when asked for: the decompression and the
     // completion trailer are checked whatever happens.
     let sidecar_missing = integrity
@@ -228,6 +299,26 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
     if args.no_owner {
         plan.push_str("  ownership and privilege statements are skipped (--no-owner)\n");
     }
+    if let Some(x) = &extracted {
+        plan.push_str(&format!(
+            "  pg_restore with {jobs} job{} reads the checked, decompressed archive ({}, in {}; removed afterwards)\n",
+            if jobs == 1 { "" } else { "s" },
+            human_bytes(integrity.raw_bytes),
+            x.path.parent().unwrap_or(&temp_root).display()
+        ));
+    }
+    if !args.schemas.is_empty() {
+        plan.push_str(&format!("  only schema(s): {}\n", args.schemas.join(", ")));
+    }
+    if !args.tables.is_empty() {
+        plan.push_str(&format!("  only table(s): {}\n", args.tables.join(", ")));
+    }
+    if !selected_schemas.is_empty() {
+        plan.push_str(&format!(
+            "  schema(s) created first where missing (pg_restore creates only what is selected): {}\n",
+            selected_schemas.join(", ")
+        ));
+    }
     // What the plain dump does not carry, applied when the restore (re)creates the database.
     let props = integrity
         .manifest
@@ -358,6 +449,12 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
             Psql::new(&tools, &target).query(&sql)?;
         }
     }
+    for schema in &selected_schemas {
+        Psql::new(&tools, &target).query(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {}",
+            quote_ident(schema)
+        ))?;
+    }
 
     // 6. Stream it in.
     let total = std::fs::metadata(&files.data).map(|m| m.len()).unwrap_or(0);
@@ -372,44 +469,67 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
     let compression = integrity.compression().ok_or_else(|| {
         Error::Corrupt(format!("{file_name}: a chain this pgbackup does not know"))
     })?;
-    let (_, raw) = crate::postgres::restore_plain(
-        &tools,
-        &target,
-        &files.data,
-        RestoreOptions {
-            no_owner: args.no_owner,
-            single_transaction: args.single_transaction,
-            timeout: None,
-            compression,
-        },
-        crate::signals::root(),
-        every,
-        |read, raw| {
-            let rate = raw as f64 / started.elapsed().as_secs_f64().max(0.001);
-            let pct = (read * 100).checked_div(total).unwrap_or(0);
-            let msg = format!(
-                "restoring {target_db}: {pct}% ({} of {} read, {} restored, {}/s)",
-                human_bytes(read),
-                human_bytes(total),
-                human_bytes(raw),
-                human_bytes(rate as u64)
-            );
-            notify::status(&msg);
+    let raw = if let Some(x) = &extracted {
+        let msg = format!("restoring {target_db} with pg_restore ({jobs} job(s))");
+        notify::status(&msg);
+        log::info(&msg);
+        crate::postgres::restore_archive(
+            &tools,
+            &target,
+            &x.path,
+            crate::postgres::ArchiveRestore {
+                jobs,
+                no_owner: args.no_owner,
+                single_transaction: args.single_transaction,
+                schemas: &args.schemas,
+                tables: &args.tables,
+                timeout: None,
+            },
+            crate::signals::root(),
+        )?;
+        integrity.raw_bytes
+    } else {
+        let (_, raw) = crate::postgres::restore_plain(
+            &tools,
+            &target,
+            &files.data,
+            RestoreOptions {
+                no_owner: args.no_owner,
+                single_transaction: args.single_transaction,
+                timeout: None,
+                compression,
+            },
+            crate::signals::root(),
+            every,
+            |read, raw| {
+                let rate = raw as f64 / started.elapsed().as_secs_f64().max(0.001);
+                let pct = (read * 100).checked_div(total).unwrap_or(0);
+                let msg = format!(
+                    "restoring {target_db}: {pct}% ({} of {} read, {} restored, {}/s)",
+                    human_bytes(read),
+                    human_bytes(total),
+                    human_bytes(raw),
+                    human_bytes(rate as u64)
+                );
+                notify::status(&msg);
+                if tty {
+                    eprint!("\r{msg}   ");
+                } else {
+                    log::info(&msg);
+                }
+            },
+        )
+        .inspect_err(|_| {
             if tty {
-                eprint!("\r{msg}   ");
-            } else {
-                log::info(&msg);
+                eprintln!();
             }
-        },
-    )
-    .inspect_err(|_| {
+        })?;
         if tty {
             eprintln!();
         }
-    })?;
-    if tty {
-        eprintln!();
-    }
+        raw
+    };
+    drop(extracted);
     if let Some(sig) = crate::signals::interrupted() {
         return Err(Error::Interrupted(sig));
     }

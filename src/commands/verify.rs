@@ -352,7 +352,28 @@ fn verify_one(
             ));
         }
     };
+    // A test restore of a custom archive reads it decompressed: the check writes that copy.
+    let mut extracted = None;
     let checked = match subject {
+        Subject::Files(files) if test_restore => {
+            let root = if cfg.local_dir.is_dir() {
+                cfg.local_dir.clone()
+            } else {
+                std::env::temp_dir()
+            };
+            crate::ops::extract::check_for_restore(files, &root, status)
+                .map(|(i, x)| {
+                    extracted = x;
+                    i
+                })
+                .map_err(|e| match e {
+                    Error::Input { source, .. } => (
+                        format!("cannot read {}: {source}", files.data.display()),
+                        EXIT_DATAERR,
+                    ),
+                    e => (e.to_string(), e.exit_code()),
+                })
+        }
         Subject::Files(files) => check_integrity(files, status).map_err(|e| {
             (
                 format!("cannot read {}: {e}", files.data.display()),
@@ -394,7 +415,16 @@ fn verify_one(
         code = EXIT_DATAERR;
     } else if let (true, Subject::Files(files)) = (test_restore, subject) {
         let restore_started = Instant::now();
-        let (check, c) = test_restore_check(cfg, tools, files, &database, &integrity, keep_scratch);
+        let (check, c) = test_restore_check(
+            cfg,
+            tools,
+            files,
+            extracted.as_ref().map(|x| x.path.as_path()),
+            &database,
+            &integrity,
+            keep_scratch,
+        );
+        drop(extracted.take());
         if check.ok {
             test_restore_secs = Some(restore_started.elapsed().as_secs_f64());
         }
@@ -623,6 +653,7 @@ fn test_restore_check(
     cfg: &Config,
     tools: &PgTools,
     files: &BackupFiles,
+    archive: Option<&Path>,
     database: &str,
     integrity: &crate::verify::Integrity,
     keep: bool,
@@ -696,26 +727,49 @@ fn test_restore_check(
     let Some(compression) = integrity.compression() else {
         return fail("a chain this pgbackup does not know".into(), EXIT_DATAERR);
     };
-    let restored = crate::postgres::restore_plain(
-        tools,
-        &target,
-        &files.data,
-        RestoreOptions {
-            no_owner: true,
-            single_transaction: false,
-            timeout: cfg.verify_restore_timeout,
-            compression,
-        },
-        crate::signals::root(),
-        Duration::from_secs(10),
-        |_, raw| {
-            notify::status(&format!(
-                "test restore of {}: {} restored",
-                files.file_name(),
-                super::human_bytes(raw)
-            ))
-        },
-    );
+    let restored = if let Some(archive) = archive {
+        let jobs = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        notify::status(&format!(
+            "test restore of {}: pg_restore with {jobs} job(s)",
+            files.file_name()
+        ));
+        crate::postgres::restore_archive(
+            tools,
+            &target,
+            archive,
+            crate::postgres::ArchiveRestore {
+                jobs,
+                no_owner: true,
+                single_transaction: false,
+                schemas: &[],
+                tables: &[],
+                timeout: cfg.verify_restore_timeout,
+            },
+            crate::signals::root(),
+        )
+    } else {
+        crate::postgres::restore_plain(
+            tools,
+            &target,
+            &files.data,
+            RestoreOptions {
+                no_owner: true,
+                single_transaction: false,
+                timeout: cfg.verify_restore_timeout,
+                compression,
+            },
+            crate::signals::root(),
+            Duration::from_secs(10),
+            |_, raw| {
+                notify::status(&format!(
+                    "test restore of {}: {} restored",
+                    files.file_name(),
+                    super::human_bytes(raw)
+                ))
+            },
+        )
+        .map(|_| ())
+    };
     match restored {
         Ok(_) => {}
         Err(RestoreError::Pg(e @ PgError::Connect { .. })) => {

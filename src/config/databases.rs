@@ -227,8 +227,8 @@ pub(super) fn databases(
 }
 
 /// Why a `pg-dump-args` entry cannot work (checked at `config check`, not found at 02:00):
-/// pgbackup reads pg_dump's standard output as a plain dump, compresses it itself and connects
-/// with the database's `url`.
+/// pgbackup chooses pg_dump's format itself (`[backup] format`), reads its standard output,
+/// compresses it itself and connects with the database's `url`.
 fn pg_dump_arg_problem(arg: &str) -> Option<&'static str> {
     let (name, value) = match arg.split_once('=') {
         Some((n, v)) if n.starts_with("--") => (n, Some(v)),
@@ -241,7 +241,7 @@ fn pg_dump_arg_problem(arg: &str) -> Option<&'static str> {
     if short("-F") || long("--format") {
         let v = value.unwrap_or(name.get(2..).unwrap_or_default());
         return (!matches!(v, "p" | "plain")).then_some(
-            "changes pg_dump's output format; pgbackup reads a plain dump (set [backup] format when other formats arrive)",
+            "sets pg_dump's output format; set [backup] format (\"plain\" or \"custom\") instead",
         );
     }
     if short("-f") || long("--file") {

@@ -91,6 +91,11 @@ pub const TABLE: &[EnvRow] = &[
         "`local-dir` (`BACKUP_LOCAL_DIR` wins)",
     ),
     row(
+        "backup.format",
+        &["BACKUP_FORMAT"],
+        "`format` (`plain`/`custom`)",
+    ),
+    row(
         "backup.compression",
         &["BACKUP_COMPRESSION"],
         "`compression` (`gzip`/`zstd`)",

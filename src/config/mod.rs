@@ -186,6 +186,8 @@ pub struct S3File {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct BackupFile {
+    /// `plain` (default: SQL for psql) or `custom` (pg_dump's archive for pg_restore).
+    pub format: Option<String>,
     /// `gzip` (default) or `zstd`.
     pub compression: Option<String>,
     /// gzip level 1-9 (default 6), zstd 1-19 (default 3).
@@ -200,6 +202,8 @@ pub struct BackupFile {
     pub pg_dump_path: Option<PathBuf>,
     /// psql binary.
     pub psql_path: Option<PathBuf>,
+    /// pg_restore binary (default: beside pg-dump-path, else from PATH).
+    pub pg_restore_path: Option<PathBuf>,
 }
 
 /// One `[[database]]`.
@@ -260,6 +264,8 @@ pub struct Config {
     pub compression_level: u32,
     /// The compressor, its level and threads.
     pub compression: crate::chain::Compression,
+    /// The dump format (`[backup] format`).
+    pub format: crate::chain::Format,
     /// Respawn protection (0 = off).
     pub respawn_protection_hours: u32,
     /// pg_dump time limit.
@@ -268,6 +274,8 @@ pub struct Config {
     pub pg_dump_path: Option<PathBuf>,
     /// psql binary.
     pub psql_path: Option<PathBuf>,
+    /// pg_restore binary.
+    pub pg_restore_path: Option<PathBuf>,
     /// Configured databases; empty means zero-config discovery.
     pub databases: Vec<Database>,
     /// Where test restores run (`[verify] restore-url`); None: each backup's own server.
@@ -435,6 +443,23 @@ impl Config {
         );
 
         // [backup]
+        let format = {
+            let (name, place) = match env::get(&mut env_get, "backup.format") {
+                Some((v, var)) => (v, format!("environment variable {var}")),
+                None => (
+                    file.backup.format.clone().unwrap_or_else(|| "plain".into()),
+                    key("backup.format"),
+                ),
+            };
+            let name = name.trim().to_ascii_lowercase();
+            crate::chain::Format::from_name(&name).unwrap_or_else(|| {
+                problems.push(
+                    place,
+                    format!("\"{name}\" is not a format pgbackup writes; use \"plain\" (SQL, restored by psql) or \"custom\" (pg_dump's archive, restored by pg_restore in parallel)"),
+                );
+                crate::chain::Format::Plain
+            })
+        };
         let (algorithm, algorithm_place) = match env::get(&mut env_get, "backup.compression") {
             Some((v, var)) => (v, format!("environment variable {var}")),
             None => (
@@ -531,6 +556,7 @@ impl Config {
         for (k, p) in [
             ("backup.pg-dump-path", &file.backup.pg_dump_path),
             ("backup.psql-path", &file.backup.psql_path),
+            ("backup.pg-restore-path", &file.backup.pg_restore_path),
         ] {
             if let Some(p) = p {
                 if !files.is_file(p) {
@@ -697,22 +723,32 @@ impl Config {
             local_dir,
             compression_level,
             compression,
+            format,
             respawn_protection_hours,
             dump_timeout,
             pg_dump_path: file.backup.pg_dump_path,
             psql_path: file.backup.psql_path,
+            pg_restore_path: file.backup.pg_restore_path,
             databases,
         }
     }
 
     /// The chain a backup is written through (source format, compression).
     pub fn chain(&self) -> crate::chain::Chain {
-        crate::chain::Chain::plain(self.compression)
+        crate::chain::Chain {
+            format: self.format,
+            compression: self.compression,
+        }
     }
 
     /// The client programs.
     pub fn tools(&self) -> crate::postgres::PgTools {
-        crate::postgres::PgTools::new(self.pg_dump_path.as_deref(), self.psql_path.as_deref())
+        let mut t =
+            crate::postgres::PgTools::new(self.pg_dump_path.as_deref(), self.psql_path.as_deref());
+        if let Some(p) = &self.pg_restore_path {
+            t.pg_restore = p.clone();
+        }
+        t
     }
 }
 

@@ -79,6 +79,7 @@ impl Config {
         #[derive(Serialize)]
         #[serde(rename_all = "kebab-case")]
         struct ShownBackup<'a> {
+            format: &'a str,
             compression: &'a str,
             compression_level: u32,
             compression_threads: u32,
@@ -86,6 +87,7 @@ impl Config {
             dump_timeout_secs: u64,
             pg_dump_path: String,
             psql_path: String,
+            pg_restore_path: String,
             #[serde(skip)]
             _p: std::marker::PhantomData<&'a ()>,
         }
@@ -130,6 +132,7 @@ impl Config {
                 }),
             },
             backup: ShownBackup {
+                format: self.format.name(),
                 compression: self.compression.name(),
                 compression_level: self.compression_level,
                 compression_threads: self.compression.threads(),
@@ -137,6 +140,7 @@ impl Config {
                 dump_timeout_secs: self.dump_timeout.map(|d| d.as_secs()).unwrap_or(0),
                 pg_dump_path: tools.pg_dump.display().to_string(),
                 psql_path: tools.psql.display().to_string(),
+                pg_restore_path: tools.pg_restore.display().to_string(),
                 _p: std::marker::PhantomData,
             },
             retention: ShownRetention {

@@ -420,17 +420,32 @@ pub fn backup_one(
     // A free name: two runs within one second must not overwrite each other.
     let started_at = Utc::now();
     let mut ts = started_at;
-    let chain = cfg.chain();
+    let chain = crate::chain::Chain {
+        format: source.format(),
+        compression: cfg.compression,
+    };
     let files = store.files(name)?;
     let previous = catalog::backups_in(name, &files)
         .into_iter()
         .rfind(|b| b.has_sidecar);
     let existing: HashSet<String> = files.into_iter().map(|f| f.name).collect();
+    // A second is taken by a backup of any kind: "the newest" stays one backup.
+    let taken_at: HashSet<i64> = existing
+        .iter()
+        .filter_map(|f| {
+            let data = f
+                .strip_suffix(".sha256")
+                .or_else(|| f.strip_suffix(".json"))
+                .unwrap_or(f);
+            BackupName::parse(data).map(|n| n.timestamp.timestamp())
+        })
+        .collect();
     let backup_name = loop {
         let n = BackupName::new(name, ts, Kind::of(&chain));
-        let taken = [n.file_name(), n.sidecar_name(), n.manifest_name()]
-            .iter()
-            .any(|f| existing.contains(f));
+        let taken = taken_at.contains(&n.timestamp.timestamp())
+            || [n.file_name(), n.sidecar_name(), n.manifest_name()]
+                .iter()
+                .any(|f| existing.contains(f));
         if !taken {
             break n;
         }
@@ -448,31 +463,25 @@ pub fn backup_one(
     let writer = store.create(&store.key_of(name, &file), size_hint)?;
     let clock = Instant::now();
     let stdout = source.start()?;
-    let result = pipeline::run(
-        stdout,
-        writer,
-        chain.compression,
-        PROGRESS_EVERY,
-        |read, written| {
-            let rate = read as f64 / clock.elapsed().as_secs_f64().max(0.001);
-            job.emit(Event::Progress {
-                db: name,
-                read,
-                written,
-                rate: rate as u64,
-            });
-        },
-    );
+    let result = pipeline::run(stdout, writer, chain, PROGRESS_EVERY, |read, written| {
+        let rate = read as f64 / clock.elapsed().as_secs_f64().max(0.001);
+        job.emit(Event::Progress {
+            db: name,
+            read,
+            written,
+            rate: rate as u64,
+        });
+    });
     let (writer, out) = match result {
         Ok(done) => done,
         Err(PipelineError::Write(e)) => {
             source.kill();
-            let _ = source.finish(true);
+            let _ = source.finish(None);
             return Err(write_error(e, &final_path));
         }
         Err(PipelineError::Read(e)) => {
             source.kill();
-            source.finish(true)?;
+            source.finish(None)?;
             return Err(Error::Dump(crate::postgres::DumpError::Failed {
                 db: name.to_string(),
                 status: "read error".into(),
@@ -480,7 +489,7 @@ pub fn backup_one(
             }));
         }
     };
-    source.finish(out.complete)?;
+    source.finish(out.incomplete.clone())?;
     let finished_at = Utc::now();
     let origin = source.origin();
 

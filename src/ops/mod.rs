@@ -4,6 +4,7 @@
 
 pub mod backup;
 pub mod catalog;
+pub mod extract;
 pub mod fetch;
 pub mod inventory;
 pub mod prune;

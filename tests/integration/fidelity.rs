@@ -454,3 +454,100 @@ fn a_scratch_database_held_by_another_session_is_retried_then_reported() {
     let prom = std::fs::read_to_string(textfile.join("pgbackup.prom")).unwrap();
     assert!(prom.contains("pgbackup_scratch_databases_left 0"), "{prom}");
 }
+
+/// The hostile database as a custom archive (zstd), restored by pg_restore -j 2: pg_dump of the
+/// copy is pg_dump of the original, settings and comment included, and with --no-owner what
+/// `pg_dump -O -x` gives; the archive's row counts (the table whose name holds a newline too)
+/// are those of a plain backup; the least-privilege role's test restore proves every table.
+#[test]
+fn a_hostile_database_restores_identically_from_a_custom_archive_in_parallel() {
+    let c = cluster();
+    restorer_role();
+    let db = hostile_db("fidc_src");
+    let env = TestEnv::new();
+    let entry = env
+        .db_entry("h", &db)
+        .replace("\n\n", "\nextensions = [\"citext\", \"hstore\"]\n\n");
+    let restore_url = format!(
+        "postgresql://pgb_restorer:{PASSWORD}@127.0.0.1:{}/postgres",
+        c.port
+    );
+    let custom = format!(
+        "[backup]\nformat = \"custom\"\ncompression = \"zstd\"\n[verify]\nrestore-url = \"{restore_url}\"\n\n{entry}"
+    );
+    env.write_config(&custom);
+    env.run(&["backup"]).expect_code(0);
+    let archive = env.latest("h");
+    assert!(archive.to_string_lossy().ends_with(".dump.zst"));
+    let rows = |f: &std::path::Path| -> Vec<(String, String, u64)> {
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(format!("{}.json", f.display())).unwrap())
+                .unwrap();
+        let mut v: Vec<_> = m["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["schema"].as_str().unwrap().to_string(),
+                    t["table"].as_str().unwrap().to_string(),
+                    t["rows"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let custom_rows = rows(&archive);
+    assert!(
+        custom_rows
+            .iter()
+            .any(|t| t.1 == "multi\nline data" && t.2 == 7),
+        "{custom_rows:?}"
+    );
+    env.run(&["verify", "--test-restore"])
+        .expect_code(0)
+        .expect_stderr_or_stdout("match the manifest");
+
+    let copy = format!("fidc_copy_{}", std::process::id());
+    env.run(&[
+        "restore",
+        "--db",
+        "h",
+        "--latest",
+        "--target",
+        &c.url(&copy),
+        "--create",
+        "--yes",
+        "--jobs",
+        "2",
+    ])
+    .expect_code(0)
+    .expect_stderr("then applied: database settings");
+    assert_same(&dump_text(&db, &[]), &dump_text(&copy, &[]), "restore -j 2");
+    assert_eq!(db_settings(&db), db_settings(&copy));
+    let no_owner = format!("fidc_noowner_{}", std::process::id());
+    env.run(&[
+        "restore",
+        "--db",
+        "h",
+        "--latest",
+        "--target",
+        &c.url(&no_owner),
+        "--create",
+        "--yes",
+        "--no-owner",
+    ])
+    .expect_code(0);
+    assert_same(
+        &dump_text(&db, &["-O", "-x"]),
+        &dump_text(&no_owner, &["-O", "-x"]),
+        "restore --no-owner",
+    );
+
+    env.write_config(&custom.replace("format = \"custom\"", "format = \"plain\""));
+    env.run(&["backup", "--force"]).expect_code(0);
+    let plain = env.latest("h");
+    assert!(plain.to_string_lossy().ends_with(".sql.zst"));
+    assert_eq!(rows(&plain), custom_rows);
+}

@@ -484,11 +484,16 @@ impl TestEnv {
         ])
     }
 
-    /// Data files (`*.sql.gz`, `*.sql.zst`) of a database.
+    /// Data files (`*.sql.gz`, `*.sql.zst`, `*.dump.gz`, `*.dump.zst`) of a database.
     pub fn data_files(&self, name: &str) -> Vec<String> {
         self.files(name)
             .into_iter()
-            .filter(|f| (f.ends_with(".sql.gz") || f.ends_with(".sql.zst")) && !f.starts_with('.'))
+            .filter(|f| {
+                [".sql.gz", ".sql.zst", ".dump.gz", ".dump.zst"]
+                    .iter()
+                    .any(|s| f.ends_with(s))
+                    && !f.starts_with('.')
+            })
             .collect()
     }
 }
