@@ -9,11 +9,13 @@
 #   scripts/bench.sh                 # both sizes
 #   BENCH_SCALES="34" scripts/bench.sh   # pgbench scale factors to run (34 ≈ 500 MB, 136 ≈ 2 GB)
 #   BENCH_RUNS=3 (median of N runs per method), BENCH_TEXT=0 (skip the text+JSON database),
-#   BENCH_RESTORE=0 (skip restore / verify / test-restore timings on the text+JSON backup)
+#   BENCH_RESTORE=0 (skip restore / verify / test-restore timings on the text+JSON backup),
+#   BENCH_SHOP=0 (skip the plain-vs-custom restore of a shop with keys and indexes;
+#   BENCH_SHOP_ROWS orders, default 1500000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-scales=${BENCH_SCALES:-34 136}
+scales=${BENCH_SCALES-34 136}
 
 need=()
 command -v zstd >/dev/null 2>&1 || need+=(zstd)
@@ -111,6 +113,68 @@ bench_restore() {
   rm -rf "$work/backups"
 }
 
+# bench_shop: restore of a shop (customers, orders with text notes and JSON, keys and
+# indexes) as plain SQL through psql and as a custom archive through pg_restore -j 2, both
+# against zcat | psql and bare pg_restore -j 2 of a pg_dump -Fc file.
+bench_shop() {
+  local db=bench_shop rows=${BENCH_SHOP_ROWS:-1500000}
+  psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" 2>/dev/null
+  psql -q -d "$db" <<SQL
+CREATE TABLE customers AS SELECT g AS id, 'customer ' || g AS name, md5(g::text) || '@example.com' AS email,
+  jsonb_build_object('tier', g % 5, 'city', 'city ' || (g % 500)) AS profile FROM generate_series(1, $rows / 10) g;
+ALTER TABLE customers ADD PRIMARY KEY (id);
+CREATE TABLE orders AS SELECT g AS id, 1 + g % ($rows / 10) AS customer_id, now() - g * interval '1 minute' AS at,
+  'ordered ' || (g % 17) || ' items: ' || md5(g::text) || ' please deliver to the back door' AS note,
+  jsonb_build_object('sku', g % 1000, 'qty', g % 7, 'tags', jsonb_build_array('a', md5((g % 100)::text))) AS doc
+  FROM generate_series(1, $rows) g;
+ALTER TABLE orders ADD PRIMARY KEY (id);
+ALTER TABLE orders ADD FOREIGN KEY (customer_id) REFERENCES customers (id);
+CREATE INDEX ON orders (customer_id);
+CREATE INDEX ON orders (at);
+CREATE INDEX ON customers (email);
+SQL
+  local size
+  size=$(psql -At -d "$db" -c "SELECT pg_size_pretty(pg_database_size('$db'))")
+  for fmt in plain custom; do
+    cat > "$work/shop-$fmt.toml" <<TOML
+[storage]
+local-dir = "$work/shop-$fmt"
+[backup]
+format = "$fmt"
+compression = "zstd"
+[[database]]
+name = "$db"
+url = "host=$PGHOST port=$PGPORT user=postgres dbname=$db"
+TOML
+    "$bin" -q --config "$work/shop-$fmt.toml" backup --force
+  done
+  local plain custom
+  plain=$(ls "$work/shop-plain/$db/"*.sql.zst)
+  custom=$(ls "$work/shop-custom/$db/"*.dump.zst)
+  pg_dump -Fc -d "$db" -f "$work/shop.Fc"
+  local fresh="psql -q -d postgres -c 'DROP DATABASE IF EXISTS r_shop' -c 'CREATE DATABASE r_shop'"
+  local drop="psql -q -d postgres -c 'DROP DATABASE IF EXISTS r_shop'"
+  local tgt="host=$PGHOST port=$PGPORT user=postgres dbname=r_shop"
+  local r_zcat r_pgr r_plain r_custom r_custom1
+  r_zcat=$(median sh -c "$fresh && zstdcat -q '$plain' | psql -X -q -v ON_ERROR_STOP=1 -d r_shop")
+  r_pgr=$(median sh -c "$fresh && pg_restore -j 2 -d r_shop '$work/shop.Fc'")
+  r_plain=$(median sh -c "$drop && exec '$bin' -q --config '$work/shop-plain.toml' restore --file '$plain' --target '$tgt' --create --yes")
+  r_custom=$(median sh -c "$drop && exec '$bin' -q --config '$work/shop-custom.toml' restore --file '$custom' --target '$tgt' --create --yes --jobs 2")
+  r_custom1=$(median sh -c "$drop && exec '$bin' -q --config '$work/shop-custom.toml' restore --file '$custom' --target '$tgt' --create --yes --jobs 1")
+  local t_zcat
+  t_zcat=$(echo "$r_zcat" | cut -d' ' -f1)
+  printf '\n%-22s %-36s %8s %8s %10s %9s %8s\n' "shop ($size)" method wall_s cpu_s tree_RSS own_RSS vs_zcat
+  for row in "zstdcat|psql(plain) $r_zcat" "pg_restore-j2(pg_dump-Fc) $r_pgr" "pgbackup-restore(plain,zstd) $r_plain" "pgbackup-restore(custom,zstd,-j2) $r_custom" "pgbackup-restore(custom,zstd,-j1) $r_custom1"; do
+    set -- $row
+    awk -v m="$1" -v t="$2" -v c="$3" -v r="$4" -v own="$5" -v z="$t_zcat" \
+      'BEGIN { o = (m ~ /^pgbackup/) ? sprintf("%.1f", own/1024) : "-";
+               printf "%-22s %-36s %8.2f %8.2f %10.1f %9s %7.2fx\n", "", m, t, c, r/1024, o, t/z }'
+  done
+  echo "                       plain zstd $(($(stat -c %s "$plain") / 1000000)) MB, custom zstd $(($(stat -c %s "$custom") / 1000000)) MB, pg_dump -Fc $(($(stat -c %s "$work/shop.Fc") / 1000000)) MB; the custom restore's temp copy: $(($(zstdcat -q "$custom" | wc -c) / 1000000)) MB"
+  psql -q -d postgres -c 'DROP DATABASE IF EXISTS r_shop' -c "DROP DATABASE $db"
+  rm -rf "$work/shop-plain" "$work/shop-custom" "$work/shop.Fc"
+}
+
 printf '\n%-14s %-9s %-18s %8s %8s %8s %10s %9s %9s\n' data db_size method wall_s cpu_s MB/s tree_RSS own_RSS vs_gzip
 for scale in $scales; do
   db=bench_$scale
@@ -134,6 +198,9 @@ if [ "${BENCH_TEXT:-1}" = 1 ]; then
     bench_restore "text+json" "$db"
   fi
   psql -q -d postgres -c "DROP DATABASE $db"
+fi
+if [ "${BENCH_SHOP:-1}" = 1 ]; then
+  bench_shop
 fi
 echo
 echo "MB/s = uncompressed dump bytes / wall time; cpu_s = user+system of every process involved (pg_dump included)."

@@ -144,6 +144,7 @@ pub fn render(state: &State, root: &Path) -> String {
         },
     ];
     let empty = crate::state::DbState::default();
+    let mut info = Vec::new();
     for db in &dbs {
         let s = state.databases.get(db).unwrap_or(&empty);
         let disk = disk_usage(root, db);
@@ -168,7 +169,24 @@ pub fn render(state: &State, root: &Path) -> String {
                     .push((format!("{{database=\"{}\"}}", escape_label(db)), v));
             }
         }
+        if let Some((format, compression)) = &s.last_format {
+            info.push((
+                format!(
+                    "{{database=\"{}\",format=\"{}\",compression=\"{}\"}}",
+                    escape_label(db),
+                    escape_label(format),
+                    escape_label(compression)
+                ),
+                1.0,
+            ));
+        }
     }
+    families.push(Family {
+        name: "pgbackup_last_backup_info",
+        kind: "gauge",
+        help: "The format and compression of the last successful backup (always 1).",
+        samples: info,
+    });
     families.push(Family {
         name: "pgbackup_scratch_databases_left",
         kind: "gauge",
@@ -231,6 +249,7 @@ mod tests {
                 last_run_ok: Some(true),
                 runs_total: 3,
                 failures_total: 1,
+                last_format: Some(("custom".into(), "zstd".into())),
                 ..Default::default()
             },
         );
@@ -244,6 +263,10 @@ mod tests {
         );
         assert!(text.contains("pgbackup_last_run_success{database=\"clara\"} 1\n"));
         assert!(text.contains("pgbackup_run_success 0\n"));
+        assert!(
+            text.contains("pgbackup_last_backup_info{database=\"clara\",format=\"custom\",compression=\"zstd\"} 1\n"),
+            "{text}"
+        );
         assert!(
             !text.contains("pgbackup_last_verify_success"),
             "no sample, no family"

@@ -212,6 +212,7 @@ impl Recorder {
                     s.last_success_at = Some(m.finished_at);
                     s.last_duration_secs = Some(m.duration_secs);
                     s.last_size_bytes = Some(m.compressed_bytes);
+                    s.last_format = Some((m.dump_format.clone(), m.compression.clone()));
                 }
                 Err(e) => {
                     s.last_run_ok = Some(false);

@@ -37,6 +37,9 @@ pub struct DbState {
     pub last_duration_secs: Option<f64>,
     /// Size of the last successful backup's data file.
     pub last_size_bytes: Option<u64>,
+    /// The last successful backup's format and compression, e.g. `("custom", "zstd")`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_format: Option<(String, String)>,
     /// Backup attempts.
     pub runs_total: u64,
     /// Failed backup attempts.

@@ -40,6 +40,12 @@ struct Status {
     s3_object_lock: Option<String>,
     free_bytes: Option<u64>,
     total_bytes: Option<u64>,
+    /// What new backups are written as: "plain" or "custom".
+    format: &'static str,
+    /// Their compression, level and threads.
+    compression: &'static str,
+    compression_level: u32,
+    compression_threads: u32,
     retention: String,
     metrics_file: String,
     last_run_at: Option<chrono::DateTime<Utc>>,
@@ -109,6 +115,10 @@ pub fn run(cfg: &Config, args: &StatusArgs) -> Result<()> {
             .first()
             .and_then(|s| s.object_lock())
             .map(|l| format!("{}, {} days", l.mode.header().to_lowercase(), l.days)),
+        format: cfg.format.name(),
+        compression: cfg.compression.name(),
+        compression_level: cfg.compression.level(),
+        compression_threads: cfg.compression.threads(),
         free_bytes: space.map(|s| s.0),
         total_bytes: space.map(|s| s.1),
         retention: retention_summary(cfg),
@@ -171,6 +181,18 @@ pub fn run(cfg: &Config, args: &StatusArgs) -> Result<()> {
             out.push_str(&format!("s3 lock:    {l} (Object Lock)\n"));
         }
     }
+    out.push_str(&format!(
+        "format:     {}, {}-{} ({} thread{})\n",
+        status.format,
+        status.compression,
+        status.compression_level,
+        status.compression_threads,
+        if status.compression_threads == 1 {
+            ""
+        } else {
+            "s"
+        }
+    ));
     out.push_str(&format!("retention:  {}\n", status.retention));
     out.push_str(&format!("metrics:    {}\n", status.metrics_file));
     out.push_str(&format!(
