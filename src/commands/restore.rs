@@ -66,6 +66,35 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
     let custom = integrity
         .chain
         .is_some_and(|c| c.format == crate::chain::Format::Custom);
+    // Only the sidecar may be missing, and only when asked for: the decompression and the
+    // completion trailer are checked whatever happens.
+    let sidecar_missing = integrity
+        .checks
+        .iter()
+        .any(|c| c.name == "sidecar" && !c.ok);
+    let only_sidecar = integrity.checks.iter().all(|c| c.ok || c.name == "sidecar");
+    if !(integrity.ok() || args.no_sidecar && only_sidecar) {
+        let hint = if only_sidecar && sidecar_missing && args.file.is_some() {
+            " (a dump made without pgbackup has no sidecar: pass --no-sidecar to restore it after checking its decompression and completion trailer)"
+        } else {
+            ""
+        };
+        return Err(Error::Corrupt(format!(
+            "refusing to restore {}: {}; nothing was changed on the target{hint}",
+            files.data.display(),
+            integrity.failures()
+        )));
+    }
+    let checksum = if sidecar_missing {
+        log::warn(&format!(
+            "restoring {} WITHOUT a checksum: it has no valid sidecar, so nothing proves these are the bytes that were written; its decompression and pg_dump's completion trailer were checked",
+            files.data.display()
+        ));
+        "NO checksum (--no-sidecar); decompression and completion checked"
+    } else {
+        "checksum verified"
+    };
+
     let selective = !(args.schemas.is_empty() && args.tables.is_empty());
     if !custom && selective {
         return Err(Error::Usage(format!(
@@ -130,34 +159,6 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
     } else {
         args.jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32))
-    };
-    // Only the sidecar may be missing, and only when asked for: the decompression and the
-    // completion trailer are checked whatever happens.
-    let sidecar_missing = integrity
-        .checks
-        .iter()
-        .any(|c| c.name == "sidecar" && !c.ok);
-    let only_sidecar = integrity.checks.iter().all(|c| c.ok || c.name == "sidecar");
-    if !(integrity.ok() || args.no_sidecar && only_sidecar) {
-        let hint = if only_sidecar && sidecar_missing && args.file.is_some() {
-            " (a dump made without pgbackup has no sidecar: pass --no-sidecar to restore it after checking its decompression and completion trailer)"
-        } else {
-            ""
-        };
-        return Err(Error::Corrupt(format!(
-            "refusing to restore {}: {}; nothing was changed on the target{hint}",
-            files.data.display(),
-            integrity.failures()
-        )));
-    }
-    let checksum = if sidecar_missing {
-        log::warn(&format!(
-            "restoring {} WITHOUT a checksum: it has no valid sidecar, so nothing proves these are the bytes that were written; its decompression and pg_dump's completion trailer were checked",
-            files.data.display()
-        ));
-        "NO checksum (--no-sidecar); decompression and completion checked"
-    } else {
-        "checksum verified"
     };
 
     // 2. Where to.

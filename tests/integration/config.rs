@@ -165,7 +165,7 @@ fn pg_dump_args_that_break_the_backup_are_refused_at_config_check() {
         "[[database]]\nname = \"a\"\npg-dump-args = [\"-Fc\", \"--file=/tmp/x.dump\", \"-Z9\", \"--host=elsewhere\"]\n",
         &[
             "database[0].pg-dump-args",
-            "\"-Fc\" changes pg_dump's output format",
+            "\"-Fc\" sets pg_dump's output format; set [backup] format",
             "\"--file=/tmp/x.dump\" sends pg_dump's output to a file",
             "\"-Z9\" compresses inside pg_dump",
             "\"--host=elsewhere\" changes the connection",
