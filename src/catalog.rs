@@ -59,6 +59,8 @@ impl Kind {
             (Format::Plain, Compression::Zstd { .. }) => Kind::SqlZst,
             (Format::Custom, Compression::Gzip { .. }) => Kind::DumpGz,
             (Format::Custom, Compression::Zstd { .. }) => Kind::DumpZst,
+            (Format::Globals, Compression::Gzip { .. }) => Kind::SqlGz,
+            (Format::Globals, Compression::Zstd { .. }) => Kind::SqlZst,
         }
     }
 
@@ -158,7 +160,7 @@ impl BackupName {
         // (found by fuzzing; it panicked `list` and retention on such a file).
         let (db_part, ts) = stem.split_at_checked(stem.len() - 15)?;
         let database = db_part.strip_suffix('_')?;
-        if !is_valid_dir_name(database) {
+        if !is_catalog_name(database) {
             return None;
         }
         let ts_ok = ts.len() == 15
@@ -188,6 +190,23 @@ pub fn is_valid_dir_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// The directory (and file-name prefix) of the cluster globals of the one server backed up.
+pub const GLOBALS: &str = "_globals";
+
+/// Whether `name` is the globals' directory: [`GLOBALS`], or `_globals-<server>` when several
+/// servers are backed up. No configured database can take it (a leading `_` is refused).
+pub fn is_globals_name(name: &str) -> bool {
+    name == GLOBALS
+        || name
+            .strip_prefix("_globals-")
+            .is_some_and(|rest| !rest.is_empty() && is_valid_dir_name(&format!("x{rest}")))
+}
+
+/// Whether `name` is a directory the catalog reads: a database's, or the globals'.
+pub fn is_catalog_name(name: &str) -> bool {
+    is_valid_dir_name(name) || is_globals_name(name)
 }
 
 /// The collision-free directory name used in zero-config mode for a server database name.
@@ -527,6 +546,29 @@ pub struct DatabaseProperties {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn globals_names_are_the_catalog_s_and_no_database_s() {
+        for ok in ["_globals", "_globals-127.0.0.1-3a5432", "_globals-db1"] {
+            assert!(is_globals_name(ok) && is_catalog_name(ok), "{ok}");
+            assert!(
+                !is_valid_dir_name(ok),
+                "a configured database cannot be called {ok}"
+            );
+        }
+        for no in [
+            "_globals-",
+            "_globalsx",
+            "_globals-a/b",
+            "globals",
+            "_safety",
+        ] {
+            assert!(!is_globals_name(no), "{no}");
+        }
+        let n = BackupName::parse("_globals_20261202_020000.sql.gz").unwrap();
+        assert_eq!(n.database, "_globals");
+        assert!(BackupName::parse("_other_20261202_020000.sql.gz").is_none());
+    }
+
     use super::*;
     use chrono::TimeZone;
 

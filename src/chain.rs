@@ -72,6 +72,9 @@ pub enum Format {
     /// in parallel and selectively; its structure and row counts are read in the stream
     /// (`crate::archive`).
     Custom,
+    /// `pg_dumpall --globals-only`: roles, memberships, role settings, tablespaces, as SQL
+    /// for psql against a server (`restore --globals`); its completion trailer is read.
+    Globals,
 }
 
 impl Format {
@@ -80,6 +83,15 @@ impl Format {
         match self {
             Format::Plain => "plain",
             Format::Custom => "custom",
+            Format::Globals => "globals",
+        }
+    }
+
+    /// The program that produces it.
+    pub fn program(&self) -> &'static str {
+        match self {
+            Format::Plain | Format::Custom => "pg_dump",
+            Format::Globals => "pg_dumpall",
         }
     }
 
@@ -88,6 +100,7 @@ impl Format {
         match name {
             "plain" => Some(Format::Plain),
             "custom" => Some(Format::Custom),
+            "globals" => Some(Format::Globals),
             _ => None,
         }
     }
@@ -97,6 +110,9 @@ impl Format {
         match self {
             Format::Plain => crate::pipeline::Observer::Plain(Default::default()),
             Format::Custom => crate::pipeline::Observer::Custom(Default::default()),
+            Format::Globals => {
+                crate::pipeline::Observer::Plain(crate::plain::DumpObserver::cluster())
+            }
         }
     }
 }
@@ -155,7 +171,7 @@ impl Chain {
     pub fn stages(&self) -> Vec<Stage> {
         vec![
             Stage::Source {
-                program: "pg_dump".into(),
+                program: self.format.program().into(),
                 format: self.format.name().into(),
             },
             Stage::Compression {
@@ -181,7 +197,9 @@ impl Chain {
         let (mut format, mut compression) = (None, None);
         for s in stages {
             match s {
-                Stage::Source { program, format: f } if program == "pg_dump" => {
+                Stage::Source { program, format: f }
+                    if Format::from_name(f).is_some_and(|k| k.program() == program) =>
+                {
                     format = Some(f.as_str())
                 }
                 Stage::Source { program, .. } => {

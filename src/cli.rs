@@ -185,7 +185,7 @@ pub struct VerifyArgs {
 }
 
 /// `pgbackup restore`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RestoreArgs {
     /// The database whose backup to restore (configured name)
     #[arg(long = "db", value_name = "NAME")]
@@ -251,6 +251,16 @@ pub struct RestoreArgs {
     /// Custom format: where the decompressed archive goes while pg_restore reads it (default: the backup root)
     #[arg(long, value_name = "DIR")]
     pub temp_dir: Option<std::path::PathBuf>,
+
+    /// Restore the cluster globals (roles, memberships, role settings, tablespaces) of the latest
+    /// `_globals` backup (or --backup/--file) into the server of --target (default: the
+    /// configured databases' server)
+    #[arg(long, conflicts_with = "database")]
+    pub globals: bool,
+
+    /// With --globals: show what would be created and altered, change nothing
+    #[arg(long, requires = "globals")]
+    pub dry_run: bool,
 }
 
 /// `pgbackup list`.

@@ -38,6 +38,9 @@ impl Observer {
     /// Why the stream so far is not whole; `None` when it is.
     pub fn incomplete_reason(&self) -> Option<String> {
         match self {
+            Observer::Plain(o) if o.is_cluster() => (!o.is_complete()).then(|| {
+                "ended without pg_dumpall's completion trailer (the dump is incomplete or not pg_dumpall output)".to_string()
+            }),
             Observer::Plain(o) => (!o.is_complete()).then(|| {
                 "ended without pg_dump's completion trailer (the dump is incomplete or not a pg_dump plain dump)".to_string()
             }),

@@ -839,7 +839,12 @@ pub struct DumpObserver {
     splitter: Splitter,
     rows: RowCounter,
     tail: Vec<u8>,
+    /// pg_dumpall's trailer instead of pg_dump's.
+    cluster: bool,
 }
+
+/// pg_dumpall's completion trailer.
+const CLUSTER_TRAILER: &[u8] = b"-- PostgreSQL database cluster dump complete";
 
 #[derive(Debug, Default)]
 struct RowCounter {
@@ -919,6 +924,19 @@ impl Sink for RowCounter {
 }
 
 impl DumpObserver {
+    /// Whether this observes pg_dumpall output.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster
+    }
+
+    /// An observer of `pg_dumpall` output (its trailer says "cluster dump complete").
+    pub fn cluster() -> Self {
+        DumpObserver {
+            cluster: true,
+            ..Default::default()
+        }
+    }
+
     /// Feed the next chunk of dump text.
     pub fn feed(&mut self, chunk: &[u8]) {
         self.keep_tail(chunk);
@@ -942,10 +960,15 @@ impl DumpObserver {
     /// Whether the text so far ends with pg_dump's completion trailer (optionally followed by
     /// the `\unrestrict` line of pg_dump 15.14+ and blank lines), outside any COPY block.
     pub fn is_complete(&self) -> bool {
-        let Some(pos) = memchr::memmem::rfind(&self.tail, TRAILER) else {
+        let trailer = if self.cluster {
+            CLUSTER_TRAILER
+        } else {
+            TRAILER
+        };
+        let Some(pos) = memchr::memmem::rfind(&self.tail, trailer) else {
             return false;
         };
-        let after = &self.tail[pos + TRAILER.len()..];
+        let after = &self.tail[pos + trailer.len()..];
         after
             .split(|&b| b == b'\n')
             .map(|l| l.trim_ascii())

@@ -81,6 +81,8 @@ pub struct PgTools {
     pub psql: PathBuf,
     /// pg_restore (for custom-format backups).
     pub pg_restore: PathBuf,
+    /// pg_dumpall (for the cluster globals).
+    pub pg_dumpall: PathBuf,
 }
 
 impl PgTools {
@@ -104,6 +106,7 @@ impl PgTools {
             pg_dump,
             psql,
             pg_restore: beside("pg_restore"),
+            pg_dumpall: beside("pg_dumpall"),
         }
     }
 
@@ -487,11 +490,16 @@ impl DumpProcess {
         timeout: Option<Duration>,
         cancel: &crate::run::Cancel,
     ) -> Result<(DumpProcess, ChildStdout), PgError> {
-        let env = ClientEnv::new(target, "pg_dump", "pg-dump-path")?;
-        let mut cmd = Command::new(&tools.pg_dump);
+        let (program, key) = match format {
+            crate::chain::Format::Globals => (&tools.pg_dumpall, "pg-dump-path"),
+            _ => (&tools.pg_dump, "pg-dump-path"),
+        };
+        let env = ClientEnv::new(target, format.program(), key)?;
+        let mut cmd = Command::new(program);
         match format {
             crate::chain::Format::Plain => cmd.arg("--format=plain"),
             crate::chain::Format::Custom => cmd.args(["--format=custom", "--compress=0"]),
+            crate::chain::Format::Globals => cmd.arg("--globals-only"),
         };
         cmd.arg("--no-password")
             .args(extra_args)
@@ -504,8 +512,8 @@ impl DumpProcess {
         // the pipe held open.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let mut child = cmd.spawn().map_err(|source| PgError::Spawn {
-            program: tools.pg_dump.display().to_string(),
-            key: "pg-dump-path",
+            program: program.display().to_string(),
+            key,
             source,
         })?;
         let stdout = child.stdout.take().expect("stdout was piped above");

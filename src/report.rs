@@ -82,7 +82,11 @@ impl Listener for Journal {
                     "{db}: backup complete: {path} ({}, {} uncompressed, {}, {:.1} s, {}/s)",
                     human_bytes(manifest.compressed_bytes),
                     human_bytes(manifest.raw_bytes),
-                    crate::text::count(manifest.tables.len() as u64, "table", "tables"),
+                    if crate::catalog::is_globals_name(db) {
+                        "cluster globals".to_string()
+                    } else {
+                        crate::text::count(manifest.tables.len() as u64, "table", "tables")
+                    },
                     manifest.duration_secs,
                     human_bytes(rate as u64),
                 ));

@@ -45,6 +45,11 @@ pub trait Source {
     /// Stop producing now (writing the stream failed); `finish` is still called.
     fn kill(&mut self);
 
+    /// Something the facts showed that the run should say (a limit of the role).
+    fn note(&self) -> Option<String> {
+        None
+    }
+
     /// Judge the end: the producer's exit status and messages, and `incomplete`, why the
     /// format's observer did not see a whole stream (`None`: it did).
     fn finish(&mut self, incomplete: Option<String>) -> Result<()>;
@@ -182,6 +187,109 @@ impl Source for PgDump<'_> {
             });
         }
         Ok(())
+    }
+}
+
+/// `pg_dumpall --globals-only` of one server: roles, memberships, role settings and
+/// tablespaces. A role that is not a superuser cannot read the password hashes (pg_authid):
+/// then `--no-role-passwords`, and a note says so.
+#[derive(Debug)]
+pub struct PgDumpAll<'a> {
+    dump: PgDump<'a>,
+    args: Vec<String>,
+    /// What [`Source::facts`] found worth saying (the passwords left out).
+    pub note: Option<String>,
+}
+
+impl<'a> PgDumpAll<'a> {
+    /// The globals of the server `target` points at (any database on it), by the pg_dumpall
+    /// beside `tools`' pg_dump (whose `--version` is `version`).
+    pub fn new(
+        tools: &'a PgTools,
+        version: &'a str,
+        target: &'a Target,
+        timeout: Option<Duration>,
+        cancel: &'a crate::run::Cancel,
+    ) -> Self {
+        PgDumpAll {
+            dump: PgDump::new(tools, version, target, &[], timeout, cancel)
+                .in_format(Format::Globals),
+            args: Vec::new(),
+            note: None,
+        }
+    }
+}
+
+impl Source for PgDumpAll<'_> {
+    fn format(&self) -> Format {
+        Format::Globals
+    }
+
+    fn origin(&self) -> Origin {
+        Origin {
+            dbname: "(cluster globals)".into(),
+            ..self.dump.origin()
+        }
+    }
+
+    fn facts(&mut self) -> Result<DatabaseInfo> {
+        let psql = Psql::new(self.dump.tools, self.dump.target);
+        let rows = psql.query(
+            "SELECT current_setting('server_version'), \
+             (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)",
+        )?;
+        let row = rows.first().cloned().unwrap_or_default();
+        let server_version = row.first().cloned().unwrap_or_default();
+        if row.get(1).map(String::as_str) != Some("t") {
+            self.args = vec!["--no-role-passwords".into()];
+            self.note = Some(format!(
+                "{}: the role is not a superuser and cannot read pg_authid: the globals are dumped with --no-role-passwords (roles restored from them have no password until one is set)",
+                self.dump.target.name
+            ));
+        }
+        if let (Some(s), Some(d)) = (
+            major_version(&server_version),
+            major_version(self.dump.version),
+        ) {
+            if s > d {
+                return Err(PgError::VersionMismatch {
+                    db: self.dump.target.name.clone(),
+                    dump_version: self.dump.version.to_string(),
+                    server_version,
+                    server_major: s,
+                }
+                .into());
+            }
+        }
+        Ok(DatabaseInfo {
+            server_version,
+            ..DatabaseInfo::default()
+        })
+    }
+
+    fn start(&mut self) -> Result<Box<dyn Read + Send>> {
+        let (process, stdout) = DumpProcess::spawn(
+            self.dump.tools,
+            self.dump.target,
+            Format::Globals,
+            &self.args,
+            self.dump.timeout,
+            self.dump.cancel,
+        )?;
+        self.dump.process = Some(process);
+        Ok(Box::new(stdout))
+    }
+
+    fn note(&self) -> Option<String> {
+        self.note.clone()
+    }
+
+    fn kill(&mut self) {
+        self.dump.kill();
+    }
+
+    fn finish(&mut self, incomplete: Option<String>) -> Result<()> {
+        self.dump.finish(incomplete)
     }
 }
 

@@ -216,10 +216,18 @@ pub fn chain_of(
 ) -> Result<Chain, String> {
     match manifest {
         Ok(Some(m)) => m.chain(),
-        _ => Ok(BackupName::parse(file_name)
-            .map(|n| n.kind)
-            .unwrap_or_else(|| crate::catalog::Kind::guess(file_name))
-            .chain()),
+        _ => {
+            let name = BackupName::parse(file_name);
+            let mut chain = name
+                .as_ref()
+                .map(|n| n.kind)
+                .unwrap_or_else(|| crate::catalog::Kind::guess(file_name))
+                .chain();
+            if name.is_some_and(|n| crate::catalog::is_globals_name(&n.database)) {
+                chain.format = crate::chain::Format::Globals;
+            }
+            Ok(chain)
+        }
     }
 }
 
@@ -471,6 +479,11 @@ pub fn check_subject(subject: Subject<'_>, mut progress: impl FnMut(u64)) -> io:
                 "complete",
                 true,
                 "pg_dump completion trailer present",
+            )),
+            (None, crate::chain::Format::Globals) => checks.push(check(
+                "complete",
+                true,
+                "pg_dumpall completion trailer present",
             )),
             (None, crate::chain::Format::Custom) => checks.push(check(
                 "complete",

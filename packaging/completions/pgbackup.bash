@@ -343,7 +343,7 @@ _pgbackup() {
             return 0
             ;;
         pgbackup__subcmd__restore)
-            opts="-y -j -c -v -q -h -V --db --latest --backup --file --target --create --clean --yes --no-safety-backup --unverified --no-sidecar --single-transaction --no-owner --jobs --schema --table --temp-dir --config --verbose --quiet --help --version"
+            opts="-y -j -c -v -q -h -V --db --latest --backup --file --target --create --clean --yes --no-safety-backup --unverified --no-sidecar --single-transaction --no-owner --jobs --schema --table --temp-dir --globals --dry-run --config --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

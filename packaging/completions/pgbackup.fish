@@ -85,6 +85,8 @@ complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l no-safety-
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l no-sidecar -l unverified -d 'With --file: restore a dump that has no .sha256 sidecar (a `pg_dump | gzip` file of an old script); its decompression and completion trailer are still checked first'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l single-transaction -d 'Restore in one transaction: all or nothing'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l no-owner -d 'Skip ownership and privilege statements (for a server without the original roles)'
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l globals -d 'Restore the cluster globals (roles, memberships, role settings, tablespaces) of the latest `_globals` backup (or --backup/--file) into the server of --target (default: the configured databases\' server)'
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l dry-run -d 'With --globals: show what would be created and altered, change nothing'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -s v -l verbose -d 'More output (repeat for more)'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -s q -l quiet -d 'Less output: only warnings and errors (twice: only errors)'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -s h -l help -d 'Print help'

@@ -67,7 +67,11 @@ impl ListRow {
         let last = manifest.as_ref().and_then(|m| m.verifications.last());
         let chain = b.name.kind.chain();
         ListRow {
-            format: chain.format.name(),
+            format: if crate::catalog::is_globals_name(&b.name.database) {
+                "globals"
+            } else {
+                chain.format.name()
+            },
             compression: chain.compression.name(),
             compression_level: manifest.as_ref().map(|m| m.compression_level),
             last_verify_at: last.map(|v| v.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),

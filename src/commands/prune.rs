@@ -40,7 +40,7 @@ pub fn run(cfg: &Config, args: &PruneArgs) -> Result<()> {
     let now = Utc::now();
     let mut all = Vec::new();
     for db in &databases {
-        if !catalog::is_valid_dir_name(db) {
+        if !catalog::is_catalog_name(db) {
             return Err(Error::Usage(format!(
                 "\"{db}\" is not a database name pgbackup uses"
             )));

@@ -50,7 +50,21 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
     }
     // A backup fetched from S3 lives in a temp directory until the restore is over.
     let mut fetched = Vec::new();
-    let files = choose(cfg, args, &mut fetched)?;
+    let files = if args.globals && args.backup.is_none() && args.file.is_none() {
+        let picked = RestoreArgs {
+            database: Some(catalog::GLOBALS.to_string()),
+            latest: true,
+            ..args.clone()
+        };
+        choose(cfg, &picked, &mut fetched).map_err(|e| match e {
+            Error::Usage(m) if m.starts_with("no complete backup") => Error::Usage(format!(
+                "{m}: set [backup] globals = true and run a backup (with several servers, pass --backup _globals-<server>_<time>.sql.gz)"
+            )),
+            e => e,
+        })?
+    } else {
+        choose(cfg, args, &mut fetched)?
+    };
     let file_name = files.file_name();
 
     // 1. Verify before anything else (a custom archive is decompressed for pg_restore in the
@@ -95,6 +109,17 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
         "checksum verified"
     };
 
+    let is_globals = integrity
+        .chain
+        .is_some_and(|c| c.format == crate::chain::Format::Globals);
+    if is_globals {
+        return restore_globals(cfg, args, &files, &integrity, checksum);
+    }
+    if args.globals {
+        return Err(Error::Usage(format!(
+            "{file_name} is a database's backup, not the cluster globals; drop --globals to restore it"
+        )));
+    }
     let selective = !(args.schemas.is_empty() && args.tables.is_empty());
     if !custom && selective {
         return Err(Error::Usage(format!(
@@ -545,6 +570,253 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
     Ok(())
 }
 
+/// What a globals dump does, read from its statements (pg_dumpall writes one per line).
+#[derive(Debug, Default)]
+struct GlobalsPlan {
+    roles: Vec<String>,
+    tablespaces: Vec<String>,
+    memberships: usize,
+    settings: usize,
+    passwords: bool,
+}
+
+/// The identifier at the start of `s` (quoted or not), unquoted.
+fn leading_ident(s: &str) -> Option<String> {
+    if let Some(rest) = s.strip_prefix('"') {
+        let mut out = String::new();
+        let mut chars = rest.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '"' {
+                if chars.peek() == Some(&'"') {
+                    chars.next();
+                    out.push('"');
+                } else {
+                    return Some(out);
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        None
+    } else {
+        let end = s
+            .find(|c: char| c == ';' || c.is_whitespace())
+            .unwrap_or(s.len());
+        (end > 0).then(|| s[..end].to_string())
+    }
+}
+
+fn globals_plan(text: &str) -> GlobalsPlan {
+    let mut p = GlobalsPlan::default();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("CREATE ROLE ") {
+            p.roles.extend(leading_ident(rest));
+        } else if let Some(rest) = line.strip_prefix("CREATE TABLESPACE ") {
+            p.tablespaces.extend(leading_ident(rest));
+        } else if line.starts_with("GRANT ") {
+            p.memberships += 1;
+        } else if line.starts_with("ALTER ROLE ") {
+            if line.contains(" PASSWORD '") {
+                p.passwords = true;
+            }
+            if line.contains(" SET ") && !line.contains(" WITH ") {
+                p.settings += 1;
+            }
+        }
+    }
+    p
+}
+
+/// `restore --globals`: the plan (roles created, roles altered, tablespaces; never a password
+/// hash), `--dry-run` or confirmation, then psql against the server's `postgres` database with
+/// the `CREATE ROLE` of every role that exists there left out (their `ALTER ROLE` still sets
+/// the backup's attributes, password hash and settings).
+fn restore_globals(
+    cfg: &Config,
+    args: &RestoreArgs,
+    files: &BackupFiles,
+    integrity: &crate::verify::Integrity,
+    checksum: &str,
+) -> Result<()> {
+    use std::io::Read;
+    let file_name = files.file_name();
+    let compression = integrity.compression().ok_or_else(|| {
+        Error::Corrupt(format!("{file_name}: a chain this pgbackup does not know"))
+    })?;
+    let read_err = |source| Error::Input {
+        what: "backup file",
+        path: files.data.clone(),
+        source,
+    };
+    let mut text = String::new();
+    let file = std::fs::File::open(&files.data).map_err(read_err)?;
+    crate::codec::decoder(compression, file)
+        .take(256 << 20)
+        .read_to_string(&mut text)
+        .map_err(read_err)?;
+    let plan = globals_plan(&text);
+
+    let mut server = match &args.target {
+        Some(url) => {
+            let conn = ConnInfo::parse(url).map_err(|e| {
+                let mut p = ConfigProblems::default();
+                p.push("--target", e.to_string());
+                Error::Config(p)
+            })?;
+            Target {
+                name: "(target server)".into(),
+                password: conn.password().map(crate::secret::Secret::new),
+                conn,
+            }
+        }
+        None => match cfg.databases.first() {
+            Some(d) => d.target.clone(),
+            None => {
+                let mut conn = ConnInfo::default();
+                conn.set("dbname", "postgres");
+                Target {
+                    name: "(default server)".into(),
+                    conn,
+                    password: None,
+                }
+            }
+        },
+    };
+    server.conn.set("dbname", "postgres");
+    server.name = "postgres (restoring the cluster globals)".into();
+    let tools = cfg.tools();
+    let psql = Psql::new(&tools, &server);
+    let existing: Vec<String> = psql
+        .query("SELECT rolname FROM pg_roles")?
+        .into_iter()
+        .filter_map(|r| r.into_iter().next())
+        .collect();
+    let (exist, new): (Vec<&String>, Vec<&String>) =
+        plan.roles.iter().partition(|r| existing.contains(r));
+    let list = |v: &[&String]| {
+        let mut s: Vec<String> = v.iter().take(30).map(|r| r.to_string()).collect();
+        if v.len() > 30 {
+            s.push(format!("and {} more", v.len() - 30));
+        }
+        s.join(", ")
+    };
+    let mut out = format!(
+        "restore plan (cluster globals):\n  backup:  {} ({}; {checksum})\n  target:  the server of {}\n",
+        files.data.display(),
+        human_bytes(std::fs::metadata(&files.data).map(|m| m.len()).unwrap_or(0)),
+        server.conn.masked(),
+    );
+    out.push_str(&format!(
+        "  roles created ({}): {}\n",
+        new.len(),
+        list(&new)
+    ));
+    out.push_str(&format!(
+        "  roles that exist, set to the backup's attributes ({}): {}\n",
+        exist.len(),
+        list(&exist)
+    ));
+    if !plan.tablespaces.is_empty() {
+        let t: Vec<&String> = plan.tablespaces.iter().collect();
+        out.push_str(&format!(
+            "  tablespaces created ({}): {} (their directories must exist on the server's host)\n",
+            t.len(),
+            list(&t)
+        ));
+    }
+    out.push_str(&format!(
+        "  {} membership grant(s), {} role setting(s)\n  passwords: {}\n",
+        plan.memberships,
+        plan.settings,
+        if plan.passwords {
+            "the backup's password hashes are set (they are never shown)"
+        } else {
+            "none in this backup (taken with --no-role-passwords): set them after the restore"
+        }
+    ));
+    if !(args.yes && log::quiet()) || args.dry_run {
+        eprint!("{out}");
+    }
+    if args.dry_run {
+        log::info("--dry-run: nothing was changed");
+        return Ok(());
+    }
+    if !args.yes {
+        if !stdin_is_terminal() {
+            return Err(Error::Usage(
+                "refusing to restore without confirmation: pass --yes (nothing was changed)".into(),
+            ));
+        }
+        if prompt("Type 'yes' to restore the globals: ")? != "yes" {
+            return Err(Error::Cancelled);
+        }
+    }
+    // The statements to run, in a private 0600 file (it holds password hashes), gzip for the
+    // restore's reader; removed with its directory.
+    let kept: String = text
+        .lines()
+        .filter(|l| {
+            !l.strip_prefix("CREATE ROLE ")
+                .and_then(leading_ident)
+                .is_some_and(|r| existing.contains(&r))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let temp_root = if cfg.local_dir.is_dir() {
+        cfg.local_dir.clone()
+    } else {
+        std::env::temp_dir()
+    };
+    let dir = tempfile::Builder::new()
+        .prefix(catalog::TEMP_PREFIX)
+        .tempdir_in(&temp_root)
+        .map_err(|source| Error::Output {
+            what: "temp directory",
+            path: temp_root.clone(),
+            source,
+        })?;
+    let path = dir.path().join("globals.sql.gz");
+    let write = || -> std::io::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        let mut gz = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+        gz.write_all(kept.as_bytes())?;
+        gz.finish()?.sync_all()
+    };
+    write().map_err(|source| Error::Output {
+        what: "temp file",
+        path: path.clone(),
+        source,
+    })?;
+    crate::postgres::restore_plain(
+        &tools,
+        &server,
+        &path,
+        RestoreOptions {
+            no_owner: false,
+            single_transaction: false,
+            timeout: None,
+            compression: crate::chain::Compression::Gzip {
+                level: 1,
+                threads: 1,
+            },
+        },
+        crate::signals::root(),
+        Duration::from_secs(10),
+        |_, _| {},
+    )?;
+    log::info(&format!(
+        "restored the cluster globals of {file_name}: {} role(s) created, {} set to the backup's attributes",
+        new.len(),
+        exist.len()
+    ));
+    Ok(())
+}
+
 /// The backup to restore: --file, --backup, --latest, or a pick from a numbered list.
 fn choose(cfg: &Config, args: &RestoreArgs, fetched: &mut Vec<Fetched>) -> Result<BackupFiles> {
     if let Some(path) = &args.file {
@@ -658,5 +930,28 @@ fn require_path(f: BackupFiles, path: &std::path::Path) -> Result<BackupFiles> {
             "{}: no such backup file",
             path.display()
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_globals_plan_reads_quoted_names_and_never_keeps_a_hash() {
+        let text = "CREATE ROLE alice;\nALTER ROLE alice WITH NOSUPERUSER LOGIN PASSWORD 'SCRAM-SHA-256$x';\n\
+CREATE ROLE \"bob \"\"the\"\" smith\";\nALTER ROLE \"bob \"\"the\"\" smith\" WITH NOLOGIN;\n\
+ALTER ROLE alice SET work_mem TO '8MB';\nGRANT alice TO \"bob \"\"the\"\" smith\" GRANTED BY postgres;\n\
+CREATE TABLESPACE fast OWNER postgres LOCATION '/srv/fast';\n";
+        let p = globals_plan(text);
+        assert_eq!(
+            p.roles,
+            vec!["alice".to_string(), "bob \"the\" smith".to_string()]
+        );
+        assert_eq!(p.tablespaces, vec!["fast".to_string()]);
+        assert_eq!((p.memberships, p.settings, p.passwords), (1, 1, true));
+        assert!(!format!("{p:?}").contains("SCRAM"));
+        assert_eq!(leading_ident("\"unterminated"), None);
+        assert_eq!(leading_ident(";"), None);
     }
 }

@@ -188,6 +188,8 @@ pub struct S3File {
 pub struct BackupFile {
     /// `plain` (default: SQL for psql) or `custom` (pg_dump's archive for pg_restore).
     pub format: Option<String>,
+    /// Also back up each server's roles and tablespaces (`pg_dumpall --globals-only`).
+    pub globals: Option<bool>,
     /// `gzip` (default) or `zstd`.
     pub compression: Option<String>,
     /// gzip level 1-9 (default 6), zstd 1-19 (default 3).
@@ -266,6 +268,8 @@ pub struct Config {
     pub compression: crate::chain::Compression,
     /// The dump format (`[backup] format`).
     pub format: crate::chain::Format,
+    /// Back up each server's globals once per run (`[backup] globals`).
+    pub globals: bool,
     /// Respawn protection (0 = off).
     pub respawn_protection_hours: u32,
     /// pg_dump time limit.
@@ -724,6 +728,7 @@ impl Config {
             compression_level,
             compression,
             format,
+            globals: file.backup.globals.unwrap_or(false),
             respawn_protection_hours,
             dump_timeout,
             pg_dump_path: file.backup.pg_dump_path,

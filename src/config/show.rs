@@ -80,6 +80,7 @@ impl Config {
         #[serde(rename_all = "kebab-case")]
         struct ShownBackup<'a> {
             format: &'a str,
+            globals: bool,
             compression: &'a str,
             compression_level: u32,
             compression_threads: u32,
@@ -133,6 +134,7 @@ impl Config {
             },
             backup: ShownBackup {
                 format: self.format.name(),
+                globals: self.globals,
                 compression: self.compression.name(),
                 compression_level: self.compression_level,
                 compression_threads: self.compression.threads(),

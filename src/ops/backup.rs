@@ -128,8 +128,53 @@ pub fn run(cfg: &Config, job: &Job, req: &Request<'_>) -> Result<()> {
                 .into(),
         });
     }
+    let mut selected = selected;
+    if cfg.globals {
+        selected.extend(globals_of(&selected));
+    }
     let mut sources = pg_dumps(cfg, &tools, &dump_version, &job.cancel);
     run_databases(cfg, job, req, &selected, &mut sources)
+}
+
+/// One globals item per server among `databases` (by host, port and user): named
+/// [`catalog::GLOBALS`] when there is one server, `_globals-<host:port>` (escaped) for each
+/// when there are several; it connects as the first database of its server does.
+pub fn globals_of(databases: &[Database]) -> Vec<Database> {
+    let mut servers: Vec<(String, &Database)> = Vec::new();
+    for d in databases {
+        let key = format!(
+            "{}|{}",
+            d.target.conn.host_port(),
+            d.target.conn.get("user").unwrap_or_default()
+        );
+        if !servers.iter().any(|(k, _)| *k == key) {
+            servers.push((key, d));
+        }
+    }
+    let several = servers.len() > 1;
+    servers
+        .into_iter()
+        .map(|(_, d)| {
+            let name = if several {
+                format!(
+                    "{}-{}",
+                    catalog::GLOBALS,
+                    catalog::escape_db_name(&d.target.conn.host_port())
+                )
+            } else {
+                catalog::GLOBALS.to_string()
+            };
+            Database {
+                target: Target {
+                    name,
+                    ..d.target.clone()
+                },
+                extensions: Vec::new(),
+                pg_dump_args: Vec::new(),
+                password_source: d.password_source.clone(),
+            }
+        })
+        .collect()
 }
 
 /// A pg_dump per database, under the job's cancellation.
@@ -139,7 +184,19 @@ fn pg_dumps<'d>(
     version: &'d str,
     cancel: &'d crate::run::Cancel,
 ) -> impl FnMut(&'d Database) -> Box<dyn Source + 'd> {
-    move |db| Box::new(PgDump::of(cfg, tools, version, db, cancel))
+    move |db| {
+        if catalog::is_globals_name(db.name()) {
+            Box::new(crate::source::PgDumpAll::new(
+                tools,
+                version,
+                &db.target,
+                cfg.dump_timeout,
+                cancel,
+            ))
+        } else {
+            Box::new(PgDump::of(cfg, tools, version, db, cancel))
+        }
+    }
 }
 
 /// The loop of [`run`] over `selected`, with the sources `sources` makes (pg_dump; a scripted
@@ -414,6 +471,12 @@ pub fn backup_one(
     }
 
     let info = source.facts()?;
+    if let Some(text) = source.note() {
+        job.emit(Event::Notice {
+            level: Level::Warn,
+            text,
+        });
+    }
     let server_version = info.server_version.clone();
     let db_size = info.size;
 

@@ -31,7 +31,7 @@ pub fn selected_databases(cfg: &Config, named: &[String]) -> Result<Vec<String>>
         return crate::storage::LocalStorage::reading(&cfg.local_dir).databases();
     }
     for db in named {
-        if !crate::catalog::is_valid_dir_name(db) {
+        if !crate::catalog::is_catalog_name(db) {
             return Err(crate::error::Error::Usage(format!(
                 "\"{db}\" is not a database name pgbackup uses"
             )));

@@ -128,7 +128,7 @@ pub trait Storage: std::fmt::Debug {
         } else {
             self.list_dirs("")?
         };
-        dbs.retain(|d| crate::catalog::is_valid_dir_name(d));
+        dbs.retain(|d| crate::catalog::is_catalog_name(d));
         dbs.sort();
         dbs.dedup();
         Ok(dbs)

@@ -18,6 +18,8 @@ mod failures;
 mod fidelity;
 /// Compressions and formats: zstd (and gzip) round trips, the CLI tools read our files.
 mod formats;
+/// Cluster globals: pg_dumpall --globals-only backed up, listed, verified, restore --globals.
+mod globals;
 /// Retention, metrics (promtool, node_exporter), alert rules, sd-notify, journal, status, check.
 mod operations;
 mod restore;
