@@ -104,17 +104,6 @@ impl Format {
             _ => None,
         }
     }
-
-    /// A new observer of a stream in this format.
-    pub fn observer(&self) -> crate::pipeline::Observer {
-        match self {
-            Format::Plain => crate::pipeline::Observer::Plain(Default::default()),
-            Format::Custom => crate::pipeline::Observer::Custom(Default::default()),
-            Format::Globals => {
-                crate::pipeline::Observer::Plain(crate::plain::DumpObserver::cluster())
-            }
-        }
-    }
 }
 
 /// One backup's chain: source format, then compression.

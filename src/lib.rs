@@ -23,6 +23,7 @@ pub mod lock;
 pub mod log;
 pub mod metrics;
 pub mod notify;
+pub mod observer;
 pub mod ops;
 pub mod pipeline;
 pub mod plain;

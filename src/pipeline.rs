@@ -13,65 +13,8 @@ use sha2::{Digest, Sha256};
 
 use crate::catalog::TableRows;
 use crate::chain::Chain;
+pub use crate::observer::Observer;
 pub use crate::plain::DumpObserver;
-
-/// The observer of a stream in its format: it reads the stream as it passes, counts the rows
-/// of every table and says whether the stream is whole. Made by
-/// [`Format::observer`](crate::chain::Format::observer).
-#[derive(Debug)]
-pub enum Observer {
-    /// A plain SQL dump.
-    Plain(DumpObserver),
-    /// A custom-format archive.
-    Custom(crate::archive::ArchiveObserver),
-}
-
-impl Observer {
-    /// Feed the next chunk of the stream.
-    pub fn feed(&mut self, chunk: &[u8]) {
-        match self {
-            Observer::Plain(o) => o.feed(chunk),
-            Observer::Custom(o) => o.feed(chunk),
-        }
-    }
-
-    /// Why the stream so far is not whole; `None` when it is.
-    pub fn incomplete_reason(&self) -> Option<String> {
-        match self {
-            Observer::Plain(o) if o.is_cluster() => (!o.is_complete()).then(|| {
-                "ended without pg_dumpall's completion trailer (the dump is incomplete or not pg_dumpall output)".to_string()
-            }),
-            Observer::Plain(o) => (!o.is_complete()).then(|| {
-                "ended without pg_dump's completion trailer (the dump is incomplete or not a pg_dump plain dump)".to_string()
-            }),
-            Observer::Custom(o) => o.incomplete_reason(),
-        }
-    }
-
-    /// What the stream creates itself: `(extensions, schemas)`.
-    pub fn created(&self) -> (Vec<String>, Vec<String>) {
-        match self {
-            Observer::Plain(o) => o.created(),
-            Observer::Custom(o) => o.created(),
-        }
-    }
-
-    /// COPY blocks whose table name could not be read (plain dumps only).
-    pub fn unnamed_copies(&self) -> u64 {
-        match self {
-            Observer::Plain(o) => o.unnamed_copies(),
-            Observer::Custom(_) => 0,
-        }
-    }
-
-    /// Row counts of every table seen.
-    pub fn into_tables(self) -> Vec<TableRows> {
-        match self {
-            Observer::Plain(o) => o.into_tables(),
-            Observer::Custom(o) => o.into_tables(),
-        }
-    }
-}
 
 const BUF_SIZE: usize = 256 * 1024;
 
@@ -158,7 +101,7 @@ pub fn run<R: Read, W: Write>(
 ) -> Result<(W, PipelineOutput), PipelineError> {
     let hashing = HashingWriter::new(io::BufWriter::with_capacity(BUF_SIZE, out));
     let mut gz = crate::codec::encoder(chain.compression, hashing).map_err(PipelineError::Write)?;
-    let mut observer = chain.format.observer();
+    let mut observer = Observer::of(chain.format);
     let mut buf = vec![0u8; BUF_SIZE];
     let mut raw: u64 = 0;
     let mut last = Instant::now();

@@ -737,6 +737,53 @@ pub enum RestoreError {
     },
 }
 
+/// Whether a restore's error is a privilege the restoring role lacks, not a fault of the dump.
+fn is_privilege_error(detail: &str) -> bool {
+    let lower = detail.to_lowercase();
+    lower.contains("permission denied")
+        || lower.contains("must be owner")
+        || lower.contains("must be superuser")
+        || lower.contains("must be a member of role")
+        || lower.contains("only superuser")
+}
+
+/// A started client: the child, its watchdog, the thread that reads its stderr.
+type Client = (
+    std::process::Child,
+    Option<Watchdog>,
+    JoinHandle<Vec<String>>,
+);
+
+/// Start a restoring client (`cmd`, its stdin set by the caller) in its own process group,
+/// registered with `cancel`, under the time limit, its stderr logged and kept.
+fn start_client(
+    mut cmd: Command,
+    program: &Path,
+    key: &'static str,
+    target: &Target,
+    timeout: Option<Duration>,
+    cancel: &crate::run::Cancel,
+) -> Result<Client, PgError> {
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd.spawn().map_err(|source| PgError::Spawn {
+        program: program.display().to_string(),
+        key,
+        source,
+    })?;
+    cancel.register(child.id());
+    let watchdog = timeout.map(|limit| Watchdog::start(child.id(), limit));
+    let name = program
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let stderr = collect_stderr(
+        child.stderr.take().expect("stderr was piped above"),
+        format!("{name} {}", target.name),
+    );
+    Ok((child, watchdog, stderr))
+}
+
 /// Stream a plain dump, compressed as `opts` says, into psql connected to `target`.
 /// Returns (compressed, raw) bytes.
 /// `progress` is called about every `every` with the same pair.
@@ -769,21 +816,9 @@ pub fn restore_plain(
     }
     cmd.arg(dbname_arg(&target.conn));
     env.apply(&mut cmd);
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let mut child = cmd.spawn().map_err(|source| PgError::Spawn {
-        program: tools.psql.display().to_string(),
-        key: "psql-path",
-        source,
-    })?;
-    cancel.register(child.id());
-    let watchdog = opts.timeout.map(|limit| Watchdog::start(child.id(), limit));
-    let stderr = collect_stderr(
-        child.stderr.take().expect("stderr was piped above"),
-        format!("psql {}", target.name),
-    );
+    cmd.stdin(Stdio::piped());
+    let (mut child, watchdog, stderr) =
+        start_client(cmd, &tools.psql, "psql-path", target, opts.timeout, cancel)?;
     let mut stdin = child.stdin.take().expect("stdin was piped above");
 
     let mut filter = opts.no_owner.then(crate::plain::PrivilegeFilter::default);
@@ -881,12 +916,7 @@ pub fn restore_plain(
             })
             .collect::<Vec<_>>()
             .join(" | ");
-        let lower = detail.to_lowercase();
-        let privilege = lower.contains("permission denied")
-            || lower.contains("must be owner")
-            || lower.contains("must be superuser")
-            || lower.contains("must be a member of role")
-            || lower.contains("only superuser");
+        let privilege = is_privilege_error(&detail);
         if let Some(n) = line {
             if let Some(context) = dump_lines(data, compression, n) {
                 detail.push_str(&format!("\n  the dump around line {n}:\n{context}"));
@@ -954,21 +984,15 @@ pub fn restore_archive(
     }
     cmd.arg(dbname_arg(&target.conn)).arg(archive);
     env.apply(&mut cmd);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let mut child = cmd.spawn().map_err(|source| PgError::Spawn {
-        program: tools.pg_restore.display().to_string(),
-        key: "pg-restore-path",
-        source,
-    })?;
-    cancel.register(child.id());
-    let watchdog = opts.timeout.map(|limit| Watchdog::start(child.id(), limit));
-    let stderr = collect_stderr(
-        child.stderr.take().expect("stderr was piped above"),
-        format!("pg_restore {}", target.name),
-    );
+    cmd.stdin(Stdio::null());
+    let (mut child, watchdog, stderr) = start_client(
+        cmd,
+        &tools.pg_restore,
+        "pg-restore-path",
+        target,
+        opts.timeout,
+        cancel,
+    )?;
     let pid = child.id();
     let status = cancel.reap(pid, || child.wait());
     let timed_out = watchdog.is_some_and(Watchdog::stop);
@@ -1021,12 +1045,7 @@ pub fn restore_archive(
     } else {
         shown.join(" | ")
     };
-    let lower = detail.to_lowercase();
-    let privilege = lower.contains("permission denied")
-        || lower.contains("must be owner")
-        || lower.contains("must be superuser")
-        || lower.contains("must be a member of role")
-        || lower.contains("only superuser");
+    let privilege = is_privilege_error(&detail);
     Err(RestoreError::Sql {
         db: target.name.clone(),
         detail,

@@ -233,23 +233,7 @@ pub fn chain_of(
 
 /// Check one local backup (see [`check_subject`]). The data must be a regular file.
 pub fn check_integrity(files: &BackupFiles, progress: impl FnMut(u64)) -> io::Result<Integrity> {
-    let sidecar = read_regular(&files.sidecar, 64 << 10);
-    if !std::fs::metadata(&files.data)?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file (a FIFO, device or directory)",
-        ));
-    }
-    let subject = Subject {
-        file_name: files.file_name(),
-        name: files.name.clone(),
-        sidecar_at: files.sidecar.display().to_string(),
-        sidecar,
-        manifest: files.manifest_state(),
-        data: Box::new(File::open(&files.data)?),
-        extract: None,
-    };
-    check_subject(subject, progress)
+    check_local(files, None, progress)
 }
 
 /// Check one local backup as [`check_integrity`] does, writing its decompressed stream to
@@ -257,6 +241,14 @@ pub fn check_integrity(files: &BackupFiles, progress: impl FnMut(u64)) -> io::Re
 pub fn check_integrity_extracting(
     files: &BackupFiles,
     extract: &mut dyn Write,
+    progress: impl FnMut(u64),
+) -> io::Result<Integrity> {
+    check_local(files, Some(extract), progress)
+}
+
+fn check_local(
+    files: &BackupFiles,
+    extract: Option<&mut dyn Write>,
     progress: impl FnMut(u64),
 ) -> io::Result<Integrity> {
     let sidecar = read_regular(&files.sidecar, 64 << 10);
@@ -273,7 +265,7 @@ pub fn check_integrity_extracting(
         sidecar,
         manifest: files.manifest_state(),
         data: Box::new(File::open(&files.data)?),
-        extract: Some(extract),
+        extract,
     };
     check_subject(subject, progress)
 }
@@ -417,7 +409,7 @@ pub fn check_subject(subject: Subject<'_>, mut progress: impl FnMut(u64)) -> io:
         bytes: 0,
         failed: None,
     };
-    let mut observer = chain.format.observer();
+    let mut observer = crate::observer::Observer::of(chain.format);
     let mut raw: u64 = 0;
     let mut buf = vec![0u8; BUF_SIZE];
     let mut extract = subject.extract;

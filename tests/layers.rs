@@ -15,10 +15,12 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "core",
         &[
+            "archive",
             "catalog",
             "chain",
             "conninfo",
             "exit",
+            "observer",
             "plain",
             "retention",
             "secret",

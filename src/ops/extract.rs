@@ -66,9 +66,9 @@ pub fn check_for_restore(
                     std::io::ErrorKind::StorageFull,
                     format!(
                         "pg_restore needs the archive decompressed, {} (and {} to spare), but only {} is free; free some space or pass --temp-dir DIR on a larger file system (nothing was changed)",
-                        crate::commands::human_bytes(need),
-                        crate::commands::human_bytes(MARGIN),
-                        crate::commands::human_bytes(free)
+                        crate::text::human_bytes(need),
+                        crate::text::human_bytes(MARGIN),
+                        crate::text::human_bytes(free)
                     ),
                 ),
             ));

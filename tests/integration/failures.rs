@@ -243,23 +243,7 @@ fn full_disk_fails_with_73_and_keeps_the_previous_backup() {
     c.sql(&db, "CREATE TABLE t (a int, b text)");
     let env = TestEnv::new();
     let mnt = env.tmp.path().join("small");
-    std::fs::create_dir(&mnt).unwrap();
-    let st = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs"])
-        .arg(&mnt)
-        .status()
-        .expect("run mount");
-    assert!(
-        st.success(),
-        "mounting a tmpfs needs root (the tests and CI run as root)"
-    );
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _guard = Unmount(mnt.clone());
+    let _guard = small_disk(&mnt, "1m");
     std::fs::write(
         &env.config,
         format!(

@@ -108,6 +108,30 @@ fn assert_same(a: &str, b: &str, what: &str) {
     }
 }
 
+/// `restore --no-owner` of the latest backup of "h" into a new database `<prefix>_<pid>` gives
+/// what `pg_dump -O -x` of the original would have; returns the copy's name.
+fn restores_without_owners(env: &TestEnv, db: &str, prefix: &str) -> String {
+    let no_owner = format!("{prefix}_{}", std::process::id());
+    env.run(&[
+        "restore",
+        "--db",
+        "h",
+        "--latest",
+        "--target",
+        &cluster().url(&no_owner),
+        "--create",
+        "--yes",
+        "--no-owner",
+    ])
+    .expect_code(0);
+    assert_same(
+        &dump_text(db, &["-O", "-x"]),
+        &dump_text(&no_owner, &["-O", "-x"]),
+        "restore --no-owner",
+    );
+    no_owner
+}
+
 #[test]
 fn a_hostile_database_restores_identically_with_its_settings_and_without_owners() {
     let c = cluster();
@@ -179,24 +203,7 @@ fn a_hostile_database_restores_identically_with_its_settings_and_without_owners(
     );
 
     // --no-owner: what pg_dump -O -x of the original would have given.
-    let no_owner = format!("fid_noowner_{}", std::process::id());
-    env.run(&[
-        "restore",
-        "--db",
-        "h",
-        "--latest",
-        "--target",
-        &c.url(&no_owner),
-        "--create",
-        "--yes",
-        "--no-owner",
-    ])
-    .expect_code(0);
-    assert_same(
-        &dump_text(&db, &["-O", "-x"]),
-        &dump_text(&no_owner, &["-O", "-x"]),
-        "restore --no-owner",
-    );
+    let no_owner = restores_without_owners(&env, &db, "fid_noowner");
     // Nothing of the original owners or grants came along.
     let owners = c.sql(
         &no_owner,
@@ -526,24 +533,7 @@ fn a_hostile_database_restores_identically_from_a_custom_archive_in_parallel() {
     .expect_stderr("then applied: database settings");
     assert_same(&dump_text(&db, &[]), &dump_text(&copy, &[]), "restore -j 2");
     assert_eq!(db_settings(&db), db_settings(&copy));
-    let no_owner = format!("fidc_noowner_{}", std::process::id());
-    env.run(&[
-        "restore",
-        "--db",
-        "h",
-        "--latest",
-        "--target",
-        &c.url(&no_owner),
-        "--create",
-        "--yes",
-        "--no-owner",
-    ])
-    .expect_code(0);
-    assert_same(
-        &dump_text(&db, &["-O", "-x"]),
-        &dump_text(&no_owner, &["-O", "-x"]),
-        "restore --no-owner",
-    );
+    restores_without_owners(&env, &db, "fidc_noowner");
 
     env.write_config(&custom.replace("format = \"custom\"", "format = \"plain\""));
     env.run(&["backup", "--force"]).expect_code(0);

@@ -132,79 +132,70 @@ fn an_unknown_compression_or_level_is_78_naming_the_fix() {
         .expect_stderr("gzip level from 1 (fastest) to 9");
 }
 
-/// zstd straight into S3 (keep-local = false): the object is `.sql.zst`, verify checks it
-/// streamed from S3, and restore brings back identical tables.
-#[test]
-fn zstd_streams_into_s3_and_restores_from_it() {
+/// A backup in `config`'s format straight into S3 (keep-local = false): objects named
+/// `*<suffix>`, verify checks them streamed from S3, verify --test-restore passes, and restore
+/// (with `restore_args`) brings back identical tables.
+fn streams_into_s3_and_restores_from_it(
+    prefix: &str,
+    config: &str,
+    suffix: &str,
+    restore_args: &[&str],
+) {
     let c = cluster();
     let s3 = s3_server();
-    let bucket = s3.bucket("zst");
+    let bucket = s3.bucket(prefix);
     let b = bucket.clone();
-    let (env, db) = Scenario::new("zsts3", "zs")
+    let (env, db) = Scenario::new(prefix, "s")
         .sql(RICH_SCHEMA)
-        .config("[backup]\ncompression = \"zstd\"\n")
+        .config(config)
         .config_with(move |env| {
             crate::s3::s3_section(env, s3, &b, &s3.secret_key, "keep-local = false")
         })
         .backed_up();
-    let listed = s3.aws(&["s3", "ls", &format!("s3://{bucket}/backups/zs/")]);
+    let listed = s3.aws(&["s3", "ls", &format!("s3://{bucket}/backups/s/")]);
     listed.expect_code(0);
     assert!(
-        listed.stdout.contains(".sql.zst.sha256"),
+        listed.stdout.contains(&format!("{suffix}.sha256")),
         "{}",
         listed.stdout
     );
     env.run(&["verify"])
         .expect_code(0)
         .expect_stderr("streamed from S3");
+    env.run(&["verify", "--test-restore"]).expect_code(0);
     let dst = format!("{db}_back");
-    env.restore_latest("zs", &c.url(&dst)).expect_code(0);
+    let target = c.url(&dst);
+    let mut args = vec![
+        "restore", "--db", "s", "--latest", "--target", &target, "--create", "--yes",
+    ];
+    args.extend_from_slice(restore_args);
+    env.run(&args).expect_code(0);
     assert_eq!(c.fingerprint(&db), c.fingerprint(&dst));
 }
 
-/// A custom archive straight into S3 (keep-local = false, over the TLS endpoint of the S3
-/// tests): `.dump.zst` objects, verify checks the archive's structure streamed from S3,
-/// verify --test-restore and restore (downloaded, then pg_restore -j 2) give identical tables.
+/// zstd straight into S3 (keep-local = false): the object is `.sql.zst`, verify checks it
+/// streamed from S3, and restore brings back identical tables.
+#[test]
+fn zstd_streams_into_s3_and_restores_from_it() {
+    streams_into_s3_and_restores_from_it(
+        "zsts3",
+        "[backup]\ncompression = \"zstd\"\n",
+        ".sql.zst",
+        &[],
+    );
+}
+
+/// A custom archive straight into S3: `.dump.zst` objects, verify checks the archive's
+/// structure streamed from S3, verify --test-restore and restore (downloaded, then
+/// pg_restore -j 2) give identical tables.
 #[test]
 fn a_custom_archive_streams_into_s3_and_restores_from_it_in_parallel() {
-    let c = cluster();
-    let s3 = s3_server();
-    let bucket = s3.bucket("cus");
-    let b = bucket.clone();
-    let (env, db) = Scenario::new("custs3", "cs")
-        .sql(RICH_SCHEMA)
-        .config("[backup]\nformat = \"custom\"\ncompression = \"zstd\"\n")
-        .config_with(move |env| {
-            crate::s3::s3_section(env, s3, &b, &s3.secret_key, "keep-local = false")
-        })
-        .backed_up();
-    let listed = s3.aws(&["s3", "ls", &format!("s3://{bucket}/backups/cs/")]);
-    listed.expect_code(0);
-    assert!(
-        listed.stdout.contains(".dump.zst.sha256"),
-        "{}",
-        listed.stdout
+    streams_into_s3_and_restores_from_it(
+        "custs3",
+        "[backup]\nformat = \"custom\"\ncompression = \"zstd\"\n",
+        ".dump.zst",
+        &["--jobs", "2"],
     );
-    env.run(&["verify"])
-        .expect_code(0)
-        .expect_stderr("streamed from S3")
-        .expect_stderr_or_stdout("complete");
-    env.run(&["verify", "--test-restore"]).expect_code(0);
-    let dst = format!("{db}_back");
-    env.run(&[
-        "restore",
-        "--db",
-        "cs",
-        "--latest",
-        "--target",
-        &c.url(&dst),
-        "--create",
-        "--yes",
-        "--jobs",
-        "2",
-    ])
-    .expect_code(0);
-    assert_eq!(c.fingerprint(&db), c.fingerprint(&dst));
 }
 
 /// Rows per `schema.table` in a manifest.
@@ -499,23 +490,7 @@ fn no_room_for_the_decompressed_archive_is_73_before_the_target_is_touched() {
         .config("[backup]\nformat = \"custom\"\n")
         .backed_up();
     let mnt = env.tmp.path().join("small");
-    std::fs::create_dir(&mnt).unwrap();
-    let st = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs"])
-        .arg(&mnt)
-        .status()
-        .expect("run mount");
-    assert!(
-        st.success(),
-        "mounting a tmpfs needs root (the tests and CI run as root)"
-    );
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _guard = Unmount(mnt.clone());
+    let _guard = small_disk(&mnt, "1m");
     let target = format!("{db}_never");
     let restore = |env: &TestEnv| {
         env.run(&[

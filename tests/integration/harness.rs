@@ -498,6 +498,37 @@ impl TestEnv {
     }
 }
 
+/// A tmpfs of `size` (e.g. "1m") mounted on `dir` (created) until the guard is dropped: a full
+/// disk on demand. Needs root, as the tests and CI run.
+pub fn small_disk(dir: &Path, size: &str) -> Unmount {
+    std::fs::create_dir_all(dir).unwrap();
+    let st = Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("size={size},mode=0700"),
+            "tmpfs",
+        ])
+        .arg(dir)
+        .status()
+        .expect("run mount");
+    assert!(
+        st.success(),
+        "mounting a tmpfs needs root (the tests and CI run as root)"
+    );
+    Unmount(dir.to_path_buf())
+}
+
+/// Unmounts its directory when dropped.
+pub struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
 pub fn set_mode(p: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
