@@ -157,6 +157,8 @@ struct HashingReader<R> {
     hasher: Sha256,
     bytes: u64,
     failed: Option<io::Error>,
+    /// The file's first bytes, to name what it is when it does not decompress.
+    head: Vec<u8>,
 }
 
 impl<R: Read> Read for HashingReader<R> {
@@ -173,8 +175,25 @@ impl<R: Read> Read for HashingReader<R> {
             }
         };
         self.hasher.update(&buf[..n]);
+        if self.head.len() < HEAD {
+            let take = n.min(HEAD - self.head.len());
+            self.head.extend_from_slice(&buf[..take]);
+        }
         self.bytes += n as u64;
         Ok(n)
+    }
+}
+
+const HEAD: usize = 32;
+
+/// What an uncompressed file that failed to decompress is, and what to do with it.
+fn uncompressed_hint(head: &[u8]) -> &'static str {
+    if head.starts_with(b"PGDMP") {
+        "; the file is an uncompressed pg_dump custom archive (pg_dump -Fc): compress it (gzip -k FILE, then restore FILE.gz --no-sidecar) or restore it with pg_restore"
+    } else if head.starts_with(b"--\n-- PostgreSQL database") {
+        "; the file is uncompressed SQL (pg_dump without gzip): compress it (gzip -k FILE, then restore FILE.gz --no-sidecar) or restore it with psql"
+    } else {
+        ""
     }
 }
 
@@ -408,6 +427,7 @@ pub fn check_subject(subject: Subject<'_>, mut progress: impl FnMut(u64)) -> io:
         hasher: Sha256::new(),
         bytes: 0,
         failed: None,
+        head: Vec::new(),
     };
     let mut observer = crate::observer::Observer::of(chain.format);
     let mut raw: u64 = 0;
@@ -462,7 +482,10 @@ pub fn check_subject(subject: Subject<'_>, mut progress: impl FnMut(u64)) -> io:
         Some(e) => checks.push(check(
             stage,
             false,
-            format!("decompression failed after {raw} bytes: {e} (truncated or corrupt)"),
+            format!(
+                "decompression failed after {raw} bytes: {e} (truncated or corrupt){}",
+                uncompressed_hint(&hashing.head)
+            ),
         )),
     }
     if gzip_error.is_none() {
@@ -591,6 +614,19 @@ mod tests {
         let f = write_backup(d.path(), b"SET x;\nCOPY public.t (a) FROM stdin;\n1\n");
         let r = check_integrity(&f, |_| {}).unwrap();
         assert!(r.failures().contains("complete:"), "{}", r.failures());
+    }
+
+    #[test]
+    fn an_uncompressed_dump_is_named_with_the_fix() {
+        let d = tempfile::tempdir().unwrap();
+        let data = d.path().join("old.dump.gz");
+        std::fs::write(&data, b"PGDMP\x01\x0e\x00\x04\x08\x01 and the rest").unwrap();
+        let r = check_integrity(&BackupFiles::for_data(&data), |_| {}).unwrap();
+        assert!(
+            r.failures().contains("uncompressed pg_dump custom archive"),
+            "{}",
+            r.failures()
+        );
     }
 
     #[test]
