@@ -737,6 +737,17 @@ pub enum RestoreError {
     },
 }
 
+/// A restoring client could not connect to `target`.
+fn connect_error(target: &Target, detail: String, hint: &'static str) -> RestoreError {
+    PgError::Connect {
+        db: target.name.clone(),
+        target: target.conn.masked().to_string(),
+        detail,
+        hint,
+    }
+    .into()
+}
+
 /// Whether a restore's error is a privilege the restoring role lacks, not a fault of the dump.
 fn is_privilege_error(detail: &str) -> bool {
     let lower = detail.to_lowercase();
@@ -891,13 +902,7 @@ pub fn restore_plain(
         let text = env.scrub(&lines.join("\n"));
         let (detail, hint, is_connect) = classify(&text);
         if is_connect || status.code() == Some(2) {
-            return Err(PgError::Connect {
-                db: target.name.clone(),
-                target: target.conn.masked().to_string(),
-                detail,
-                hint,
-            }
-            .into());
+            return Err(connect_error(target, detail, hint));
         }
         // psql's own words: "psql:<stdin>:LINE: ERROR: ...", then DETAIL/HINT/CONTEXT lines.
         let first_error = lines.iter().position(|l| l.contains("ERROR:")).unwrap_or(0);
@@ -1015,13 +1020,7 @@ pub fn restore_archive(
     let text = env.scrub(&lines.join("\n"));
     let (detail, hint, is_connect) = classify(&text);
     if is_connect {
-        return Err(PgError::Connect {
-            db: target.name.clone(),
-            target: target.conn.masked().to_string(),
-            detail,
-            hint,
-        }
-        .into());
+        return Err(connect_error(target, detail, hint));
     }
     // "pg_restore: error: could not execute query: ERROR:  ...", then "Command was: ...".
     let shown: Vec<String> = text

@@ -498,6 +498,34 @@ impl TestEnv {
     }
 }
 
+/// Whether the database `name` exists on the shared cluster.
+pub fn db_exists(name: &str) -> bool {
+    cluster().sql(
+        "postgres",
+        &format!(
+            "SELECT count(*) FROM pg_database WHERE datname = '{}'",
+            name.replace('\'', "''")
+        ),
+    ) == "1"
+}
+
+/// `restore --backup NAME --target <never> --create --yes` is refused (65, "refusing to
+/// restore") before the target database exists.
+pub fn expect_restore_refused(env: &TestEnv, backup: &str, never: &str) {
+    env.run(&[
+        "restore",
+        "--backup",
+        backup,
+        "--target",
+        &cluster().url(never),
+        "--create",
+        "--yes",
+    ])
+    .expect_code(65)
+    .expect_stderr("refusing to restore");
+    assert!(!db_exists(never), "{never} was created");
+}
+
 /// A tmpfs of `size` (e.g. "1m") mounted on `dir` (created) until the guard is dropped: a full
 /// disk on demand. Needs root, as the tests and CI run.
 pub fn small_disk(dir: &Path, size: &str) -> Unmount {

@@ -10,16 +10,6 @@ fn setup(prefix: &str, name: &str) -> (TestEnv, String) {
     (env, db)
 }
 
-fn db_exists(name: &str) -> bool {
-    cluster().sql(
-        "postgres",
-        &format!(
-            "SELECT count(*) FROM pg_database WHERE datname = '{}'",
-            name.replace('\'', "''")
-        ),
-    ) == "1"
-}
-
 #[test]
 fn restore_to_a_new_target_is_identical() {
     let c = cluster();

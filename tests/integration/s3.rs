@@ -393,25 +393,7 @@ fn verify_and_restore_from_s3_when_the_local_copy_is_gone() {
     ])
     .expect_code(0);
     env.run(&["verify", &name]).expect_code(65);
-    let dst2 = format!("s3rs_never_{}", std::process::id());
-    env.run(&[
-        "restore",
-        "--backup",
-        &name,
-        "--target",
-        &c.url(&dst2),
-        "--create",
-        "--yes",
-    ])
-    .expect_code(65)
-    .expect_stderr("refusing to restore");
-    assert_eq!(
-        c.sql(
-            "postgres",
-            &format!("SELECT count(*) FROM pg_database WHERE datname = '{dst2}'")
-        ),
-        "0"
-    );
+    expect_restore_refused(&env, &name, &format!("s3rs_never_{}", std::process::id()));
 }
 
 /// Start the fault proxy in front of the shared moto server; returns it and an `S3Server` that

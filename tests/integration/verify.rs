@@ -273,9 +273,10 @@ fn no_backup_at_all_fails_verify() {
 
 #[test]
 fn scratch_database_is_dropped_on_timeout_and_on_sigterm() {
-    // Enough rows that restoring them takes seconds.
+    // Enough rows that restoring them takes seconds, well past the 1 s limit (600,000 once
+    // restored in under a second on a quiet CI machine, and the limit never fired).
     let (env, db) = Scenario::new("vslow", "slowtr")
-        .sql("CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g + 1)::text) AS v FROM generate_series(1, 600000) g")
+        .sql("CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g + 1)::text) AS v FROM generate_series(1, 2000000) g")
         .config("[verify]\nrestore-timeout-secs = 1\n")
         .backed_up();
 
@@ -356,13 +357,7 @@ fn the_manifest_describes_the_chain_and_the_read_side_follows_it() {
         "--yes",
     ])
     .expect_code(65);
-    assert_eq!(
-        cluster().sql(
-            "postgres",
-            &format!("SELECT count(*) FROM pg_database WHERE datname = '{target}'")
-        ),
-        "0"
-    );
+    assert!(!db_exists(&target), "{target} was created");
 
     // An unknown compression in the stages is the same.
     let mut lz4 = m;
