@@ -152,8 +152,9 @@ pub fn run(cfg: &Config, args: &StatusArgs) -> Result<()> {
     let used: u64 = status.databases.iter().map(|d| d.backups_bytes).sum();
     let count: u64 = status.databases.iter().map(|d| d.backups).sum();
     out.push_str(&format!(
-        "storage:    {} ({count} backups, {}){}\n",
+        "storage:    {} ({}, {}){}\n",
         status.local_dir,
+        crate::text::count(count, "backup", "backups"),
         human_bytes(used),
         match space {
             Some((free, total)) if total > 0 => format!(
