@@ -146,6 +146,16 @@ impl BackupName {
         format!("{}.json", self.file_name())
     }
 
+    /// The chain the name implies, for a backup without a (readable) manifest: its kind's,
+    /// and the globals' format in the globals' directory.
+    pub fn chain(&self) -> Chain {
+        let mut chain = self.kind.chain();
+        if is_globals_name(&self.database) {
+            chain.format = Format::Globals;
+        }
+        chain
+    }
+
     /// Parse a data file name; `None` for anything that is not exactly our scheme.
     pub fn parse(file_name: &str) -> Option<Self> {
         let (stem, kind) = Kind::ALL.iter().find_map(|k| {

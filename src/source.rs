@@ -55,6 +55,23 @@ pub trait Source {
     fn finish(&mut self, incomplete: Option<String>) -> Result<()>;
 }
 
+/// A server newer than the client (`client_version`, its `--version`) is refused: the client
+/// would refuse it too, after a connection.
+fn refuse_newer_server(target: &Target, client_version: &str, server_version: &str) -> Result<()> {
+    if let (Some(s), Some(d)) = (major_version(server_version), major_version(client_version)) {
+        if s > d {
+            return Err(PgError::VersionMismatch {
+                db: target.name.clone(),
+                dump_version: client_version.to_string(),
+                server_version: server_version.to_string(),
+                server_major: s,
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
 /// `pg_dump` of one database, in the plain or the custom format.
 #[derive(Debug)]
 pub struct PgDump<'a> {
@@ -140,20 +157,7 @@ impl Source for PgDump<'_> {
     /// pg_dump is refused: pg_dump would refuse it too, after a connection.
     fn facts(&mut self) -> Result<DatabaseInfo> {
         let info = crate::dbprops::capture(&Psql::new(self.tools, self.target))?;
-        if let (Some(s), Some(d)) = (
-            major_version(&info.server_version),
-            major_version(self.version),
-        ) {
-            if s > d {
-                return Err(PgError::VersionMismatch {
-                    db: self.target.name.clone(),
-                    dump_version: self.version.to_string(),
-                    server_version: info.server_version,
-                    server_major: s,
-                }
-                .into());
-            }
-        }
+        refuse_newer_server(self.target, self.version, &info.server_version)?;
         Ok(info)
     }
 
@@ -247,20 +251,7 @@ impl Source for PgDumpAll<'_> {
                 self.dump.target.name
             ));
         }
-        if let (Some(s), Some(d)) = (
-            major_version(&server_version),
-            major_version(self.dump.version),
-        ) {
-            if s > d {
-                return Err(PgError::VersionMismatch {
-                    db: self.dump.target.name.clone(),
-                    dump_version: self.dump.version.to_string(),
-                    server_version,
-                    server_major: s,
-                }
-                .into());
-            }
-        }
+        refuse_newer_server(self.dump.target, self.dump.version, &server_version)?;
         Ok(DatabaseInfo {
             server_version,
             ..DatabaseInfo::default()

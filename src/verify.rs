@@ -235,18 +235,9 @@ pub fn chain_of(
 ) -> Result<Chain, String> {
     match manifest {
         Ok(Some(m)) => m.chain(),
-        _ => {
-            let name = BackupName::parse(file_name);
-            let mut chain = name
-                .as_ref()
-                .map(|n| n.kind)
-                .unwrap_or_else(|| crate::catalog::Kind::guess(file_name))
-                .chain();
-            if name.is_some_and(|n| crate::catalog::is_globals_name(&n.database)) {
-                chain.format = crate::chain::Format::Globals;
-            }
-            Ok(chain)
-        }
+        _ => Ok(BackupName::parse(file_name)
+            .map(|n| n.chain())
+            .unwrap_or_else(|| crate::catalog::Kind::guess(file_name).chain())),
     }
 }
 

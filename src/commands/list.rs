@@ -65,13 +65,9 @@ impl ListRow {
             .flatten();
         let file = b.name.file_name();
         let last = manifest.as_ref().and_then(|m| m.verifications.last());
-        let chain = b.name.kind.chain();
+        let chain = b.name.chain();
         ListRow {
-            format: if crate::catalog::is_globals_name(&b.name.database) {
-                "globals"
-            } else {
-                chain.format.name()
-            },
+            format: chain.format.name(),
             compression: chain.compression.name(),
             compression_level: manifest.as_ref().map(|m| m.compression_level),
             last_verify_at: last.map(|v| v.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),

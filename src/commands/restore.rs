@@ -69,11 +69,7 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
 
     // 1. Verify before anything else (a custom archive is decompressed for pg_restore in the
     //    same pass).
-    let temp_root = match &args.temp_dir {
-        Some(d) => d.clone(),
-        None if cfg.local_dir.is_dir() => cfg.local_dir.clone(),
-        None => std::env::temp_dir(),
-    };
+    let temp_root = crate::ops::extract::temp_root(cfg, args.temp_dir.as_deref());
     log::info(&format!("verifying {file_name} before restoring it"));
     let (integrity, extracted) =
         crate::ops::extract::check_for_restore(&files, &temp_root, |_| {})?;
@@ -196,11 +192,7 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
     let configured: Option<&Database> = cfg.databases.iter().find(|d| d.name() == database);
     let target = match &args.target {
         Some(url) => {
-            let conn = ConnInfo::parse(url).map_err(|e| {
-                let mut p = ConfigProblems::default();
-                p.push("--target", e.to_string());
-                Error::Config(p)
-            })?;
+            let conn = target_conn(url)?;
             // Same server and role as the configured database: its password applies.
             let same_login = |c: &Target| {
                 ["host", "port", "user"]
@@ -330,7 +322,7 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
             "  pg_restore with {jobs} job{} reads the checked, decompressed archive ({}, in {}; removed afterwards)\n",
             if jobs == 1 { "" } else { "s" },
             human_bytes(integrity.raw_bytes),
-            x.path.parent().unwrap_or(&temp_root).display()
+            x.path().parent().unwrap_or(&temp_root).display()
         ));
     }
     if !args.schemas.is_empty() {
@@ -502,7 +494,7 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
         crate::postgres::restore_archive(
             &tools,
             &target,
-            &x.path,
+            x.path(),
             crate::postgres::ArchiveRestore {
                 jobs,
                 no_owner: args.no_owner,
@@ -568,6 +560,15 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
         started.elapsed().as_secs_f64()
     ));
     Ok(())
+}
+
+/// `--target URL` parsed; a malformed one is a configuration error naming `--target`.
+fn target_conn(url: &str) -> Result<ConnInfo> {
+    ConnInfo::parse(url).map_err(|e| {
+        let mut p = ConfigProblems::default();
+        p.push("--target", e.to_string());
+        Error::Config(p)
+    })
 }
 
 /// What a globals dump does, read from its statements (pg_dumpall writes one per line).
@@ -658,11 +659,7 @@ fn restore_globals(
 
     let mut server = match &args.target {
         Some(url) => {
-            let conn = ConnInfo::parse(url).map_err(|e| {
-                let mut p = ConfigProblems::default();
-                p.push("--target", e.to_string());
-                Error::Config(p)
-            })?;
+            let conn = target_conn(url)?;
             Target {
                 name: "(target server)".into(),
                 password: conn.password().map(crate::secret::Secret::new),
@@ -751,8 +748,8 @@ fn restore_globals(
             return Err(Error::Cancelled);
         }
     }
-    // The statements to run, in a private 0600 file (it holds password hashes), gzip for the
-    // restore's reader; removed with its directory.
+    // The statements to run, in a private 0600 temp file (it holds password hashes), in the
+    // compression the restore's reader takes; removed when done.
     let kept: String = text
         .lines()
         .filter(|l| {
@@ -762,48 +759,35 @@ fn restore_globals(
         })
         .map(|l| format!("{l}\n"))
         .collect();
-    let temp_root = if cfg.local_dir.is_dir() {
-        cfg.local_dir.clone()
-    } else {
-        std::env::temp_dir()
+    let temp_root = crate::ops::extract::temp_root(cfg, None);
+    let temp_compression = crate::chain::Compression::Gzip {
+        level: 1,
+        threads: 1,
     };
-    let dir = tempfile::Builder::new()
-        .prefix(catalog::TEMP_PREFIX)
-        .tempdir_in(&temp_root)
-        .map_err(|source| Error::Output {
-            what: "temp directory",
-            path: temp_root.clone(),
-            source,
-        })?;
-    let path = dir.path().join("globals.sql.gz");
+    let temp = crate::fsutil::temp_in(&temp_root).map_err(|source| Error::Output {
+        what: "temp file",
+        path: temp_root.clone(),
+        source,
+    })?;
     let write = || -> std::io::Result<()> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)?;
-        let mut gz = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+        let mut gz = crate::codec::encoder(temp_compression, temp.as_file())?;
         gz.write_all(kept.as_bytes())?;
         gz.finish()?.sync_all()
     };
     write().map_err(|source| Error::Output {
         what: "temp file",
-        path: path.clone(),
+        path: temp.path().to_path_buf(),
         source,
     })?;
     crate::postgres::restore_plain(
         &tools,
         &server,
-        &path,
+        temp.path(),
         RestoreOptions {
             no_owner: false,
             single_transaction: false,
             timeout: None,
-            compression: crate::chain::Compression::Gzip {
-                level: 1,
-                threads: 1,
-            },
+            compression: temp_compression,
         },
         crate::signals::root(),
         Duration::from_secs(10),

@@ -356,11 +356,7 @@ fn verify_one(
     let mut extracted = None;
     let checked = match subject {
         Subject::Files(files) if test_restore => {
-            let root = if cfg.local_dir.is_dir() {
-                cfg.local_dir.clone()
-            } else {
-                std::env::temp_dir()
-            };
+            let root = crate::ops::extract::temp_root(cfg, None);
             crate::ops::extract::check_for_restore(files, &root, status)
                 .map(|(i, x)| {
                     extracted = x;
@@ -419,7 +415,7 @@ fn verify_one(
             cfg,
             tools,
             files,
-            extracted.as_ref().map(|x| x.path.as_path()),
+            extracted.as_ref().map(|x| x.path()),
             &database,
             &integrity,
             keep_scratch,

@@ -8,7 +8,6 @@
 //! removed when the restore ends, whatever happens.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::chain::Format;
@@ -20,12 +19,27 @@ use crate::verify::{
 /// Room left beside the decompressed archive (the file system's own needs, a log).
 const MARGIN: u64 = 64 << 20;
 
-/// A decompressed custom archive in a private temp directory, removed on drop.
+/// A decompressed custom archive in a private (0600) temp file, removed on drop.
 #[derive(Debug)]
 pub struct Extracted {
-    _dir: tempfile::TempDir,
-    /// The archive.
-    pub path: PathBuf,
+    file: tempfile::NamedTempFile,
+}
+
+impl Extracted {
+    /// The archive's path, for pg_restore.
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+}
+
+/// Where a restore's temp files go: `explicit` (`--temp-dir`), else the backup root, else the
+/// system's temp directory (a restore from `--file` on a host without a root).
+pub fn temp_root(cfg: &crate::config::Config, explicit: Option<&Path>) -> PathBuf {
+    match explicit {
+        Some(d) => d.to_path_buf(),
+        None if cfg.local_dir.is_dir() => cfg.local_dir.clone(),
+        None => std::env::temp_dir(),
+    }
 }
 
 /// The bytes a backup's decompressed archive takes: what its manifest records.
@@ -74,22 +88,14 @@ pub fn check_for_restore(
             ));
         }
     }
-    let dir = tempfile::Builder::new()
-        .prefix(crate::catalog::TEMP_PREFIX)
-        .tempdir_in(temp_root)
-        .map_err(|e| out_err(temp_root, e))?;
-    let path = dir.path().join("archive.dump");
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| out_err(&path, e))?;
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let file = crate::fsutil::temp_in(temp_root).map_err(|e| out_err(temp_root, e))?;
+    let path = file.path().to_path_buf();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file.as_file());
     let mut integrity = check_integrity_extracting(files, &mut out, progress).map_err(input_err)?;
     if let Some(e) = integrity.extract_error.take() {
         return Err(out_err(&path, e));
     }
     out.flush().map_err(|e| out_err(&path, e))?;
-    Ok((integrity, Some(Extracted { _dir: dir, path })))
+    drop(out);
+    Ok((integrity, Some(Extracted { file })))
 }
