@@ -20,86 +20,102 @@ pub const MANIFEST_VERSION: u32 = 2;
 
 const TS_FORMAT: &str = "%Y%m%d_%H%M%S";
 
-/// The kinds of data file the catalog knows: plain SQL (`.sql.*`) or a pg_dump custom archive
-/// (`.dump.*`), then the compression. The `.age` suffix to come is reserved so that names stay
-/// unambiguous.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Kind {
-    /// Plain SQL, gzip.
-    #[serde(rename = "sql.gz")]
-    SqlGz,
-    /// Plain SQL, zstd.
-    #[serde(rename = "sql.zst")]
-    SqlZst,
-    /// A pg_dump custom archive, gzip.
-    #[serde(rename = "dump.gz")]
-    DumpGz,
-    /// A pg_dump custom archive, zstd.
-    #[serde(rename = "dump.zst")]
-    DumpZst,
+/// The data files the catalog knows: plain SQL (`.sql.*`) or a pg_dump custom archive
+/// (`.dump.*`), then the compression (`gz`, `zst`), then `.age` when encrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kind {
+    /// A custom archive (`.dump`), else SQL (`.sql`).
+    pub archive: bool,
+    /// zstd (`.zst`), else gzip (`.gz`).
+    pub zstd: bool,
+    /// Encrypted with age (`.age`).
+    pub encrypted: bool,
 }
 
 impl Kind {
-    /// The file-name suffix, without the leading dot.
-    pub fn suffix(self) -> &'static str {
-        match self {
-            Kind::SqlGz => "sql.gz",
-            Kind::SqlZst => "sql.zst",
-            Kind::DumpGz => "dump.gz",
-            Kind::DumpZst => "dump.zst",
+    /// Plain SQL, gzip: what `pg_dump | gzip` makes.
+    pub const SQL_GZ: Kind = Kind {
+        archive: false,
+        zstd: false,
+        encrypted: false,
+    };
+
+    const SUFFIXES: [&'static str; 8] = [
+        "sql.gz",
+        "sql.zst",
+        "dump.gz",
+        "dump.zst",
+        "sql.gz.age",
+        "sql.zst.age",
+        "dump.gz.age",
+        "dump.zst.age",
+    ];
+
+    fn index(self) -> usize {
+        usize::from(self.zstd) + 2 * usize::from(self.archive) + 4 * usize::from(self.encrypted)
+    }
+
+    fn from_index(i: usize) -> Kind {
+        Kind {
+            zstd: i & 1 != 0,
+            archive: i & 2 != 0,
+            encrypted: i & 4 != 0,
         }
     }
 
-    const ALL: [Kind; 4] = [Kind::SqlGz, Kind::SqlZst, Kind::DumpGz, Kind::DumpZst];
+    /// The file-name suffix, without the leading dot.
+    pub fn suffix(self) -> &'static str {
+        Self::SUFFIXES[self.index()]
+    }
 
     /// The kind (and with it the name's suffix) a chain produces.
     pub fn of(chain: &Chain) -> Kind {
-        match (chain.format, chain.compression) {
-            (Format::Plain, Compression::Gzip { .. }) => Kind::SqlGz,
-            (Format::Plain, Compression::Zstd { .. }) => Kind::SqlZst,
-            (Format::Custom, Compression::Gzip { .. }) => Kind::DumpGz,
-            (Format::Custom, Compression::Zstd { .. }) => Kind::DumpZst,
-            (Format::Globals, Compression::Gzip { .. }) => Kind::SqlGz,
-            (Format::Globals, Compression::Zstd { .. }) => Kind::SqlZst,
+        Kind {
+            archive: chain.format == Format::Custom,
+            zstd: matches!(chain.compression, Compression::Zstd { .. }),
+            encrypted: chain.encrypted,
         }
     }
 
     /// The kind a file of any name most likely is, by its suffix (a `pg_dump -Fc | zstd` file
-    /// of an old script named `app.dump.zst`): zstd for `.zst`, else gzip; a custom archive
-    /// for `.dump.*`, else plain SQL.
+    /// of an old script named `app.dump.zst`): encrypted for `.age`, zstd for `.zst`, else
+    /// gzip; a custom archive for `.dump.*`, else plain SQL.
     pub fn guess(file_name: &str) -> Kind {
-        let zstd = file_name.ends_with(".zst");
-        let custom = file_name
-            .rsplit_once('.')
-            .is_some_and(|(stem, _)| stem.ends_with(".dump"));
-        match (custom, zstd) {
-            (false, false) => Kind::SqlGz,
-            (false, true) => Kind::SqlZst,
-            (true, false) => Kind::DumpGz,
-            (true, true) => Kind::DumpZst,
+        let (name, encrypted) = match file_name.strip_suffix(".age") {
+            Some(n) => (n, true),
+            None => (file_name, false),
+        };
+        Kind {
+            zstd: name.ends_with(".zst"),
+            archive: name
+                .rsplit_once('.')
+                .is_some_and(|(stem, _)| stem.ends_with(".dump")),
+            encrypted,
         }
     }
 
     /// The chain a file's name implies, for a backup without a (readable) manifest.
     pub fn chain(self) -> Chain {
         // The level does not matter to a reader.
-        let gzip = Compression::Gzip {
-            level: 6,
-            threads: 1,
-        };
-        let zstd = Compression::Zstd {
-            level: 3,
-            threads: 1,
-        };
-        let (format, compression) = match self {
-            Kind::SqlGz => (Format::Plain, gzip),
-            Kind::SqlZst => (Format::Plain, zstd),
-            Kind::DumpGz => (Format::Custom, gzip),
-            Kind::DumpZst => (Format::Custom, zstd),
+        let compression = if self.zstd {
+            Compression::Zstd {
+                level: 3,
+                threads: 1,
+            }
+        } else {
+            Compression::Gzip {
+                level: 6,
+                threads: 1,
+            }
         };
         Chain {
-            format,
+            format: if self.archive {
+                Format::Custom
+            } else {
+                Format::Plain
+            },
             compression,
+            encrypted: self.encrypted,
         }
     }
 }
@@ -158,9 +174,9 @@ impl BackupName {
 
     /// Parse a data file name; `None` for anything that is not exactly our scheme.
     pub fn parse(file_name: &str) -> Option<Self> {
-        let (stem, kind) = Kind::ALL.iter().find_map(|k| {
-            let stem = file_name.strip_suffix(k.suffix())?.strip_suffix('.')?;
-            Some((stem, *k))
+        let (stem, kind) = Kind::SUFFIXES.iter().enumerate().find_map(|(i, suffix)| {
+            let stem = file_name.strip_suffix(suffix)?.strip_suffix('.')?;
+            Some((stem, Kind::from_index(i)))
         })?;
         // stem = <database>_<YYYYMMDD>_<HHMMSS>; the database may itself contain '_'.
         if stem.len() < 17 {
@@ -312,6 +328,13 @@ pub struct Manifest {
     pub raw_bytes: u64,
     /// SHA-256 of the data file, lower-case hex.
     pub sha256: String,
+    /// An encrypted backup's plaintext (the compressed stream, what `age -d FILE` prints):
+    /// its SHA-256, lower-case hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plaintext_sha256: Option<String>,
+    /// ... and its size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plaintext_bytes: Option<u64>,
     /// "gzip".
     pub compression: String,
     /// The gzip level used.
@@ -681,11 +704,11 @@ mod tests {
     #[test]
     fn name_round_trip() {
         let ts = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
-        let n = BackupName::new("clara_main", ts, Kind::SqlGz);
+        let n = BackupName::new("clara_main", ts, Kind::SQL_GZ);
         assert_eq!(n.file_name(), "clara_main_20260102_030405.sql.gz");
         assert_eq!(n.sidecar_name(), "clara_main_20260102_030405.sql.gz.sha256");
         assert_eq!(BackupName::parse(&n.file_name()), Some(n));
-        let dotted = BackupName::new("app.v2", ts, Kind::SqlGz);
+        let dotted = BackupName::new("app.v2", ts, Kind::SQL_GZ);
         assert_eq!(BackupName::parse(&dotted.file_name()), Some(dotted));
     }
 

@@ -1,5 +1,5 @@
 //! What a backup's bytes went through, stage by stage: the source that produced the stream and
-//! its format, then compression (later: encryption). The write side is built from the job, the
+//! its format, then compression, then (optionally) encryption. The write side is built from the job, the
 //! manifest records every stage with its parameters (format version 2), and the read side
 //! (verify, restore) is built from the manifest, so that a new compressor or format is one
 //! variant here and one in `crate::codec`, not an edit in every reader. Pure data.
@@ -106,13 +106,16 @@ impl Format {
     }
 }
 
-/// One backup's chain: source format, then compression.
+/// One backup's chain: source format, then compression, then encryption.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Chain {
     /// What the source produced.
     pub format: Format,
     /// How it was compressed.
     pub compression: Compression,
+    /// Encrypted with age after compression (`.age`); the recipients are configuration, not
+    /// part of the chain.
+    pub encrypted: bool,
 }
 
 /// One stage as the manifest records it (`"stages": [...]`, format version 2).
@@ -136,6 +139,15 @@ pub enum Stage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         threads: Option<u32>,
     },
+    /// Encryption, after compression: `age` to `recipients` (public keys; the file's header
+    /// has them only as opaque stanzas, so the manifest says which keys can open it).
+    Encryption {
+        /// "age".
+        algorithm: String,
+        /// The public keys it was encrypted to.
+        #[serde(default)]
+        recipients: Vec<String>,
+    },
     /// A stage this version does not know (written by a newer pgbackup), kept by name so the
     /// error can say which.
     #[serde(other)]
@@ -153,12 +165,14 @@ impl Chain {
         Chain {
             format: Format::Plain,
             compression,
+            encrypted: false,
         }
     }
 
-    /// The stages, in stream order, for the manifest.
-    pub fn stages(&self) -> Vec<Stage> {
-        vec![
+    /// The stages, in stream order, for the manifest; `recipients` are the public keys an
+    /// encrypted chain was encrypted to.
+    pub fn stages(&self, recipients: &[String]) -> Vec<Stage> {
+        let mut stages = vec![
             Stage::Source {
                 program: self.format.program().into(),
                 format: self.format.name().into(),
@@ -168,7 +182,14 @@ impl Chain {
                 level: self.compression.level(),
                 threads: Some(self.compression.threads()),
             },
-        ]
+        ];
+        if self.encrypted {
+            stages.push(Stage::Encryption {
+                algorithm: "age".into(),
+                recipients: recipients.to_vec(),
+            });
+        }
+        stages
     }
 
     /// The chain a manifest records: its `stages` (version 2), else the version 1 fields
@@ -183,7 +204,7 @@ impl Chain {
         if stages.is_empty() {
             return Self::from_names(dump_format, compression, level, None);
         }
-        let (mut format, mut compression) = (None, None);
+        let (mut format, mut compression, mut encrypted) = (None, None, false);
         for s in stages {
             match s {
                 Stage::Source { program, format: f }
@@ -201,6 +222,12 @@ impl Chain {
                     level,
                     threads,
                 } => compression = Some((algorithm.as_str(), *level, *threads)),
+                Stage::Encryption { algorithm, .. } if algorithm == "age" => encrypted = true,
+                Stage::Encryption { algorithm, .. } => {
+                    return Err(format!(
+                        "the encryption \"{algorithm}\" is not known to this pgbackup"
+                    ))
+                }
                 Stage::Unknown => {
                     return Err(
                         "a stage this pgbackup does not know (written by a newer version)".into(),
@@ -210,7 +237,9 @@ impl Chain {
         }
         let format = format.ok_or("no source stage")?;
         let (algorithm, level, threads) = compression.ok_or("no compression stage")?;
-        Self::from_names(format, algorithm, level, threads)
+        let mut chain = Self::from_names(format, algorithm, level, threads)?;
+        chain.encrypted = encrypted;
+        Ok(chain)
     }
 
     fn from_names(
@@ -242,6 +271,7 @@ impl Chain {
         Ok(Chain {
             format,
             compression,
+            encrypted: false,
         })
     }
 }
@@ -253,27 +283,44 @@ mod tests {
     #[test]
     fn stages_round_trip_through_json_and_unknown_ones_are_refused() {
         let c = Chain::plain_gzip(9);
-        let json = serde_json::to_string(&c.stages()).unwrap();
+        let json = serde_json::to_string(&c.stages(&[])).unwrap();
         assert_eq!(
             json,
             r#"[{"stage":"source","program":"pg_dump","format":"plain"},{"stage":"compression","algorithm":"gzip","level":9,"threads":1}]"#
         );
         let back: Vec<Stage> = serde_json::from_str(&json).unwrap();
-        assert_eq!(back, c.stages());
+        assert_eq!(back, c.stages(&[]));
         let newer: Vec<Stage> =
-            serde_json::from_str(r#"[{"stage":"encryption","algorithm":"age"}]"#).unwrap();
+            serde_json::from_str(r#"[{"stage":"signature","algorithm":"minisign"}]"#).unwrap();
         assert_eq!(newer, vec![Stage::Unknown]);
 
         let z = Chain::plain(Compression::Zstd {
             level: 3,
             threads: 2,
         });
-        let json = serde_json::to_string(&z.stages()).unwrap();
+        let json = serde_json::to_string(&z.stages(&[])).unwrap();
         assert!(
             json.contains(r#"{"stage":"compression","algorithm":"zstd","level":3,"threads":2}"#),
             "{json}"
         );
         let back: Vec<Stage> = serde_json::from_str(&json).unwrap();
         assert_eq!(Chain::from_record(&back, "", "", 0).unwrap(), z);
+
+        let sealed = Chain {
+            encrypted: true,
+            ..z
+        };
+        let json = serde_json::to_string(&sealed.stages(&["age1xyz".into()])).unwrap();
+        assert!(
+            json.ends_with(r#"{"stage":"encryption","algorithm":"age","recipients":["age1xyz"]}]"#),
+            "{json}"
+        );
+        let back: Vec<Stage> = serde_json::from_str(&json).unwrap();
+        assert_eq!(Chain::from_record(&back, "", "", 0).unwrap(), sealed);
+        let other: Vec<Stage> =
+            serde_json::from_str(r#"[{"stage":"source","program":"pg_dump","format":"plain"},{"stage":"compression","algorithm":"gzip","level":6},{"stage":"encryption","algorithm":"gpg"}]"#).unwrap();
+        assert!(Chain::from_record(&other, "", "", 0)
+            .unwrap_err()
+            .contains("\"gpg\" is not known"));
     }
 }

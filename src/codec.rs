@@ -79,6 +79,40 @@ pub fn decoder<'a, R: Read + 'a>(c: Compression, input: R) -> Box<dyn Read + 'a>
     }
 }
 
+/// How a stored backup is read back: decrypted (when it was encrypted, with the keys that
+/// opened it in the integrity pass), then decompressed.
+#[derive(Debug, Clone)]
+pub struct Unpack {
+    /// The compression.
+    pub compression: Compression,
+    /// The identities, for an encrypted backup.
+    pub keys: Option<std::sync::Arc<crate::crypt::Identities>>,
+}
+
+impl Unpack {
+    /// Only decompression (a file that is not encrypted).
+    pub fn clear(compression: Compression) -> Self {
+        Unpack {
+            compression,
+            keys: None,
+        }
+    }
+}
+
+/// The plaintext of a stored backup: decrypted with `u`'s keys when it has them, then
+/// decompressed. A file that does not decrypt fails the first read.
+pub fn unpack<'a, R: Read + 'a>(u: &Unpack, input: R) -> Box<dyn Read + 'a> {
+    match &u.keys {
+        None => decoder(u.compression, input),
+        Some(ids) => match ids.open(input) {
+            Ok(opened) => decoder(u.compression, opened),
+            Err(e) => Box::new(Failing(Some(io::Error::other(format!(
+                "cannot decrypt: {e:?}"
+            ))))),
+        },
+    }
+}
+
 /// A reader whose first read fails with the error a decoder could not be made for.
 struct Failing(Option<io::Error>);
 

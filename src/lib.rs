@@ -14,6 +14,7 @@ pub mod codec;
 pub mod commands;
 pub mod config;
 pub mod conninfo;
+pub mod crypt;
 pub mod dbprops;
 pub mod error;
 pub mod exit;

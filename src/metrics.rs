@@ -172,10 +172,11 @@ pub fn render(state: &State, root: &Path) -> String {
         if let Some((format, compression)) = &s.last_format {
             info.push((
                 format!(
-                    "{{database=\"{}\",format=\"{}\",compression=\"{}\"}}",
+                    "{{database=\"{}\",format=\"{}\",compression=\"{}\",encryption=\"{}\"}}",
                     escape_label(db),
                     escape_label(format),
-                    escape_label(compression)
+                    escape_label(compression),
+                    escape_label(s.last_encryption.as_deref().unwrap_or("none"))
                 ),
                 1.0,
             ));
@@ -184,7 +185,7 @@ pub fn render(state: &State, root: &Path) -> String {
     families.push(Family {
         name: "pgbackup_last_backup_info",
         kind: "gauge",
-        help: "The format and compression of the last successful backup (always 1).",
+        help: "The format, compression and encryption of the last successful backup (always 1).",
         samples: info,
     });
     families.push(Family {
@@ -264,7 +265,7 @@ mod tests {
         assert!(text.contains("pgbackup_last_run_success{database=\"clara\"} 1\n"));
         assert!(text.contains("pgbackup_run_success 0\n"));
         assert!(
-            text.contains("pgbackup_last_backup_info{database=\"clara\",format=\"custom\",compression=\"zstd\"} 1\n"),
+            text.contains("pgbackup_last_backup_info{database=\"clara\",format=\"custom\",compression=\"zstd\",encryption=\"none\"} 1\n"),
             "{text}"
         );
         assert!(

@@ -1,5 +1,6 @@
 //! The one streaming pass of a backup: dump text -> (observer) -> compression (the chain's, see
-//! `crate::codec`) -> SHA-256 -> file.
+//! `crate::codec`) -> [SHA-256 of the plaintext -> age encryption (`crate::crypt`)] -> SHA-256
+//! -> file.
 //!
 //! Memory is bounded by the copy buffer and the compressor's window, whatever the dump's size.
 //! The observer reads the plain-format text as it passes to count the rows of every `COPY` block
@@ -65,13 +66,63 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// A SHA-256 (hex) and the byte count it covers.
+type Summed = (String, u64);
+
+/// The stage after compression, over the stored file's hashing writer: nothing, or age
+/// encryption with a hash of its plaintext (the compressed stream, what `age -d` gives back).
+enum Seal<W: Write> {
+    Clear(HashingWriter<W>),
+    Age(HashingWriter<crate::crypt::Sealed<HashingWriter<W>>>),
+}
+
+impl<W: Write> Seal<W> {
+    /// The compressed bytes written so far.
+    fn bytes(&self) -> u64 {
+        match self {
+            Seal::Clear(h) => h.bytes,
+            Seal::Age(h) => h.bytes,
+        }
+    }
+
+    /// End the stream: the stored file's writer, and the plaintext's digest and size when
+    /// encrypted.
+    fn finish(self) -> io::Result<(HashingWriter<W>, Option<Summed>)> {
+        match self {
+            Seal::Clear(h) => Ok((h, None)),
+            Seal::Age(h) => {
+                let (sealed, sha, bytes) = h.finish();
+                Ok((sealed.finish()?, Some((sha, bytes))))
+            }
+        }
+    }
+}
+
+impl<W: Write> Write for Seal<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Seal::Clear(w) => w.write(buf),
+            Seal::Age(h) => h.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Seal::Clear(w) => w.flush(),
+            Seal::Age(h) => h.flush(),
+        }
+    }
+}
+
 /// What one pass produced.
 #[derive(Debug)]
 pub struct PipelineOutput {
-    /// SHA-256 of the compressed file.
+    /// SHA-256 of the file as stored (encrypted, when it is).
     pub sha256: String,
     /// Bytes written to the file.
     pub compressed_bytes: u64,
+    /// When encrypted: SHA-256 and size of the plaintext (the compressed stream, as
+    /// `age -d FILE` prints it).
+    pub plaintext: Option<(String, u64)>,
     /// Bytes read from the dump.
     pub raw_bytes: u64,
     /// Row counts per table.
@@ -90,17 +141,30 @@ pub enum PipelineError {
     Write(io::Error),
 }
 
-/// Stream `reader`, in `chain`'s format, through its compression and SHA-256 into `out`.
-/// `progress` is called about every `every` with the raw and compressed byte counts.
+/// Stream `reader`, in `chain`'s format, through its compression (and encryption to
+/// `recipients`, which an encrypted chain needs) and SHA-256 into `out`. `progress` is called
+/// about every `every` with the raw and compressed byte counts.
 pub fn run<R: Read, W: Write>(
     mut reader: R,
     out: W,
     chain: Chain,
+    recipients: Option<&crate::crypt::Recipients>,
     every: Duration,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<(W, PipelineOutput), PipelineError> {
     let hashing = HashingWriter::new(io::BufWriter::with_capacity(BUF_SIZE, out));
-    let mut gz = crate::codec::encoder(chain.compression, hashing).map_err(PipelineError::Write)?;
+    let seal = match (chain.encrypted, recipients) {
+        (false, _) => Seal::Clear(hashing),
+        (true, Some(r)) => Seal::Age(HashingWriter::new(
+            r.seal(hashing).map_err(PipelineError::Write)?,
+        )),
+        (true, None) => {
+            return Err(PipelineError::Write(io::Error::other(
+                "an encrypted chain without recipients",
+            )))
+        }
+    };
+    let mut gz = crate::codec::encoder(chain.compression, seal).map_err(PipelineError::Write)?;
     let mut observer = Observer::of(chain.format);
     let mut buf = vec![0u8; BUF_SIZE];
     let mut raw: u64 = 0;
@@ -117,10 +181,11 @@ pub fn run<R: Read, W: Write>(
         raw += n as u64;
         if last.elapsed() >= every {
             last = Instant::now();
-            progress(raw, gz.get_ref().bytes);
+            progress(raw, gz.get_ref().bytes());
         }
     }
-    let hashing = gz.finish().map_err(PipelineError::Write)?;
+    let seal = gz.finish().map_err(PipelineError::Write)?;
+    let (hashing, plaintext) = seal.finish().map_err(PipelineError::Write)?;
     let (buffered, sha256, compressed_bytes) = hashing.finish();
     let out = buffered
         .into_inner()
@@ -131,6 +196,7 @@ pub fn run<R: Read, W: Write>(
         PipelineOutput {
             sha256,
             compressed_bytes,
+            plaintext,
             raw_bytes: raw,
             tables: observer.into_tables(),
             incomplete,
@@ -199,6 +265,7 @@ COPY s.big (a) FROM stdin;\n\\\\.\n\\.x\n3\n\\.\n\
             data.as_bytes(),
             Vec::new(),
             Chain::plain_gzip(6),
+            None,
             Duration::from_secs(3600),
             |_, _| {},
         )
@@ -214,5 +281,56 @@ COPY s.big (a) FROM stdin;\n\\\\.\n\\.x\n3\n\\.\n\
         assert_eq!(res.tables.len(), 3000);
         assert_eq!(res.tables[3].rows, 2);
         assert!(res.incomplete.is_none());
+    }
+
+    /// Encrypted: the sidecar digest is of the stored (age) bytes, the plaintext digest is
+    /// of exactly what the same chain writes unencrypted (gzip is deterministic), and the
+    /// identity opens the file into it.
+    #[test]
+    fn an_encrypted_stream_records_both_digests() {
+        use age::secrecy::ExposeSecret;
+        let data = DUMP.repeat(200);
+        let id = age::x25519::Identity::generate();
+        let recipients = crate::crypt::Recipients::parse([(
+            "r".to_string(),
+            id.to_public().to_string().as_str(),
+        )])
+        .unwrap();
+        let sealed = Chain {
+            encrypted: true,
+            ..Chain::plain_gzip(6)
+        };
+        let every = Duration::from_secs(3600);
+        let (clear, plain_res) = run(
+            data.as_bytes(),
+            Vec::new(),
+            Chain::plain_gzip(6),
+            None,
+            every,
+            |_, _| {},
+        )
+        .unwrap();
+        assert!(plain_res.plaintext.is_none());
+        let (out, res) = run(
+            data.as_bytes(),
+            Vec::new(),
+            sealed,
+            Some(&recipients),
+            every,
+            |_, _| {},
+        )
+        .unwrap();
+        assert_eq!(res.sha256, hex(&Sha256::digest(&out)));
+        assert_eq!(res.compressed_bytes, out.len() as u64);
+        assert_eq!(
+            res.plaintext,
+            Some((hex(&Sha256::digest(&clear)), clear.len() as u64))
+        );
+        let ids = crate::crypt::Identities::parse(id.to_string().expose_secret(), "t").unwrap();
+        let mut back = Vec::new();
+        ids.open(&out[..]).unwrap().read_to_end(&mut back).unwrap();
+        assert!(back == clear);
+        // An encrypted chain without recipients is refused, never written in the clear.
+        assert!(run(data.as_bytes(), Vec::new(), sealed, None, every, |_, _| {}).is_err());
     }
 }

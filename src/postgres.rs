@@ -688,7 +688,7 @@ fn collect_stderr(stderr: std::process::ChildStderr, label: String) -> JoinHandl
 }
 
 /// Options of a restore through psql.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RestoreOptions {
     /// Drop ownership and privilege statements (`plain::PrivilegeFilter`).
     pub no_owner: bool,
@@ -696,8 +696,8 @@ pub struct RestoreOptions {
     pub single_transaction: bool,
     /// Stop psql after this long.
     pub timeout: Option<Duration>,
-    /// How the file is compressed (the read side of its chain).
-    pub compression: crate::chain::Compression,
+    /// How the file is read (the read side of its chain: decryption, decompression).
+    pub unpack: crate::codec::Unpack,
 }
 
 /// Why a restore failed.
@@ -814,8 +814,8 @@ pub fn restore_plain(
     };
     let file = std::fs::File::open(data).map_err(read_err)?;
     let (counted, read_so_far) = crate::codec::Counted::new(file);
-    let compression = opts.compression;
-    let mut gz = crate::codec::decoder(compression, counted);
+    let unpack = opts.unpack.clone();
+    let mut gz = crate::codec::unpack(&unpack, counted);
 
     let env = ClientEnv::new(target, "psql", "psql-path")?;
     let mut cmd = Command::new(&tools.psql);
@@ -923,7 +923,7 @@ pub fn restore_plain(
             .join(" | ");
         let privilege = is_privilege_error(&detail);
         if let Some(n) = line {
-            if let Some(context) = dump_lines(data, compression, n) {
+            if let Some(context) = dump_lines(data, &unpack, n) {
                 detail.push_str(&format!("\n  the dump around line {n}:\n{context}"));
             }
         }
@@ -1055,10 +1055,10 @@ pub fn restore_archive(
 
 /// Lines `n-2..=n+2` of the (gzip) dump at `data`, numbered, each cut at 200 characters and
 /// with control characters escaped; read once more after a failure, streamed.
-fn dump_lines(data: &Path, compression: crate::chain::Compression, n: u64) -> Option<String> {
+fn dump_lines(data: &Path, unpack: &crate::codec::Unpack, n: u64) -> Option<String> {
     use std::io::BufRead;
     let file = std::fs::File::open(data).ok()?;
-    let reader = std::io::BufReader::new(crate::codec::decoder(compression, file));
+    let reader = std::io::BufReader::new(crate::codec::unpack(unpack, file));
     let first = n.saturating_sub(2).max(1);
     let mut out = Vec::new();
     for (i, line) in reader.split(b'\n').enumerate() {

@@ -217,6 +217,10 @@ impl Recorder {
                     s.last_duration_secs = Some(m.duration_secs);
                     s.last_size_bytes = Some(m.compressed_bytes);
                     s.last_format = Some((m.dump_format.clone(), m.compression.clone()));
+                    s.last_encryption = m
+                        .chain()
+                        .is_ok_and(|c| c.encrypted)
+                        .then(|| "age".to_string());
                 }
                 Err(e) => {
                     s.last_run_ok = Some(false);

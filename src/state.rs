@@ -40,6 +40,9 @@ pub struct DbState {
     /// The last successful backup's format and compression, e.g. `("custom", "zstd")`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_format: Option<(String, String)>,
+    /// Whether the last successful backup was encrypted ("age"; absent: not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_encryption: Option<String>,
     /// Backup attempts.
     pub runs_total: u64,
     /// Failed backup attempts.

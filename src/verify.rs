@@ -116,13 +116,27 @@ pub struct Integrity {
     /// Writing the decompressed stream to [`Subject::extract`] failed (full disk): the copy is
     /// not whole, whatever the checks say.
     pub extract_error: Option<io::Error>,
+    /// The identities that decrypted an encrypted backup (a restore reads it again with them).
+    pub keys: Option<std::sync::Arc<crate::crypt::Identities>>,
+    /// An encrypted backup could not be opened for want of the right key: a configuration
+    /// problem (exit 78), not a damaged file, unless another check failed too.
+    pub key_problem: bool,
 }
 
 impl Integrity {
-    /// The compression to read the file with: known whenever the integrity pass could read it
-    /// (always when [`Integrity::ok`]); `None` for a chain this version does not know.
-    pub fn compression(&self) -> Option<crate::chain::Compression> {
-        self.chain.map(|c| c.compression)
+    /// How to read the file again (decryption, decompression): known whenever the integrity
+    /// pass could read it (always when [`Integrity::ok`]); `None` for a chain this version
+    /// does not know.
+    pub fn unpack(&self) -> Option<crate::codec::Unpack> {
+        self.chain.map(|c| crate::codec::Unpack {
+            compression: c.compression,
+            keys: self.keys.clone(),
+        })
+    }
+
+    /// Whether the only failures are for want of the right key (exit 78, not 65).
+    pub fn only_key_problem(&self) -> bool {
+        self.key_problem && self.checks.iter().all(|c| c.ok || c.name == "age")
     }
 
     /// Whether every check passed.
@@ -186,6 +200,57 @@ impl<R: Read> Read for HashingReader<R> {
 
 const HEAD: usize = 32;
 
+/// Hashes the decrypted stream; a decryption failure (a damaged or cut chunk) is kept aside,
+/// so that it is reported as such and not as a decompression error.
+struct PlaintextReader<R> {
+    inner: R,
+    hasher: Sha256,
+    bytes: u64,
+    failed: Option<io::Error>,
+}
+
+impl<R: Read> Read for PlaintextReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.failed.is_some() {
+            return Err(io::Error::other("decryption failed"));
+        }
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.hasher.update(&buf[..n]);
+                self.bytes += n as u64;
+                Ok(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
+            Err(e) => {
+                self.failed = Some(e);
+                Err(io::Error::other("decryption failed"))
+            }
+        }
+    }
+}
+
+/// " (age1..., ssh-ed25519 ...)": the public keys a manifest says a backup was encrypted to.
+fn recipients_of(manifest: &Result<Option<Manifest>, String>) -> String {
+    let Ok(Some(m)) = manifest else {
+        return String::new();
+    };
+    let names: Vec<&str> = m
+        .stages
+        .iter()
+        .filter_map(|s| match s {
+            crate::chain::Stage::Encryption { recipients, .. } => Some(recipients),
+            _ => None,
+        })
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", names.join(", "))
+    }
+}
+
 /// What an uncompressed file that failed to decompress is, and what to do with it.
 fn uncompressed_hint(head: &[u8]) -> &'static str {
     if head.starts_with(b"PGDMP") {
@@ -216,6 +281,8 @@ pub struct Subject<'a> {
     /// Where a copy of the decompressed stream goes as it is checked (a custom archive that
     /// pg_restore reads from a seekable file), if anywhere.
     pub extract: Option<&'a mut dyn Write>,
+    /// The keys an encrypted backup is decrypted with (or why there are none).
+    pub keys: crate::crypt::Keys,
 }
 
 impl std::fmt::Debug for Subject<'_> {
@@ -241,23 +308,30 @@ pub fn chain_of(
     }
 }
 
-/// Check one local backup (see [`check_subject`]). The data must be a regular file.
-pub fn check_integrity(files: &BackupFiles, progress: impl FnMut(u64)) -> io::Result<Integrity> {
-    check_local(files, None, progress)
+/// Check one local backup (see [`check_subject`]), decrypting with `keys` when it is
+/// encrypted. The data must be a regular file.
+pub fn check_integrity(
+    files: &BackupFiles,
+    keys: &crate::crypt::Keys,
+    progress: impl FnMut(u64),
+) -> io::Result<Integrity> {
+    check_local(files, keys, None, progress)
 }
 
 /// Check one local backup as [`check_integrity`] does, writing its decompressed stream to
 /// `extract` in the same pass (see [`Integrity::extract_error`]).
 pub fn check_integrity_extracting(
     files: &BackupFiles,
+    keys: &crate::crypt::Keys,
     extract: &mut dyn Write,
     progress: impl FnMut(u64),
 ) -> io::Result<Integrity> {
-    check_local(files, Some(extract), progress)
+    check_local(files, keys, Some(extract), progress)
 }
 
 fn check_local(
     files: &BackupFiles,
+    keys: &crate::crypt::Keys,
     extract: Option<&mut dyn Write>,
     progress: impl FnMut(u64),
 ) -> io::Result<Integrity> {
@@ -276,6 +350,7 @@ fn check_local(
         manifest: files.manifest_state(),
         data: Box::new(File::open(&files.data)?),
         extract,
+        keys: keys.clone(),
     };
     check_subject(subject, progress)
 }
@@ -286,6 +361,7 @@ fn check_local(
 pub fn check_stored(
     store: &dyn crate::storage::Storage,
     name: &BackupName,
+    keys: &crate::crypt::Keys,
     transfers: &mut dyn crate::job::Transfers,
 ) -> crate::error::Result<Integrity> {
     let db = &name.database;
@@ -328,6 +404,7 @@ pub fn check_stored(
         manifest,
         data,
         extract: None,
+        keys: keys.clone(),
     };
     transfers.start(&file_name, size);
     let mut read = 0;
@@ -425,9 +502,9 @@ pub fn check_subject(subject: Subject<'_>, mut progress: impl FnMut(u64)) -> io:
     let mut buf = vec![0u8; BUF_SIZE];
     let mut extract = subject.extract;
     let mut extract_error = None;
-    let gzip_error = {
-        let (counted, read_so_far) = crate::codec::Counted::new(&mut hashing);
-        let mut gz = crate::codec::decoder(chain.compression, counted);
+    // Decompress (and before that decrypt) to the end, feeding the observer and the copy.
+    let mut decode = |input: &mut dyn Read, read_so_far: &dyn Fn() -> u64| -> Option<io::Error> {
+        let mut gz = crate::codec::decoder(chain.compression, input);
         loop {
             match gz.read(&mut buf) {
                 Ok(0) => break None,
@@ -440,10 +517,85 @@ pub fn check_subject(subject: Subject<'_>, mut progress: impl FnMut(u64)) -> io:
                         }
                     }
                     raw += n as u64;
-                    progress(read_so_far.get());
+                    progress(read_so_far());
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => break Some(e),
+            }
+        }
+    };
+    // An encrypted backup: what decryption found (a check), the keys that opened it, the
+    // plaintext's digest and size, and whether the keys were the problem (not the file).
+    let mut age_check = None;
+    let mut opened_with = None;
+    let mut plaintext = None;
+    let mut key_problem = false;
+    // `None`: the stream was not decompressed at all (it did not decrypt).
+    let gzip_error: Option<Option<io::Error>> = {
+        let (counted, read_so_far) = crate::codec::Counted::new(&mut hashing);
+        let read_so_far = move || read_so_far.get();
+        if !chain.encrypted {
+            let mut counted = counted;
+            Some(decode(&mut counted, &read_so_far))
+        } else {
+            match &subject.keys {
+                Err(why) => {
+                    key_problem = true;
+                    age_check = Some(check(
+                        "age",
+                        false,
+                        format!("not checked: {why}. Only the stored bytes were checked (sha256 against the sidecar and the manifest); decryption, decompression, completeness and row counts were not"),
+                    ));
+                    None
+                }
+                Ok(ids) => match ids.open(counted) {
+                    Err(crate::crypt::OpenError::NoMatchingKey) => {
+                        key_problem = true;
+                        age_check = Some(check(
+                            "age",
+                            false,
+                            format!(
+                                "the {} opens none of this backup's recipient stanzas: it was encrypted to other keys{} (or its header is damaged, which the sha256 check would show)",
+                                ids.source(),
+                                recipients_of(&subject.manifest)
+                            ),
+                        ));
+                        None
+                    }
+                    Err(crate::crypt::OpenError::Damaged(why)) => {
+                        age_check =
+                            Some(check("age", false, format!("{why} (truncated or corrupt)")));
+                        None
+                    }
+                    Ok(opened) => {
+                        opened_with = Some(ids.clone());
+                        let mut plain = PlaintextReader {
+                            inner: opened,
+                            hasher: Sha256::new(),
+                            bytes: 0,
+                            failed: None,
+                        };
+                        let e = decode(&mut plain, &read_so_far);
+                        let digest = hex(&plain.hasher.finalize_reset());
+                        match plain.failed.take() {
+                            Some(f) => {
+                                age_check = Some(check(
+                                    "age",
+                                    false,
+                                    format!(
+                                        "decryption failed after {} bytes: {f} (the file is damaged or cut)",
+                                        plain.bytes
+                                    ),
+                                ));
+                                None
+                            }
+                            None => {
+                                plaintext = Some((digest, plain.bytes));
+                                Some(e)
+                            }
+                        }
+                    }
+                },
             }
         }
     };
@@ -467,19 +619,57 @@ pub fn check_subject(subject: Subject<'_>, mut progress: impl FnMut(u64)) -> io:
             ));
         }
     }
+    let manifest_state = subject.manifest;
+    let manifest = manifest_state.clone().ok().flatten();
+    if let Some((digest, bytes)) = &plaintext {
+        let recorded = manifest.as_ref().and_then(|m| m.plaintext_sha256.as_ref());
+        age_check = Some(match recorded {
+            Some(r) if r != digest => check(
+                "age",
+                false,
+                format!("the decrypted stream's sha256 {digest} differs from the manifest's {r}"),
+            ),
+            _ => check(
+                "age",
+                true,
+                format!(
+                    "decrypted with the {}: {bytes} bytes{}",
+                    opened_with
+                        .as_ref()
+                        .map(|i| i.source())
+                        .unwrap_or("identity"),
+                    if recorded.is_some() {
+                        ", sha256 as the manifest records"
+                    } else {
+                        ""
+                    }
+                ),
+            ),
+        });
+    }
+    if let Some(c) = age_check {
+        checks.push(c);
+    }
     match &gzip_error {
-        None if raw == 0 => checks.push(check(stage, false, "the file decompresses to nothing")),
-        None => checks.push(check(stage, true, format!("{raw} bytes uncompressed"))),
-        Some(e) => checks.push(check(
+        None => {}
+        Some(None) if raw == 0 => {
+            checks.push(check(stage, false, "the file decompresses to nothing"))
+        }
+        Some(None) => checks.push(check(stage, true, format!("{raw} bytes uncompressed"))),
+        Some(Some(e)) => checks.push(check(
             stage,
             false,
             format!(
                 "decompression failed after {raw} bytes: {e} (truncated or corrupt){}",
-                uncompressed_hint(&hashing.head)
+                if chain.encrypted {
+                    ""
+                } else {
+                    uncompressed_hint(&hashing.head)
+                }
             ),
         )),
     }
-    if gzip_error.is_none() {
+    if let Some(None) = &gzip_error {
         match (observer.incomplete_reason(), chain.format) {
             (None, crate::chain::Format::Plain) => checks.push(check(
                 "complete",
@@ -499,9 +689,8 @@ pub fn check_subject(subject: Subject<'_>, mut progress: impl FnMut(u64)) -> io:
             (Some(why), _) => checks.push(check("complete", false, why)),
         }
     }
+    let decoded = matches!(gzip_error, Some(None));
 
-    let manifest_state = subject.manifest;
-    let manifest = manifest_state.clone().ok().flatten();
     match (&manifest_state, &manifest) {
         (Err(e), _) => checks.push(check("manifest", false, e.clone())),
         (Ok(_), None) => checks.push(check(
@@ -520,7 +709,7 @@ pub fn check_subject(subject: Subject<'_>, mut progress: impl FnMut(u64)) -> io:
                     m.compressed_bytes
                 ));
             }
-            if gzip_error.is_none() && m.raw_bytes != raw {
+            if decoded && m.raw_bytes != raw {
                 problems.push(format!(
                     "uncompressed size {} differs from the file's {raw}",
                     m.raw_bytes
@@ -540,6 +729,8 @@ pub fn check_subject(subject: Subject<'_>, mut progress: impl FnMut(u64)) -> io:
     let unnamed_copies = observer.unnamed_copies();
     Ok(Integrity {
         chain: Some(chain),
+        keys: opened_with,
+        key_problem,
         checks,
         manifest,
         raw_bytes: raw,
@@ -571,13 +762,17 @@ mod tests {
         BackupFiles::for_data(&data)
     }
 
+    fn no_keys() -> crate::crypt::Keys {
+        Err(crate::crypt::NO_IDENTITY.into())
+    }
+
     const GOOD: &[u8] = b"SET x;\nCOPY public.t (a) FROM stdin;\n1\n\\.\n--\n-- PostgreSQL database dump complete\n--\n\n\\unrestrict abc\n";
 
     #[test]
     fn good_backup_passes() {
         let d = tempfile::tempdir().unwrap();
         let f = write_backup(d.path(), GOOD);
-        let r = check_integrity(&f, |_| {}).unwrap();
+        let r = check_integrity(&f, &no_keys(), |_| {}).unwrap();
         assert!(r.ok(), "{}", r.failures());
         assert_eq!(r.tables[0].rows, 1);
     }
@@ -590,7 +785,7 @@ mod tests {
         let mid = bytes.len() / 2;
         bytes[mid] ^= 0x40;
         std::fs::write(&f.data, &bytes).unwrap();
-        let r = check_integrity(&f, |_| {}).unwrap();
+        let r = check_integrity(&f, &no_keys(), |_| {}).unwrap();
         assert!(!r.ok());
         assert!(
             r.failures().contains("sha256: mismatch"),
@@ -603,7 +798,7 @@ mod tests {
     fn missing_trailer_fails_completeness() {
         let d = tempfile::tempdir().unwrap();
         let f = write_backup(d.path(), b"SET x;\nCOPY public.t (a) FROM stdin;\n1\n");
-        let r = check_integrity(&f, |_| {}).unwrap();
+        let r = check_integrity(&f, &no_keys(), |_| {}).unwrap();
         assert!(r.failures().contains("complete:"), "{}", r.failures());
     }
 
@@ -612,7 +807,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let data = d.path().join("old.dump.gz");
         std::fs::write(&data, b"PGDMP\x01\x0e\x00\x04\x08\x01 and the rest").unwrap();
-        let r = check_integrity(&BackupFiles::for_data(&data), |_| {}).unwrap();
+        let r = check_integrity(&BackupFiles::for_data(&data), &no_keys(), |_| {}).unwrap();
         assert!(
             r.failures().contains("uncompressed pg_dump custom archive"),
             "{}",
@@ -625,7 +820,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let f = write_backup(d.path(), GOOD);
         std::fs::remove_file(&f.sidecar).unwrap();
-        let r = check_integrity(&f, |_| {}).unwrap();
+        let r = check_integrity(&f, &no_keys(), |_| {}).unwrap();
         assert!(!r.ok());
         assert!(
             r.failures().contains("sidecar: cannot read"),

@@ -32,9 +32,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "engine",
         &[
-            "codec", "config", "dbprops", "error", "fsutil", "job", "lock", "log", "metrics",
-            "notify", "ops", "pipeline", "postgres", "report", "run", "s3", "signals", "source",
-            "state", "storage", "verify",
+            "codec", "config", "crypt", "dbprops", "error", "fsutil", "job", "lock", "log",
+            "metrics", "notify", "ops", "pipeline", "postgres", "report", "run", "s3", "signals",
+            "source", "state", "storage", "verify",
         ],
     ),
     // Arguments, rendering, prompts, progress.

@@ -27,6 +27,8 @@ pub struct ListRow {
     pub format: &'static str,
     /// The compression: "gzip" or "zstd".
     pub compression: &'static str,
+    /// The encryption: "age" or "none".
+    pub encryption: &'static str,
     /// The compression level, from the manifest (when read).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compression_level: Option<u32>,
@@ -69,6 +71,7 @@ impl ListRow {
         ListRow {
             format: chain.format.name(),
             compression: chain.compression.name(),
+            encryption: if chain.encrypted { "age" } else { "none" },
             compression_level: manifest.as_ref().map(|m| m.compression_level),
             last_verify_at: last.map(|v| v.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
             last_verify_ok: last.map(|v| v.ok),
@@ -221,10 +224,15 @@ fn print_rows(cfg: &Config, args: &ListArgs, rows: &[ListRow]) -> Result<()> {
                 .trim_end_matches('Z')
                 .to_string(),
             human_bytes(r.size_bytes),
-            match r.compression_level {
-                Some(l) => format!("{} {}-{l}", r.format, r.compression),
-                None => format!("{} {}", r.format, r.compression),
-            },
+            format!(
+                "{} {}{}{}",
+                r.format,
+                r.compression,
+                r.compression_level
+                    .map(|l| format!("-{l}"))
+                    .unwrap_or_default(),
+                if r.encryption == "age" { " age" } else { "" }
+            ),
             if r.checksum {
                 "present"
             } else {

@@ -72,7 +72,20 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
     let temp_root = crate::ops::extract::temp_root(cfg, args.temp_dir.as_deref());
     log::info(&format!("verifying {file_name} before restoring it"));
     let (integrity, extracted) =
-        crate::ops::extract::check_for_restore(&files, &temp_root, |_| {})?;
+        crate::ops::extract::check_for_restore(&files, &cfg.keys, &temp_root, |_| {})?;
+    // An encrypted backup without the key that opens it: the configuration's fault (78).
+    if integrity.only_key_problem() {
+        let mut p = crate::error::ConfigProblems::default();
+        p.push(
+            "[encryption]",
+            format!(
+                "cannot restore {}: {}; nothing was changed on the target",
+                files.data.display(),
+                integrity.failures()
+            ),
+        );
+        return Err(Error::Config(p));
+    }
     let custom = integrity
         .chain
         .is_some_and(|c| c.format == crate::chain::Format::Custom);
@@ -484,7 +497,7 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
         Duration::from_secs(10)
     };
     // The read side of the chain the integrity pass read it with (it passed, so it is known).
-    let compression = integrity.compression().ok_or_else(|| {
+    let unpack = integrity.unpack().ok_or_else(|| {
         Error::Corrupt(format!("{file_name}: a chain this pgbackup does not know"))
     })?;
     let raw = if let Some(x) = &extracted {
@@ -515,7 +528,7 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
                 no_owner: args.no_owner,
                 single_transaction: args.single_transaction,
                 timeout: None,
-                compression,
+                unpack,
             },
             crate::signals::root(),
             every,
@@ -641,7 +654,7 @@ fn restore_globals(
 ) -> Result<()> {
     use std::io::Read;
     let file_name = files.file_name();
-    let compression = integrity.compression().ok_or_else(|| {
+    let unpack = integrity.unpack().ok_or_else(|| {
         Error::Corrupt(format!("{file_name}: a chain this pgbackup does not know"))
     })?;
     let read_err = |source| Error::Input {
@@ -651,7 +664,7 @@ fn restore_globals(
     };
     let mut text = String::new();
     let file = std::fs::File::open(&files.data).map_err(read_err)?;
-    crate::codec::decoder(compression, file)
+    crate::codec::unpack(&unpack, file)
         .take(256 << 20)
         .read_to_string(&mut text)
         .map_err(read_err)?;
@@ -787,7 +800,7 @@ fn restore_globals(
             no_owner: false,
             single_transaction: false,
             timeout: None,
-            compression: temp_compression,
+            unpack: crate::codec::Unpack::clear(temp_compression),
         },
         crate::signals::root(),
         Duration::from_secs(10),

@@ -46,6 +46,12 @@ struct Status {
     compression: &'static str,
     compression_level: u32,
     compression_threads: u32,
+    /// Whom new backups are encrypted to (public keys), and the identity that decrypts
+    /// (where it comes from, or why there is none); empty: not encrypted.
+    encryption: Vec<String>,
+    /// The identity verify and restore decrypt with, or why there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity: Option<String>,
     retention: String,
     metrics_file: String,
     last_run_at: Option<chrono::DateTime<Utc>>,
@@ -119,6 +125,16 @@ pub fn run(cfg: &Config, args: &StatusArgs) -> Result<()> {
         compression: cfg.compression.name(),
         compression_level: cfg.compression.level(),
         compression_threads: cfg.compression.threads(),
+        encryption: cfg
+            .encrypt_to
+            .as_ref()
+            .map(|r| r.names().to_vec())
+            .unwrap_or_default(),
+        identity: match &cfg.keys {
+            Ok(ids) => Some(ids.source().to_string()),
+            Err(_) if cfg.encrypt_to.is_none() => None,
+            Err(why) => Some(format!("none: {why}")),
+        },
         free_bytes: space.map(|s| s.0),
         total_bytes: space.map(|s| s.1),
         retention: retention_summary(cfg),
@@ -194,6 +210,26 @@ pub fn run(cfg: &Config, args: &StatusArgs) -> Result<()> {
             "s"
         }
     ));
+    if !status.encryption.is_empty() {
+        out.push_str(&format!(
+            "encryption: age, to {} key{}: {}\n",
+            status.encryption.len(),
+            if status.encryption.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
+            status
+                .encryption
+                .iter()
+                .map(|k| k.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if let Some(i) = &status.identity {
+        out.push_str(&format!("identity:   {i}\n"));
+    }
     out.push_str(&format!("retention:  {}\n", status.retention));
     out.push_str(&format!("metrics:    {}\n", status.metrics_file));
     out.push_str(&format!(

@@ -357,7 +357,7 @@ fn verify_one(
     let checked = match subject {
         Subject::Files(files) if test_restore => {
             let root = crate::ops::extract::temp_root(cfg, None);
-            crate::ops::extract::check_for_restore(files, &root, status)
+            crate::ops::extract::check_for_restore(files, &cfg.keys, &root, status)
                 .map(|(i, x)| {
                     extracted = x;
                     i
@@ -370,7 +370,7 @@ fn verify_one(
                     e => (e.to_string(), e.exit_code()),
                 })
         }
-        Subject::Files(files) => check_integrity(files, status).map_err(|e| {
+        Subject::Files(files) => check_integrity(files, &cfg.keys, status).map_err(|e| {
             (
                 format!("cannot read {}: {e}", files.data.display()),
                 EXIT_DATAERR,
@@ -382,7 +382,7 @@ fn verify_one(
                 line: crate::progress::Terminal::new("checking"),
                 status: &mut status,
             };
-            crate::verify::check_stored(store, name, &mut transfers)
+            crate::verify::check_stored(store, name, &cfg.keys, &mut transfers)
                 .map_err(|e| (e.to_string(), e.exit_code()))
         }
     };
@@ -407,7 +407,10 @@ fn verify_one(
     };
     let mut checks = integrity.checks.clone();
     let mut test_restore_secs = None;
-    if !integrity.ok() {
+    if integrity.only_key_problem() {
+        // Not a verdict on the backup: no result is recorded in its manifest.
+        code = crate::error::EXIT_CONFIG;
+    } else if !integrity.ok() {
         code = EXIT_DATAERR;
     } else if let (true, Subject::Files(files)) = (test_restore, subject) {
         let restore_started = Instant::now();
@@ -431,7 +434,10 @@ fn verify_one(
     let duration = started.elapsed().as_secs_f64();
     // The result goes into a local manifest (a backup in S3 keeps its manifest as written: its
     // objects may be under Object Lock; the state file records the result either way).
-    if let (Some(mut manifest), Subject::Files(files)) = (integrity.manifest, subject) {
+    let recorded = (!integrity.only_key_problem())
+        .then_some(integrity.manifest)
+        .flatten();
+    if let (Some(mut manifest), Subject::Files(files)) = (recorded, subject) {
         manifest.record_verification(Verification {
             at: Utc::now(),
             ok,
@@ -733,7 +739,7 @@ fn test_restore_check(
             }
         }
     }
-    let Some(compression) = integrity.compression() else {
+    let Some(unpack) = integrity.unpack() else {
         return fail("a chain this pgbackup does not know".into(), EXIT_DATAERR);
     };
     let restored = if let Some(archive) = archive {
@@ -765,7 +771,7 @@ fn test_restore_check(
                 no_owner: true,
                 single_transaction: false,
                 timeout: cfg.verify_restore_timeout,
-                compression,
+                unpack,
             },
             crate::signals::root(),
             Duration::from_secs(10),

@@ -16,6 +16,7 @@
 //! `/etc/pgbackup/pgbackup.toml`; only the last may be missing (then defaults apply).
 
 mod databases;
+mod encryption;
 pub mod env;
 pub mod secrets;
 mod show;
@@ -71,6 +72,9 @@ pub struct FileConfig {
     /// `[log]`.
     #[serde(default)]
     pub log: LogFile,
+    /// `[encryption]`.
+    #[serde(default)]
+    pub encryption: encryption::EncryptionFile,
     /// `[[database]]`.
     #[serde(default)]
     pub database: Vec<DatabaseFile>,
@@ -270,6 +274,10 @@ pub struct Config {
     pub format: crate::chain::Format,
     /// Back up each server's globals once per run (`[backup] globals`).
     pub globals: bool,
+    /// The public keys new backups are encrypted to (`[encryption]`); none: not encrypted.
+    pub encrypt_to: Option<crate::crypt::Recipients>,
+    /// The private keys that decrypt backups, or why there are none.
+    pub keys: crate::crypt::Keys,
     /// Respawn protection (0 = off).
     pub respawn_protection_hours: u32,
     /// pg_dump time limit.
@@ -660,6 +668,10 @@ impl Config {
             &mut warnings,
         );
 
+        // [encryption]
+        let (encrypt_to, keys) =
+            encryption::encryption(&file.encryption, env, files, &key, problems, &mut warnings);
+
         // [verify]
         let verify_restore_timeout = match file.verify.restore_timeout_secs {
             None => Some(Duration::from_secs(DEFAULT_RESTORE_TIMEOUT_SECS)),
@@ -729,6 +741,8 @@ impl Config {
             compression,
             format,
             globals: file.backup.globals.unwrap_or(false),
+            encrypt_to,
+            keys,
             respawn_protection_hours,
             dump_timeout,
             pg_dump_path: file.backup.pg_dump_path,
@@ -743,6 +757,7 @@ impl Config {
         crate::chain::Chain {
             format: self.format,
             compression: self.compression,
+            encrypted: self.encrypt_to.is_some(),
         }
     }
 

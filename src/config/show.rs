@@ -19,8 +19,16 @@ impl Config {
             metrics: ShownMetrics<'a>,
             verify: ShownVerify<'a>,
             log: ShownLog<'a>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            encryption: Option<ShownEncryption<'a>>,
             #[serde(skip_serializing_if = "Vec::is_empty")]
             database: Vec<ShownDb<'a>>,
+        }
+        #[derive(Serialize)]
+        #[serde(rename_all = "kebab-case")]
+        struct ShownEncryption<'a> {
+            recipients: &'a [String],
+            identity: String,
         }
         #[derive(Serialize)]
         #[serde(rename_all = "kebab-case")]
@@ -176,6 +184,17 @@ impl Config {
                 },
                 syslog_socket: &self.syslog_socket,
             },
+            encryption: (self.encrypt_to.is_some() || self.keys.is_ok()).then(|| ShownEncryption {
+                recipients: self
+                    .encrypt_to
+                    .as_ref()
+                    .map(crate::crypt::Recipients::names)
+                    .unwrap_or_default(),
+                identity: match &self.keys {
+                    Ok(ids) => ids.source().to_string(),
+                    Err(why) => format!("(none: {why})"),
+                },
+            }),
             database: self
                 .databases
                 .iter()

@@ -486,6 +486,7 @@ pub fn backup_one(
     let chain = crate::chain::Chain {
         format: source.format(),
         compression: cfg.compression,
+        encrypted: cfg.encrypt_to.is_some(),
     };
     let files = store.files(name)?;
     let previous = catalog::backups_in(name, &files)
@@ -526,15 +527,22 @@ pub fn backup_one(
     let writer = store.create(&store.key_of(name, &file), size_hint)?;
     let clock = Instant::now();
     let stdout = source.start()?;
-    let result = pipeline::run(stdout, writer, chain, PROGRESS_EVERY, |read, written| {
-        let rate = read as f64 / clock.elapsed().as_secs_f64().max(0.001);
-        job.emit(Event::Progress {
-            db: name,
-            read,
-            written,
-            rate: rate as u64,
-        });
-    });
+    let result = pipeline::run(
+        stdout,
+        writer,
+        chain,
+        cfg.encrypt_to.as_ref(),
+        PROGRESS_EVERY,
+        |read, written| {
+            let rate = read as f64 / clock.elapsed().as_secs_f64().max(0.001);
+            job.emit(Event::Progress {
+                db: name,
+                read,
+                written,
+                rate: rate as u64,
+            });
+        },
+    );
     let (writer, out) = match result {
         Ok(done) => done,
         Err(PipelineError::Write(e)) => {
@@ -570,10 +578,17 @@ pub fn backup_one(
         compressed_bytes: out.compressed_bytes,
         raw_bytes: out.raw_bytes,
         sha256: out.sha256.clone(),
+        plaintext_sha256: out.plaintext.as_ref().map(|p| p.0.clone()),
+        plaintext_bytes: out.plaintext.as_ref().map(|p| p.1),
         compression: chain.compression.name().into(),
         compression_level: chain.compression.level(),
         dump_format: chain.format.name().into(),
-        stages: chain.stages(),
+        stages: chain.stages(
+            cfg.encrypt_to
+                .as_ref()
+                .map(crate::crypt::Recipients::names)
+                .unwrap_or_default(),
+        ),
         description: description.map(str::to_string),
         tool_version: env!("CARGO_PKG_VERSION").into(),
         tables: out.tables,

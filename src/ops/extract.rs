@@ -52,6 +52,7 @@ pub fn extract_size(files: &BackupFiles) -> Option<u64> {
 /// is not enough). A write failure on the way (a full disk) is an error too.
 pub fn check_for_restore(
     files: &BackupFiles,
+    keys: &crate::crypt::Keys,
     temp_root: &Path,
     progress: impl FnMut(u64),
 ) -> Result<(Integrity, Option<Extracted>)> {
@@ -63,7 +64,10 @@ pub fn check_for_restore(
     let custom = chain_of(&files.file_name(), &files.manifest_state())
         .is_ok_and(|c| c.format == Format::Custom);
     if !custom {
-        return Ok((check_integrity(files, progress).map_err(input_err)?, None));
+        return Ok((
+            check_integrity(files, keys, progress).map_err(input_err)?,
+            None,
+        ));
     }
     let out_err = |path: &Path, source| Error::Output {
         what: "the decompressed archive for pg_restore",
@@ -91,7 +95,8 @@ pub fn check_for_restore(
     let file = crate::fsutil::temp_in(temp_root).map_err(|e| out_err(temp_root, e))?;
     let path = file.path().to_path_buf();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file.as_file());
-    let mut integrity = check_integrity_extracting(files, &mut out, progress).map_err(input_err)?;
+    let mut integrity =
+        check_integrity_extracting(files, keys, &mut out, progress).map_err(input_err)?;
     if let Some(e) = integrity.extract_error.take() {
         return Err(out_err(&path, e));
     }

@@ -162,7 +162,7 @@ mod tests {
     use crate::storage::MemoryStorage;
 
     fn backup(store: &MemoryStorage, db: &str, at: DateTime<Utc>) -> String {
-        let n = BackupName::new(db, at, Kind::SqlGz);
+        let n = BackupName::new(db, at, Kind::SQL_GZ);
         store
             .put(&format!("{db}/{}", n.file_name()), b"data")
             .unwrap();

@@ -117,7 +117,7 @@ fn an_unknown_compression_or_level_is_78_naming_the_fix() {
 /// A backup in `config`'s format straight into S3 (keep-local = false): objects named
 /// `*<suffix>`, verify checks them streamed from S3, verify --test-restore passes, and restore
 /// (with `restore_args`) brings back identical tables.
-fn streams_into_s3_and_restores_from_it(
+pub(crate) fn streams_into_s3_and_restores_from_it(
     prefix: &str,
     config: &str,
     suffix: &str,

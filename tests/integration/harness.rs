@@ -484,11 +484,13 @@ impl TestEnv {
         ])
     }
 
-    /// Data files (`*.sql.gz`, `*.sql.zst`, `*.dump.gz`, `*.dump.zst`) of a database.
+    /// Data files (`*.sql.gz`, `*.sql.zst`, `*.dump.gz`, `*.dump.zst`, each perhaps `.age`)
+    /// of a database.
     pub fn data_files(&self, name: &str) -> Vec<String> {
         self.files(name)
             .into_iter()
             .filter(|f| {
+                let f = f.strip_suffix(".age").unwrap_or(f);
                 [".sql.gz", ".sql.zst", ".dump.gz", ".dump.zst"]
                     .iter()
                     .any(|s| f.ends_with(s))

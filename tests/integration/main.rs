@@ -12,6 +12,9 @@ mod backup;
 mod config;
 /// Man pages and completions: generated, committed, no drift, lint-clean.
 mod docs;
+/// Encryption at rest with age: the age CLI decrypts our files, wrong or missing keys are 78,
+/// damage is 65.
+mod encryption;
 /// Every failure path: unreachable servers, killed dumps, full disks, locks, timeouts.
 mod failures;
 /// Faithful restores of a hostile dataset: pg_dump of original and copy identical.

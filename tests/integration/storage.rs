@@ -38,7 +38,7 @@ fn name(db: &str, day: u32) -> BackupName {
     BackupName::new(
         db,
         chrono::Utc.with_ymd_and_hms(2026, 1, day, 2, 0, 0).unwrap(),
-        Kind::SqlGz,
+        Kind::SQL_GZ,
     )
 }
 
