@@ -57,7 +57,7 @@ pub const TABLE: &[Row] = &[
     },
     Row {
         code: "65",
-        meaning: "corrupt or incomplete backup",
+        meaning: "corrupt or incomplete backup (a damaged or cut .age file too)",
     },
     Row {
         code: "69",
@@ -73,7 +73,7 @@ pub const TABLE: &[Row] = &[
     },
     Row {
         code: "78",
-        meaning: "configuration error (every problem listed, with file and key; also an unsafe backup root, a missing pg-dump-path, no S3 credentials anywhere)",
+        meaning: "configuration error (every problem listed, with file and key; also an unsafe backup root, a missing pg-dump-path, no S3 credentials anywhere, an encrypted backup without the age identity that opens it)",
     },
     Row {
         code: "128+N",
