@@ -10,8 +10,9 @@
 #   BENCH_SCALES="34" scripts/bench.sh   # pgbench scale factors to run (34 ≈ 500 MB, 136 ≈ 2 GB)
 #   BENCH_RUNS=3 (median of N runs per method), BENCH_TEXT=0 (skip the text+JSON database),
 #   BENCH_RESTORE=0 (skip restore / verify / test-restore timings on the text+JSON backup),
-#   BENCH_SHOP=0 (skip the plain-vs-custom restore of a shop with keys and indexes;
-#   BENCH_SHOP_ROWS orders, default 1500000)
+#   BENCH_SHOP=0 (skip the shop with keys and indexes: backup as plain, directory -j 2 and
+#   bare pg_dump -Fd -j 2; restore as plain, custom and directory; BENCH_SHOP_ROWS orders,
+#   default 1500000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -135,44 +136,67 @@ CREATE INDEX ON customers (email);
 SQL
   local size
   size=$(psql -At -d "$db" -c "SELECT pg_size_pretty(pg_database_size('$db'))")
-  for fmt in plain custom; do
+  for fmt in plain custom directory; do
     cat > "$work/shop-$fmt.toml" <<TOML
 [storage]
 local-dir = "$work/shop-$fmt"
 [backup]
 format = "$fmt"
 compression = "zstd"
+dump-jobs = 2
 [[database]]
 name = "$db"
 url = "host=$PGHOST port=$PGPORT user=postgres dbname=$db"
 TOML
     "$bin" -q --config "$work/shop-$fmt.toml" backup --force
   done
-  local plain custom
+  # Backup: does pg_dump -Fd -j 2 beat one pg_dump here?
+  pg_dump -d "$db" >/dev/null
+  local b_floor b_fd b_plain b_dir
+  b_floor=$(median sh -c "pg_dump -d $db > /dev/null")
+  b_fd=$(median sh -c "rm -rf '$work/shop.Fd' && pg_dump -Fd -j 2 -Z0 -d $db -f '$work/shop.Fd'")
+  b_plain=$(median "$bin" -q --config "$work/shop-plain.toml" backup --force)
+  b_dir=$(median "$bin" -q --config "$work/shop-directory.toml" backup --force)
+  rm -rf "$work/shop.Fd"
+  for f in plain directory; do
+    ls -t "$work/shop-$f/$db/"*.zst | tail -n +2 | while read -r x; do rm -f "$x" "$x.sha256" "$x.json"; done
+  done
+  local t_floor
+  t_floor=$(echo "$b_floor" | cut -d' ' -f1)
+  printf '\n%-22s %-36s %8s %8s %10s %9s %8s\n' "shop ($size)" "backup method" wall_s cpu_s tree_RSS own_RSS vs_bare
+  for row in "pg_dump>/dev/null $b_floor" "pg_dump-Fd-j2-Z0(to-a-dir) $b_fd" "pgbackup(plain,zstd-3) $b_plain" "pgbackup(directory,-j2,zstd-3) $b_dir"; do
+    set -- $row
+    awk -v m="$1" -v t="$2" -v c="$3" -v r="$4" -v own="$5" -v z="$t_floor" \
+      'BEGIN { o = (m ~ /^pgbackup/) ? sprintf("%.1f", own/1024) : "-";
+               printf "%-22s %-36s %8.2f %8.2f %10.1f %9s %7.2fx\n", "", m, t, c, r/1024, o, t/z }'
+  done
+  local plain custom directory
   plain=$(ls "$work/shop-plain/$db/"*.sql.zst)
   custom=$(ls "$work/shop-custom/$db/"*.dump.zst)
+  directory=$(ls "$work/shop-directory/$db/"*.tar.zst)
   pg_dump -Fc -d "$db" -f "$work/shop.Fc"
   local fresh="psql -q -d postgres -c 'DROP DATABASE IF EXISTS r_shop' -c 'CREATE DATABASE r_shop'"
   local drop="psql -q -d postgres -c 'DROP DATABASE IF EXISTS r_shop'"
   local tgt="host=$PGHOST port=$PGPORT user=postgres dbname=r_shop"
-  local r_zcat r_pgr r_plain r_custom r_custom1
+  local r_zcat r_pgr r_plain r_custom r_custom1 r_dir
   r_zcat=$(median sh -c "$fresh && zstdcat -q '$plain' | psql -X -q -v ON_ERROR_STOP=1 -d r_shop")
   r_pgr=$(median sh -c "$fresh && pg_restore -j 2 -d r_shop '$work/shop.Fc'")
   r_plain=$(median sh -c "$drop && exec '$bin' -q --config '$work/shop-plain.toml' restore --file '$plain' --target '$tgt' --create --yes")
   r_custom=$(median sh -c "$drop && exec '$bin' -q --config '$work/shop-custom.toml' restore --file '$custom' --target '$tgt' --create --yes --jobs 2")
   r_custom1=$(median sh -c "$drop && exec '$bin' -q --config '$work/shop-custom.toml' restore --file '$custom' --target '$tgt' --create --yes --jobs 1")
+  r_dir=$(median sh -c "$drop && exec '$bin' -q --config '$work/shop-directory.toml' restore --file '$directory' --target '$tgt' --create --yes --jobs 2")
   local t_zcat
   t_zcat=$(echo "$r_zcat" | cut -d' ' -f1)
   printf '\n%-22s %-36s %8s %8s %10s %9s %8s\n' "shop ($size)" method wall_s cpu_s tree_RSS own_RSS vs_zcat
-  for row in "zstdcat|psql(plain) $r_zcat" "pg_restore-j2(pg_dump-Fc) $r_pgr" "pgbackup-restore(plain,zstd) $r_plain" "pgbackup-restore(custom,zstd,-j2) $r_custom" "pgbackup-restore(custom,zstd,-j1) $r_custom1"; do
+  for row in "zstdcat|psql(plain) $r_zcat" "pg_restore-j2(pg_dump-Fc) $r_pgr" "pgbackup-restore(plain,zstd) $r_plain" "pgbackup-restore(custom,zstd,-j2) $r_custom" "pgbackup-restore(custom,zstd,-j1) $r_custom1" "pgbackup-restore(directory,zstd,-j2) $r_dir"; do
     set -- $row
     awk -v m="$1" -v t="$2" -v c="$3" -v r="$4" -v own="$5" -v z="$t_zcat" \
       'BEGIN { o = (m ~ /^pgbackup/) ? sprintf("%.1f", own/1024) : "-";
                printf "%-22s %-36s %8.2f %8.2f %10.1f %9s %7.2fx\n", "", m, t, c, r/1024, o, t/z }'
   done
-  echo "                       plain zstd $(($(stat -c %s "$plain") / 1000000)) MB, custom zstd $(($(stat -c %s "$custom") / 1000000)) MB, pg_dump -Fc $(($(stat -c %s "$work/shop.Fc") / 1000000)) MB; the custom restore's temp copy: $(($(zstdcat -q "$custom" | wc -c) / 1000000)) MB"
+  echo "                       plain zstd $(($(stat -c %s "$plain") / 1000000)) MB, custom zstd $(($(stat -c %s "$custom") / 1000000)) MB, directory zstd $(($(stat -c %s "$directory") / 1000000)) MB, pg_dump -Fc $(($(stat -c %s "$work/shop.Fc") / 1000000)) MB; the custom restore's temp copy: $(($(zstdcat -q "$custom" | wc -c) / 1000000)) MB"
   psql -q -d postgres -c 'DROP DATABASE IF EXISTS r_shop' -c "DROP DATABASE $db"
-  rm -rf "$work/shop-plain" "$work/shop-custom" "$work/shop.Fc"
+  rm -rf "$work/shop-plain" "$work/shop-custom" "$work/shop-directory" "$work/shop.Fc"
 }
 
 printf '\n%-14s %-9s %-18s %8s %8s %8s %10s %9s %9s\n' data db_size method wall_s cpu_s MB/s tree_RSS own_RSS vs_gzip

@@ -38,6 +38,8 @@ const K_OFFSET_NO_DATA: u8 = 3;
 
 /// The archive format byte of a custom archive (`archCustom`).
 const FORMAT_CUSTOM: u8 = 1;
+/// ... and of a directory-format dump's `toc.dat` (`archDirectory`).
+const FORMAT_DIRECTORY: u8 = 3;
 
 /// Why a structure could not be read from the bytes at hand.
 #[derive(Debug)]
@@ -134,6 +136,9 @@ struct Entry {
     has_data: bool,
     /// Its data block was seen.
     seen: bool,
+    /// In a directory-format `toc.dat`: the file that holds its data (`3347.dat`,
+    /// `blobs.toc`).
+    file: Option<String>,
 }
 
 /// The data block being read.
@@ -145,12 +150,52 @@ struct Block {
     in_lo: bool,
     /// Counting COPY rows (a table's data, uncompressed).
     counting: bool,
+    rows: CopyRows,
+}
+
+/// Counts the rows of COPY text data as it passes: one line per row, up to a `\.` line.
+#[derive(Debug, Default, Clone)]
+pub struct CopyRows {
     rows: u64,
     /// Bytes of the current line so far (saturating at 3) and its first two.
     line_len: u8,
     line_head: [u8; 2],
     /// The `\.` line was seen: the rest is not rows.
     ended: bool,
+}
+
+impl CopyRows {
+    /// Count the rows in the next piece of data.
+    pub fn feed(&mut self, mut s: &[u8]) {
+        if self.ended {
+            return;
+        }
+        while let Some(nl) = memchr::memchr(b'\n', s) {
+            self.take_head(&s[..nl]);
+            if self.line_len == 2 && self.line_head == *b"\\." {
+                self.ended = true;
+                return;
+            }
+            self.rows += 1;
+            self.line_len = 0;
+            s = &s[nl + 1..];
+        }
+        self.take_head(s);
+    }
+
+    /// The rows counted.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    fn take_head(&mut self, s: &[u8]) {
+        for &byte in s.iter().take(3usize.saturating_sub(self.line_len as usize)) {
+            if (self.line_len as usize) < 2 {
+                self.line_head[self.line_len as usize] = byte;
+            }
+            self.line_len += 1;
+        }
+    }
 }
 
 /// The header's facts.
@@ -186,6 +231,9 @@ pub struct ArchiveObserver {
     tables: Vec<TableRows>,
     error: Option<String>,
     bytes: u64,
+    /// Reading a directory-format dump's `toc.dat`: entries name their data file, and nothing
+    /// follows the table of contents.
+    directory: bool,
 }
 
 impl Default for ArchiveObserver {
@@ -204,11 +252,52 @@ impl Default for ArchiveObserver {
             tables: Vec::new(),
             error: None,
             bytes: 0,
+            directory: false,
         }
     }
 }
 
+/// A table of contents entry's data file in a directory-format dump.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataFile {
+    /// The file name (`3347.dat`, `blobs.toc`).
+    pub file: String,
+    /// `TABLE DATA`, `BLOBS`, ...
+    pub desc: String,
+    /// The table's schema.
+    pub schema: String,
+    /// The table (or object) name.
+    pub tag: String,
+    /// Its data is COPY text: one line per row.
+    pub copy: bool,
+}
+
 impl ArchiveObserver {
+    /// A reader of a directory-format dump's `toc.dat`: the header and the table of contents,
+    /// whose entries name their data files.
+    pub fn toc_of_directory() -> Self {
+        ArchiveObserver {
+            directory: true,
+            ..Self::default()
+        }
+    }
+
+    /// The data files a directory-format `toc.dat` names, in its order.
+    pub fn data_files(&self) -> Vec<DataFile> {
+        self.entries
+            .iter()
+            .filter_map(|e| {
+                Some(DataFile {
+                    file: e.file.clone()?,
+                    desc: e.desc.clone(),
+                    schema: e.namespace.clone(),
+                    tag: e.tag.clone(),
+                    copy: e.copy,
+                })
+            })
+            .collect()
+    }
+
     /// Feed the next bytes of the archive.
     pub fn feed(&mut self, mut input: &[u8]) {
         self.bytes += input.len() as u64;
@@ -261,7 +350,12 @@ impl ArchiveObserver {
     fn fail(&mut self, e: String) {
         if self.error.is_none() {
             self.error = Some(format!(
-                "not a readable pg_dump custom archive at byte {}: {e}",
+                "{} at byte {}: {e}",
+                if self.directory {
+                    "toc.dat is not a readable pg_dump table of contents"
+                } else {
+                    "not a readable pg_dump custom archive"
+                },
                 self.bytes
             ));
         }
@@ -305,6 +399,11 @@ impl ArchiveObserver {
                     self.state = State::BlockStart;
                 }
             }
+            State::BlockStart if self.directory => {
+                return Err(P::Bad(
+                    "bytes after the table of contents of toc.dat".into(),
+                ));
+            }
             State::BlockStart => {
                 let kind = c.byte()?;
                 let id = c.int()?;
@@ -335,10 +434,7 @@ impl ArchiveObserver {
                     blobs,
                     in_lo: false,
                     counting: !blobs && !compressed && e.copy && e.desc == "TABLE DATA",
-                    rows: 0,
-                    line_len: 0,
-                    line_head: [0; 2],
-                    ended: false,
+                    rows: CopyRows::default(),
                 });
                 self.state = if blobs {
                     State::BlobOid
@@ -410,9 +506,19 @@ impl ArchiveObserver {
         c.int_size = int_size;
         self.off_size = off_size;
         let format = c.byte()?;
-        if format != FORMAT_CUSTOM {
+        let wanted = if self.directory {
+            FORMAT_DIRECTORY
+        } else {
+            FORMAT_CUSTOM
+        };
+        if format != wanted {
             return Err(P::Bad(format!(
-                "archive format {format}, not the custom format (1)"
+                "archive format {format}, not the {} format ({wanted})",
+                if self.directory {
+                    "directory"
+                } else {
+                    "custom"
+                }
             )));
         }
         let compressed = if (vmaj, vmin) >= (1, 15) {
@@ -461,12 +567,25 @@ impl ArchiveObserver {
         c.str()?; // owner
         c.str()?; // "with oids", always false
         while c.str()?.is_some() {} // dependencies, up to a null
-        let flag = c.byte()?;
-        c.bytes(self.off_size)?;
-        let has_data = match flag {
-            K_OFFSET_POS_NOT_SET | K_OFFSET_POS_SET => true,
-            K_OFFSET_NO_DATA => false,
-            other => return Err(P::Bad(format!("data offset flag {other} of entry {id}"))),
+        let (has_data, file) = if self.directory {
+            // The data file's name, empty for an entry without data.
+            let name = c.text()?;
+            if !name.is_empty() && !is_data_file_name(&name) {
+                return Err(P::Bad(format!(
+                    "entry {id} names the data file \"{}\"",
+                    name.escape_default()
+                )));
+            }
+            (!name.is_empty(), Some(name).filter(|n| !n.is_empty()))
+        } else {
+            let flag = c.byte()?;
+            c.bytes(self.off_size)?;
+            let has_data = match flag {
+                K_OFFSET_POS_NOT_SET | K_OFFSET_POS_SET => true,
+                K_OFFSET_NO_DATA => false,
+                other => return Err(P::Bad(format!("data offset flag {other} of entry {id}"))),
+            };
+            (has_data, None)
         };
         let creates =
             |kw: &[u8]| defn.len() >= kw.len() && defn[..kw.len()].eq_ignore_ascii_case(kw);
@@ -486,28 +605,16 @@ impl ArchiveObserver {
                 copy,
                 has_data,
                 seen: false,
+                file,
             },
         ))
     }
 
     /// Count the rows in a piece of payload.
-    fn payload(&mut self, mut s: &[u8]) {
-        let Some(b) = self.block.as_mut() else { return };
-        if !b.counting || b.ended {
-            return;
+    fn payload(&mut self, s: &[u8]) {
+        if let Some(b) = self.block.as_mut().filter(|b| b.counting) {
+            b.rows.feed(s);
         }
-        while let Some(nl) = memchr::memchr(b'\n', s) {
-            let line = &s[..nl];
-            take_head(b, line);
-            if b.line_len == 2 && b.line_head == *b"\\." {
-                b.ended = true;
-                return;
-            }
-            b.rows += 1;
-            b.line_len = 0;
-            s = &s[nl + 1..];
-        }
-        take_head(b, s);
     }
 
     fn end_block(&mut self) {
@@ -517,14 +624,18 @@ impl ArchiveObserver {
             self.tables.push(TableRows {
                 schema: e.namespace.clone(),
                 table: e.tag.clone(),
-                rows: b.rows,
+                rows: b.rows.rows(),
             });
         }
     }
 
     /// Whether the archive so far is whole: it ends at a block boundary, after the data of
-    /// every entry that has some.
+    /// every entry that has some (a directory's `toc.dat`: after its table of contents; its
+    /// data files are the directory's to check).
     pub fn is_complete(&self) -> bool {
+        if self.directory {
+            return self.state == State::BlockStart && self.buf.is_empty() && self.error.is_none();
+        }
         self.state == State::BlockStart
             && self.buf.is_empty()
             && self.error.is_none()
@@ -584,13 +695,16 @@ impl ArchiveObserver {
     }
 }
 
-fn take_head(b: &mut Block, s: &[u8]) {
-    for &byte in s.iter().take(3usize.saturating_sub(b.line_len as usize)) {
-        if (b.line_len as usize) < 2 {
-            b.line_head[b.line_len as usize] = byte;
-        }
-        b.line_len += 1;
-    }
+/// A name pg_dump gives a directory-format dump's files: `toc.dat`, `3347.dat`, `blobs.toc`,
+/// `blob_16401.dat`, `blobs_3350.toc` (pg_dump 17), each perhaps `.gz`/`.lz4`/`.zst`: letters,
+/// digits, `_` and `.`, not starting with `.`, never a path.
+pub fn is_data_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
 }
 
 #[cfg(test)]

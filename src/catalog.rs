@@ -20,12 +20,24 @@ pub const MANIFEST_VERSION: u32 = 2;
 
 const TS_FORMAT: &str = "%Y%m%d_%H%M%S";
 
-/// The data files the catalog knows: plain SQL (`.sql.*`) or a pg_dump custom archive
-/// (`.dump.*`), then the compression (`gz`, `zst`), then `.age` when encrypted.
+/// What a data file holds, its name's first suffix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Container {
+    /// SQL (`.sql`): a plain dump, or the cluster globals.
+    Sql,
+    /// A pg_dump custom archive (`.dump`).
+    Dump,
+    /// A tar of a pg_dump directory-format dump (`.tar`).
+    Tar,
+}
+
+/// The data files the catalog knows: plain SQL (`.sql.*`), a pg_dump custom archive
+/// (`.dump.*`) or a directory-format dump's tar (`.tar.*`), then the compression (`gz`, `zst`),
+/// then `.age` when encrypted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Kind {
-    /// A custom archive (`.dump`), else SQL (`.sql`).
-    pub archive: bool,
+    /// What it holds.
+    pub container: Container,
     /// zstd (`.zst`), else gzip (`.gz`).
     pub zstd: bool,
     /// Encrypted with age (`.age`).
@@ -35,31 +47,44 @@ pub struct Kind {
 impl Kind {
     /// Plain SQL, gzip: what `pg_dump | gzip` makes.
     pub const SQL_GZ: Kind = Kind {
-        archive: false,
+        container: Container::Sql,
         zstd: false,
         encrypted: false,
     };
 
-    const SUFFIXES: [&'static str; 8] = [
+    const SUFFIXES: [&'static str; 12] = [
         "sql.gz",
         "sql.zst",
         "dump.gz",
         "dump.zst",
+        "tar.gz",
+        "tar.zst",
         "sql.gz.age",
         "sql.zst.age",
         "dump.gz.age",
         "dump.zst.age",
+        "tar.gz.age",
+        "tar.zst.age",
     ];
 
     fn index(self) -> usize {
-        usize::from(self.zstd) + 2 * usize::from(self.archive) + 4 * usize::from(self.encrypted)
+        let c = match self.container {
+            Container::Sql => 0,
+            Container::Dump => 1,
+            Container::Tar => 2,
+        };
+        usize::from(self.zstd) + 2 * c + 6 * usize::from(self.encrypted)
     }
 
     fn from_index(i: usize) -> Kind {
         Kind {
-            zstd: i & 1 != 0,
-            archive: i & 2 != 0,
-            encrypted: i & 4 != 0,
+            zstd: i % 2 != 0,
+            container: match (i % 6) / 2 {
+                0 => Container::Sql,
+                1 => Container::Dump,
+                _ => Container::Tar,
+            },
+            encrypted: i >= 6,
         }
     }
 
@@ -71,7 +96,11 @@ impl Kind {
     /// The kind (and with it the name's suffix) a chain produces.
     pub fn of(chain: &Chain) -> Kind {
         Kind {
-            archive: chain.format == Format::Custom,
+            container: match chain.format {
+                Format::Plain | Format::Globals => Container::Sql,
+                Format::Custom => Container::Dump,
+                Format::Directory => Container::Tar,
+            },
             zstd: matches!(chain.compression, Compression::Zstd { .. }),
             encrypted: chain.encrypted,
         }
@@ -79,17 +108,23 @@ impl Kind {
 
     /// The kind a file of any name most likely is, by its suffix (a `pg_dump -Fc | zstd` file
     /// of an old script named `app.dump.zst`): encrypted for `.age`, zstd for `.zst`, else
-    /// gzip; a custom archive for `.dump.*`, else plain SQL.
+    /// gzip; a custom archive for `.dump.*`, a directory-format dump for `.tar.*`, else plain
+    /// SQL.
     pub fn guess(file_name: &str) -> Kind {
         let (name, encrypted) = match file_name.strip_suffix(".age") {
             Some(n) => (n, true),
             None => (file_name, false),
         };
+        let stem = name.rsplit_once('.').map(|(stem, _)| stem).unwrap_or("");
         Kind {
             zstd: name.ends_with(".zst"),
-            archive: name
-                .rsplit_once('.')
-                .is_some_and(|(stem, _)| stem.ends_with(".dump")),
+            container: if stem.ends_with(".dump") {
+                Container::Dump
+            } else if stem.ends_with(".tar") {
+                Container::Tar
+            } else {
+                Container::Sql
+            },
             encrypted,
         }
     }
@@ -109,10 +144,10 @@ impl Kind {
             }
         };
         Chain {
-            format: if self.archive {
-                Format::Custom
-            } else {
-                Format::Plain
+            format: match self.container {
+                Container::Sql => Format::Plain,
+                Container::Dump => Format::Custom,
+                Container::Tar => Format::Directory,
             },
             compression,
             encrypted: self.encrypted,

@@ -72,6 +72,10 @@ pub enum Format {
     /// in parallel and selectively; its structure and row counts are read in the stream
     /// (`crate::archive`).
     Custom,
+    /// pg_dump's directory format (`-Fd -j N -Z0`, dumped in parallel), stored as one tar of
+    /// its files compressed by the chain: restored by pg_restore like a custom archive; its
+    /// files, structure and row counts are read in the stream (`crate::dirdump`).
+    Directory,
     /// `pg_dumpall --globals-only`: roles, memberships, role settings, tablespaces, as SQL
     /// for psql against a server (`restore --globals`); its completion trailer is read.
     Globals,
@@ -83,14 +87,21 @@ impl Format {
         match self {
             Format::Plain => "plain",
             Format::Custom => "custom",
+            Format::Directory => "directory",
             Format::Globals => "globals",
         }
+    }
+
+    /// Whether pg_restore restores it (from a seekable file or a directory: restore
+    /// decompresses it first), with `--jobs`, `--schema` and `--table`.
+    pub fn is_archive(&self) -> bool {
+        matches!(self, Format::Custom | Format::Directory)
     }
 
     /// The program that produces it.
     pub fn program(&self) -> &'static str {
         match self {
-            Format::Plain | Format::Custom => "pg_dump",
+            Format::Plain | Format::Custom | Format::Directory => "pg_dump",
             Format::Globals => "pg_dumpall",
         }
     }
@@ -100,6 +111,7 @@ impl Format {
         match name {
             "plain" => Some(Format::Plain),
             "custom" => Some(Format::Custom),
+            "directory" => Some(Format::Directory),
             "globals" => Some(Format::Globals),
             _ => None,
         }

@@ -16,6 +16,7 @@ pub mod config;
 pub mod conninfo;
 pub mod crypt;
 pub mod dbprops;
+pub mod dirdump;
 pub mod error;
 pub mod exit;
 pub mod fsutil;

@@ -15,6 +15,8 @@ pub enum Observer {
     Plain(DumpObserver),
     /// A custom-format archive.
     Custom(ArchiveObserver),
+    /// A directory-format dump, as a tar.
+    Directory(Box<crate::dirdump::DirectoryObserver>),
 }
 
 impl Observer {
@@ -23,6 +25,7 @@ impl Observer {
         match format {
             Format::Plain => Observer::Plain(DumpObserver::default()),
             Format::Custom => Observer::Custom(ArchiveObserver::default()),
+            Format::Directory => Observer::Directory(Box::default()),
             Format::Globals => Observer::Plain(DumpObserver::cluster()),
         }
     }
@@ -32,6 +35,7 @@ impl Observer {
         match self {
             Observer::Plain(o) => o.feed(chunk),
             Observer::Custom(o) => o.feed(chunk),
+            Observer::Directory(o) => o.feed(chunk),
         }
     }
 
@@ -45,6 +49,7 @@ impl Observer {
                 "ended without pg_dump's completion trailer (the dump is incomplete or not a pg_dump plain dump)".to_string()
             }),
             Observer::Custom(o) => o.incomplete_reason(),
+            Observer::Directory(o) => o.incomplete_reason(),
         }
     }
 
@@ -53,6 +58,7 @@ impl Observer {
         match self {
             Observer::Plain(o) => o.created(),
             Observer::Custom(o) => o.created(),
+            Observer::Directory(o) => o.created(),
         }
     }
 
@@ -60,7 +66,7 @@ impl Observer {
     pub fn unnamed_copies(&self) -> u64 {
         match self {
             Observer::Plain(o) => o.unnamed_copies(),
-            Observer::Custom(_) => 0,
+            Observer::Custom(_) | Observer::Directory(_) => 0,
         }
     }
 
@@ -69,6 +75,7 @@ impl Observer {
         match self {
             Observer::Plain(o) => o.into_tables(),
             Observer::Custom(o) => o.into_tables(),
+            Observer::Directory(o) => (*o).into_tables(),
         }
     }
 }

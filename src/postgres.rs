@@ -499,6 +499,9 @@ impl DumpProcess {
         match format {
             crate::chain::Format::Plain => cmd.arg("--format=plain"),
             crate::chain::Format::Custom => cmd.args(["--format=custom", "--compress=0"]),
+            // Into a directory (`--file`, `--jobs` among the caller's arguments): nothing on
+            // stdout.
+            crate::chain::Format::Directory => cmd.args(["--format=directory", "--compress=0"]),
             crate::chain::Format::Globals => cmd.arg("--globals-only"),
         };
         cmd.arg("--no-password")
@@ -959,7 +962,8 @@ pub struct ArchiveRestore<'a> {
 }
 
 /// Restore the uncompressed custom archive at `archive` (a seekable file: pg_restore -j reads
-/// its data blocks in any order) into `target`, stopping at the first error.
+/// its data blocks in any order), or the directory-format dump in the directory `archive`,
+/// into `target`, stopping at the first error.
 pub fn restore_archive(
     tools: &PgTools,
     target: &Target,
@@ -969,7 +973,12 @@ pub fn restore_archive(
 ) -> Result<(), RestoreError> {
     let env = ClientEnv::new(target, "pg_restore", "pg-restore-path")?;
     let mut cmd = Command::new(&tools.pg_restore);
-    cmd.args(["--no-password", "--exit-on-error", "--format=custom"]);
+    cmd.args(["--no-password", "--exit-on-error"]);
+    cmd.arg(if archive.is_dir() {
+        "--format=directory"
+    } else {
+        "--format=custom"
+    });
     if opts.single_transaction {
         cmd.arg("--single-transaction");
     } else {

@@ -72,7 +72,7 @@ fn refuse_newer_server(target: &Target, client_version: &str, server_version: &s
     Ok(())
 }
 
-/// `pg_dump` of one database, in the plain or the custom format.
+/// `pg_dump` of one database, in the plain, custom or directory format.
 #[derive(Debug)]
 pub struct PgDump<'a> {
     format: Format,
@@ -83,6 +83,11 @@ pub struct PgDump<'a> {
     timeout: Option<Duration>,
     cancel: &'a crate::run::Cancel,
     process: Option<DumpProcess>,
+    /// The directory format: pg_dump's jobs, where its temp directory goes, and the directory
+    /// (removed when the dump is dropped).
+    dump_jobs: u32,
+    temp_root: std::path::PathBuf,
+    dir: Option<tempfile::TempDir>,
 }
 
 impl<'a> PgDump<'a> {
@@ -95,7 +100,7 @@ impl<'a> PgDump<'a> {
         db: &'a Database,
         cancel: &'a crate::run::Cancel,
     ) -> Self {
-        Self::new(
+        let dump = Self::new(
             tools,
             version,
             &db.target,
@@ -103,7 +108,18 @@ impl<'a> PgDump<'a> {
             cfg.dump_timeout,
             cancel,
         )
-        .in_format(cfg.format)
+        .in_format(cfg.format);
+        PgDump {
+            dump_jobs: cfg.dump_jobs,
+            // Beside the backups (the same file system, the same 0700 root), else the system's
+            // temp directory (an S3-only host without a root yet).
+            temp_root: if cfg.local_dir.is_dir() {
+                cfg.local_dir.clone()
+            } else {
+                std::env::temp_dir()
+            },
+            ..dump
+        }
     }
 
     /// The same dump in `format`.
@@ -130,7 +146,54 @@ impl<'a> PgDump<'a> {
             timeout,
             cancel,
             process: None,
+            dump_jobs: 1,
+            temp_root: std::env::temp_dir(),
+            dir: None,
         }
+    }
+
+    /// The directory format: `pg_dump -Fd -j N` into a private temp directory, to its end
+    /// (its exit status judged there), then the directory as one tar stream.
+    fn start_directory(&mut self) -> Result<Box<dyn Read + Send>> {
+        let dir = tempfile::Builder::new()
+            .prefix(crate::catalog::TEMP_PREFIX)
+            .tempdir_in(&self.temp_root)
+            .map_err(|source| Error::Output {
+                what: "temp directory for pg_dump's directory format",
+                path: self.temp_root.clone(),
+                source,
+            })?;
+        let out = dir.path().join("dump");
+        let mut args = vec![
+            format!("--jobs={}", self.dump_jobs.max(1)),
+            format!("--file={}", out.display()),
+        ];
+        args.extend(self.extra_args.iter().cloned());
+        let (process, mut stdout) = DumpProcess::spawn(
+            self.tools,
+            self.target,
+            Format::Directory,
+            &args,
+            self.timeout,
+            self.cancel,
+        )?;
+        crate::log::info(&format!(
+            "{}: pg_dump -Fd with {} job(s) into a temp directory in {} (it holds the uncompressed dump until it is compressed)",
+            self.target.name,
+            self.dump_jobs.max(1),
+            self.temp_root.display()
+        ));
+        // pg_dump writes the directory and nothing to stdout, which closes when it and its
+        // workers have exited.
+        let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+        process.finish(self.timeout.map(|d| d.as_secs()).unwrap_or(0))?;
+        let tar = DirectoryTar::new(&out).map_err(|source| Error::Input {
+            what: "pg_dump's directory",
+            path: out.clone(),
+            source,
+        })?;
+        self.dir = Some(dir);
+        Ok(Box::new(tar))
     }
 }
 
@@ -162,6 +225,9 @@ impl Source for PgDump<'_> {
     }
 
     fn start(&mut self) -> Result<Box<dyn Read + Send>> {
+        if self.format == Format::Directory {
+            return self.start_directory();
+        }
         let (process, stdout) = DumpProcess::spawn(
             self.tools,
             self.target,
@@ -281,6 +347,149 @@ impl Source for PgDumpAll<'_> {
 
     fn finish(&mut self, incomplete: Option<String>) -> Result<()> {
         self.dump.finish(incomplete)
+    }
+}
+
+/// The files of a directory-format dump as one tar stream (`toc.dat` first, then the others
+/// by name; GNU headers, mode 0600, no owner, time 0: the same directory gives the same bytes),
+/// read file by file with bounded memory.
+#[derive(Debug)]
+pub struct DirectoryTar {
+    dir: std::path::PathBuf,
+    names: std::collections::VecDeque<String>,
+    state: TarPart,
+}
+
+#[derive(Debug)]
+enum TarPart {
+    /// Before the next file.
+    Next,
+    /// A file's header (`pos` bytes of it given), then its body.
+    Header {
+        bytes: Box<[u8; 512]>,
+        pos: usize,
+        body: std::io::Take<std::fs::File>,
+        size: u64,
+    },
+    /// A file's body, `left` bytes of it to come.
+    Body {
+        body: std::io::Take<std::fs::File>,
+        left: u64,
+        pad: usize,
+    },
+    /// Zeros: a body's padding to 512 bytes, then the next file.
+    Pad(usize),
+    /// The end-of-archive marker, `left` zeros to come.
+    Trailer(usize),
+}
+
+impl DirectoryTar {
+    /// The tar of the regular files in `dir` (anything else there is an error).
+    pub fn new(dir: &std::path::Path) -> std::io::Result<Self> {
+        let mut names = Vec::new();
+        for e in std::fs::read_dir(dir)? {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !e.file_type()?.is_file() || !crate::archive::is_data_file_name(&name) {
+                return Err(std::io::Error::other(format!(
+                    "\"{}\" in pg_dump's directory is not one of its data files",
+                    name.escape_default()
+                )));
+            }
+            names.push(name);
+        }
+        names.sort_by_key(|n| (n != "toc.dat", n.clone()));
+        Ok(DirectoryTar {
+            dir: dir.to_path_buf(),
+            names: names.into(),
+            state: TarPart::Next,
+        })
+    }
+}
+
+fn zeros(buf: &mut [u8], n: usize) -> usize {
+    let n = n.min(buf.len());
+    buf[..n].fill(0);
+    n
+}
+
+impl Read for DirectoryTar {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            match &mut self.state {
+                TarPart::Next => {
+                    let Some(name) = self.names.pop_front() else {
+                        self.state = TarPart::Trailer(1024);
+                        continue;
+                    };
+                    let file = std::fs::File::open(self.dir.join(&name))?;
+                    let size = file.metadata()?.len();
+                    let mut h = tar::Header::new_gnu();
+                    h.set_path(&name)?;
+                    h.set_size(size);
+                    h.set_mode(0o600);
+                    h.set_mtime(0);
+                    h.set_entry_type(tar::EntryType::Regular);
+                    h.set_cksum();
+                    self.state = TarPart::Header {
+                        bytes: Box::new(*h.as_bytes()),
+                        pos: 0,
+                        body: file.take(size),
+                        size,
+                    };
+                }
+                TarPart::Header { bytes, pos, .. } if *pos < 512 => {
+                    let n = (512 - *pos).min(buf.len());
+                    buf[..n].copy_from_slice(&bytes[*pos..*pos + n]);
+                    *pos += n;
+                    return Ok(n);
+                }
+                TarPart::Header { .. } => {
+                    let TarPart::Header { body, size, .. } =
+                        std::mem::replace(&mut self.state, TarPart::Next)
+                    else {
+                        unreachable!("matched above")
+                    };
+                    let pad = ((512 - size % 512) % 512) as usize;
+                    self.state = TarPart::Body {
+                        body,
+                        left: size,
+                        pad,
+                    };
+                }
+                TarPart::Body { left: 0, pad, .. } => {
+                    let pad = *pad;
+                    self.state = TarPart::Pad(pad);
+                }
+                TarPart::Body { body, left, .. } => {
+                    let want = (*left).min(buf.len() as u64) as usize;
+                    let n = body.read(&mut buf[..want])?;
+                    if n == 0 {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "a file of pg_dump's directory shrank while it was read",
+                        ));
+                    }
+                    *left -= n as u64;
+                    return Ok(n);
+                }
+                TarPart::Pad(0) => self.state = TarPart::Next,
+                TarPart::Pad(left) => {
+                    let n = zeros(buf, *left);
+                    *left -= n;
+                    return Ok(n);
+                }
+                TarPart::Trailer(0) => return Ok(0),
+                TarPart::Trailer(left) => {
+                    let n = zeros(buf, *left);
+                    *left -= n;
+                    return Ok(n);
+                }
+            }
+        }
     }
 }
 

@@ -686,6 +686,11 @@ pub fn check_subject(subject: Subject<'_>, mut progress: impl FnMut(u64)) -> io:
                 true,
                 "custom archive whole: every data block of its table of contents present",
             )),
+            (None, crate::chain::Format::Directory) => checks.push(check(
+                "complete",
+                true,
+                "directory-format dump whole: toc.dat and every data file it names present",
+            )),
             (Some(why), _) => checks.push(check("complete", false, why)),
         }
     }

@@ -19,6 +19,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "catalog",
             "chain",
             "conninfo",
+            "dirdump",
             "exit",
             "observer",
             "plain",

@@ -24,8 +24,9 @@ pub fn run(path: Option<&Path>, cmd: &ConfigCommand, env: EnvFn) -> Result<()> {
                 ("backup.pg-dump-path", &tools.pg_dump),
                 ("backup.psql-path", &tools.psql),
             ];
-            // Custom-format backups are restored (and test-restored) by pg_restore.
-            if cfg.format == crate::chain::Format::Custom {
+            // Custom- and directory-format backups are restored (and test-restored) by
+            // pg_restore.
+            if cfg.format.is_archive() {
                 programs.push(("backup.pg-restore-path", &tools.pg_restore));
             }
             for (key, prog) in programs {

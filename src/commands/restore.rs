@@ -86,9 +86,8 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
         );
         return Err(Error::Config(p));
     }
-    let custom = integrity
-        .chain
-        .is_some_and(|c| c.format == crate::chain::Format::Custom);
+    // A custom archive or a directory-format dump: pg_restore, from the checked copy.
+    let custom = integrity.chain.is_some_and(|c| c.format.is_archive());
     // Only the sidecar may be missing, and only when asked for: the decompression and the
     // completion trailer are checked whatever happens.
     let sidecar_missing = integrity
@@ -132,7 +131,7 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
     let selective = !(args.schemas.is_empty() && args.tables.is_empty());
     if !custom && selective {
         return Err(Error::Usage(format!(
-            "--schema and --table need a custom-format backup (pg_restore picks from its table of contents); {file_name} is plain SQL (set [backup] format = \"custom\" for backups to come)"
+            "--schema and --table need a custom- or directory-format backup (pg_restore picks from its table of contents); {file_name} is plain SQL (set [backup] format = \"custom\" or \"directory\" for backups to come)"
         )));
     }
     // A selective restore names what the archive holds (pg_restore would restore nothing, and

@@ -93,7 +93,7 @@ pub const TABLE: &[EnvRow] = &[
     row(
         "backup.format",
         &["BACKUP_FORMAT"],
-        "`format` (`plain`/`custom`)",
+        "`format` (`plain`/`custom`/`directory`)",
     ),
     row(
         "backup.compression",
@@ -104,6 +104,11 @@ pub const TABLE: &[EnvRow] = &[
         "backup.compression-level",
         &["BACKUP_COMPRESSION_LEVEL"],
         "`compression-level`",
+    ),
+    row(
+        "backup.dump-jobs",
+        &["BACKUP_DUMP_JOBS"],
+        "`dump-jobs`",
     ),
     row(
         "backup.compression-threads",

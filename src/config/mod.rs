@@ -190,7 +190,8 @@ pub struct S3File {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct BackupFile {
-    /// `plain` (default: SQL for psql) or `custom` (pg_dump's archive for pg_restore).
+    /// `plain` (default: SQL for psql), `custom` (pg_dump's archive for pg_restore) or
+    /// `directory` (pg_dump's directory format, dumped in parallel, stored as a tar).
     pub format: Option<String>,
     /// Also back up each server's roles and tablespaces (`pg_dumpall --globals-only`).
     pub globals: Option<bool>,
@@ -200,6 +201,8 @@ pub struct BackupFile {
     pub compression_level: Option<i64>,
     /// zstd's compression workers (default: the CPUs; 1 compresses in the calling thread).
     pub compression_threads: Option<i64>,
+    /// pg_dump's parallel jobs for `format = "directory"` (default: the CPUs, at most 8).
+    pub dump_jobs: Option<i64>,
     /// Skip a database whose last backup is younger than this (0 = off).
     pub respawn_protection_hours: Option<i64>,
     /// Kill pg_dump after this many seconds (0 = no limit).
@@ -272,6 +275,8 @@ pub struct Config {
     pub compression: crate::chain::Compression,
     /// The dump format (`[backup] format`).
     pub format: crate::chain::Format,
+    /// pg_dump's parallel jobs for the directory format (`[backup] dump-jobs`).
+    pub dump_jobs: u32,
     /// Back up each server's globals once per run (`[backup] globals`).
     pub globals: bool,
     /// The public keys new backups are encrypted to (`[encryption]`); none: not encrypted.
@@ -464,13 +469,15 @@ impl Config {
                 ),
             };
             let name = name.trim().to_ascii_lowercase();
-            crate::chain::Format::from_name(&name).unwrap_or_else(|| {
-                problems.push(
-                    place,
-                    format!("\"{name}\" is not a format pgbackup writes; use \"plain\" (SQL, restored by psql) or \"custom\" (pg_dump's archive, restored by pg_restore in parallel)"),
-                );
-                crate::chain::Format::Plain
-            })
+            crate::chain::Format::from_name(&name)
+                .filter(|f| *f != crate::chain::Format::Globals)
+                .unwrap_or_else(|| {
+                    problems.push(
+                        place,
+                        format!("\"{name}\" is not a format pgbackup writes; use \"plain\" (SQL, restored by psql), \"custom\" (pg_dump's archive, restored by pg_restore in parallel) or \"directory\" (pg_dump -Fd, dumped and restored in parallel; set dump-jobs)"),
+                    );
+                    crate::chain::Format::Plain
+                })
         };
         let (algorithm, algorithm_place) = match env::get(&mut env_get, "backup.compression") {
             Some((v, var)) => (v, format!("environment variable {var}")),
@@ -537,6 +544,13 @@ impl Config {
             cpus.min(64),
             1..=256,
             "use a number of threads from 1 to 256",
+        ) as u32;
+        let dump_jobs = int_setting(
+            "backup.dump-jobs",
+            file.backup.dump_jobs,
+            cpus.min(8),
+            1..=64,
+            "use a number of pg_dump jobs from 1 to 64 (each is one more connection)",
         ) as u32;
         let compression = if algorithm == "zstd" {
             crate::chain::Compression::Zstd {
@@ -740,6 +754,7 @@ impl Config {
             compression_level,
             compression,
             format,
+            dump_jobs,
             globals: file.backup.globals.unwrap_or(false),
             encrypt_to,
             keys,

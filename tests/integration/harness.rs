@@ -484,16 +484,23 @@ impl TestEnv {
         ])
     }
 
-    /// Data files (`*.sql.gz`, `*.sql.zst`, `*.dump.gz`, `*.dump.zst`, each perhaps `.age`)
+    /// Data files (`*.sql.*`, `*.dump.*`, `*.tar.*`, gz or zst, each perhaps `.age`)
     /// of a database.
     pub fn data_files(&self, name: &str) -> Vec<String> {
         self.files(name)
             .into_iter()
             .filter(|f| {
                 let f = f.strip_suffix(".age").unwrap_or(f);
-                [".sql.gz", ".sql.zst", ".dump.gz", ".dump.zst"]
-                    .iter()
-                    .any(|s| f.ends_with(s))
+                [
+                    ".sql.gz",
+                    ".sql.zst",
+                    ".dump.gz",
+                    ".dump.zst",
+                    ".tar.gz",
+                    ".tar.zst",
+                ]
+                .iter()
+                .any(|s| f.ends_with(s))
                     && !f.starts_with('.')
             })
             .collect()

@@ -340,7 +340,7 @@ fn the_manifest_describes_the_chain_and_the_read_side_follows_it() {
     newer["stages"]
         .as_array_mut()
         .unwrap()
-        .push(serde_json::json!({"stage": "encryption", "algorithm": "age"}));
+        .push(serde_json::json!({"stage": "signature", "algorithm": "minisign"}));
     write(&newer);
     env.run(&["verify"])
         .expect_code(65)
