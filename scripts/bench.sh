@@ -12,7 +12,9 @@
 #   BENCH_RESTORE=0 (skip restore / verify / test-restore timings on the text+JSON backup),
 #   BENCH_SHOP=0 (skip the shop with keys and indexes: backup as plain, directory -j 2 and
 #   bare pg_dump -Fd -j 2; restore as plain, custom and directory; BENCH_SHOP_ROWS orders,
-#   default 1500000)
+#   default 1500000), BENCH_WIDE=0 (skip four equal tables, plain against directory -j 2;
+#   BENCH_WIDE_ROWS rows each, default 400000), BENCH_PGBACKREST=0 (skip pgBackRest's physical
+#   backup of the shop's cluster at gz-6 and zst-3, process-max 2, beside pgbackup's)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -24,6 +26,9 @@ ls -d /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 [ -x /usr/bin/time ] || need+=(time)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+if [ "${BENCH_SHOP:-1}" = 1 ] && [ "${BENCH_PGBACKREST:-1}" = 1 ]; then
+  command -v pgbackrest >/dev/null 2>&1 || need+=(pgbackrest)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
@@ -114,6 +119,116 @@ bench_restore() {
   rm -rf "$work/backups"
 }
 
+# bench_parallel_dump LABEL DB PLAIN_TOML DIRECTORY_TOML: does pg_dump -Fd -j 2 (and pgbackup's
+# directory format, streamed while pg_dump runs) beat one pg_dump on DB?
+bench_parallel_dump() {
+  local label=$1 db=$2 plain_toml=$3 dir_toml=$4
+  pg_dump -d "$db" >/dev/null
+  local b_floor b_fd b_plain b_dir
+  b_floor=$(median sh -c "pg_dump -d $db > /dev/null")
+  b_fd=$(median sh -c "rm -rf '$work/par.Fd' && pg_dump -Fd -j 2 -Z0 --no-sync -d $db -f '$work/par.Fd'")
+  b_plain=$(median "$bin" -q --config "$plain_toml" backup --force)
+  b_dir=$(median "$bin" -q --config "$dir_toml" backup --force)
+  rm -rf "$work/par.Fd"
+  local t_floor
+  t_floor=$(echo "$b_floor" | cut -d' ' -f1)
+  printf '\n%-22s %-36s %8s %8s %10s %9s %8s\n' "$label" "backup method" wall_s cpu_s tree_RSS own_RSS vs_bare
+  for row in "pg_dump>/dev/null $b_floor" "pg_dump-Fd-j2-Z0(to-a-dir) $b_fd" "pgbackup(plain,zstd-3) $b_plain" "pgbackup(directory,-j2,zstd-3) $b_dir"; do
+    set -- $row
+    awk -v m="$1" -v t="$2" -v c="$3" -v r="$4" -v own="$5" -v z="$t_floor" \
+      'BEGIN { o = (m ~ /^pgbackup/) ? sprintf("%.1f", own/1024) : "-";
+               printf "%-22s %-36s %8.2f %8.2f %10.1f %9s %7.2fx\n", "", m, t, c, r/1024, o, t/z }'
+  done
+}
+
+# bench_wide: four tables of equal size (text and JSON), where pg_dump's jobs have work to share.
+bench_wide() {
+  local db=bench_wide rows=${BENCH_WIDE_ROWS:-400000} i size
+  psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" 2>/dev/null
+  for i in 1 2 3 4; do
+    psql -q -d "$db" -c "CREATE TABLE t$i AS SELECT g AS id, now() - g * interval '1 minute' AS at,
+      'ordered ' || (g % 17) || ' items: ' || md5(g::text) || ' please deliver' AS note,
+      jsonb_build_object('sku', g % 1000, 'qty', g % 7) AS doc FROM generate_series(1, $rows) g"
+  done
+  size=$(psql -At -d "$db" -c "SELECT pg_size_pretty(pg_database_size('$db'))")
+  for fmt in plain directory; do
+    cat > "$work/wide-$fmt.toml" <<TOML
+[storage]
+local-dir = "$work/wide-$fmt"
+[backup]
+format = "$fmt"
+compression = "zstd"
+dump-jobs = 2
+[[database]]
+name = "$db"
+url = "host=$PGHOST port=$PGPORT user=postgres dbname=$db"
+TOML
+  done
+  bench_parallel_dump "4 tables ($size)" "$db" "$work/wide-plain.toml" "$work/wide-directory.toml"
+  psql -q -d postgres -c "DROP DATABASE $db"
+  rm -rf "$work/wide-plain" "$work/wide-directory"
+}
+
+# bench_pgbackrest DB: pgBackRest's physical full backup of the whole cluster (process-max 2, at
+# gz-6 and zst-3) next to pgbackup's logical backup of DB (gzip-6 and zstd-3, two threads):
+# wall time and bytes on disk. The cluster holds DB and the empty system databases.
+bench_pgbackrest() {
+  local db=$1 conf=$work/pgbackrest.conf repo=$work/pgbr run_as=()
+  [ "$(id -u)" = 0 ] && run_as=(runuser -u postgres --)
+  mkdir -p "$repo"
+  [ "$(id -u)" = 0 ] && chown postgres: "$repo"
+  cat > "$conf" <<CONF
+[global]
+repo1-path=$repo/repo
+repo1-retention-full=1
+process-max=2
+start-fast=y
+archive-check=n
+log-level-console=error
+log-level-file=off
+lock-path=$repo/lock
+[bench]
+pg1-path=$pgdir/data
+pg1-socket-path=$PGHOST
+pg1-port=$PGPORT
+pg1-user=postgres
+CONF
+  chmod 644 "$conf"
+  "${run_as[@]}" pgbackrest --config="$conf" --stanza=bench stanza-create >/dev/null
+  local cluster
+  cluster=$(psql -At -d postgres -c "SELECT pg_size_pretty(sum(pg_database_size(datname))) FROM pg_database")
+  printf '\n%-22s %-36s %8s %8s %10s %9s %8s\n' "cluster ($cluster)" "backup (physical vs logical)" wall_s cpu_s tree_RSS MB_disk ""
+  local t l r bytes
+  for c in "gz 6" "zst 3"; do
+    set -- $c
+    t=$1 l=$2
+    r=$(median "${run_as[@]}" pgbackrest --config="$conf" --stanza=bench --type=full --compress-type="$t" --compress-level="$l" backup)
+    bytes=$(du -sb "$repo/repo/backup/bench/$(readlink "$repo/repo/backup/bench/latest")" | cut -f1)
+    set -- $r
+    printf '%-22s %-36s %8.2f %8.2f %10.1f %9d\n' "" "pgbackrest(full,$t-$l,process-max=2)" "$1" "$2" "$(($3 / 1024))" "$((bytes / 1000000))"
+  done
+  for c in "gzip 6" "zstd 3"; do
+    set -- $c
+    cat > "$work/pgb-$1.toml" <<TOML
+[storage]
+local-dir = "$work/pgb-$1"
+[backup]
+compression = "$1"
+compression-level = $2
+compression-threads = 2
+[[database]]
+name = "$db"
+url = "host=$PGHOST port=$PGPORT user=postgres dbname=$db"
+TOML
+    r=$(median "$bin" -q --config "$work/pgb-$1.toml" backup --force)
+    bytes=$(ls -t "$work/pgb-$1/$db/"*.sql.* | grep -v -e '\.sha256$' -e '\.json$' | head -n 1 | xargs stat -c %s)
+    local name="pgbackup($db,$1-$2,2 threads)"
+    set -- $r
+    printf '%-22s %-36s %8.2f %8.2f %10.1f %9d\n' "" "$name" "$1" "$2" "$(($3 / 1024))" "$((bytes / 1000000))"
+  done
+  rm -rf "$repo" "$work/pgb-gzip" "$work/pgb-zstd"
+}
+
 # bench_shop: restore of a shop (customers, orders with text notes and JSON, keys and
 # indexes) as plain SQL through psql and as a custom archive through pg_restore -j 2, both
 # against zcat | psql and bare pg_restore -j 2 of a pg_dump -Fc file.
@@ -150,25 +265,10 @@ url = "host=$PGHOST port=$PGPORT user=postgres dbname=$db"
 TOML
     "$bin" -q --config "$work/shop-$fmt.toml" backup --force
   done
-  # Backup: does pg_dump -Fd -j 2 beat one pg_dump here?
-  pg_dump -d "$db" >/dev/null
-  local b_floor b_fd b_plain b_dir
-  b_floor=$(median sh -c "pg_dump -d $db > /dev/null")
-  b_fd=$(median sh -c "rm -rf '$work/shop.Fd' && pg_dump -Fd -j 2 -Z0 -d $db -f '$work/shop.Fd'")
-  b_plain=$(median "$bin" -q --config "$work/shop-plain.toml" backup --force)
-  b_dir=$(median "$bin" -q --config "$work/shop-directory.toml" backup --force)
-  rm -rf "$work/shop.Fd"
+  bench_parallel_dump "shop ($size)" "$db" "$work/shop-plain.toml" "$work/shop-directory.toml"
+  # Keep one backup of each for the restores.
   for f in plain directory; do
     ls -t "$work/shop-$f/$db/"*.zst | tail -n +2 | while read -r x; do rm -f "$x" "$x.sha256" "$x.json"; done
-  done
-  local t_floor
-  t_floor=$(echo "$b_floor" | cut -d' ' -f1)
-  printf '\n%-22s %-36s %8s %8s %10s %9s %8s\n' "shop ($size)" "backup method" wall_s cpu_s tree_RSS own_RSS vs_bare
-  for row in "pg_dump>/dev/null $b_floor" "pg_dump-Fd-j2-Z0(to-a-dir) $b_fd" "pgbackup(plain,zstd-3) $b_plain" "pgbackup(directory,-j2,zstd-3) $b_dir"; do
-    set -- $row
-    awk -v m="$1" -v t="$2" -v c="$3" -v r="$4" -v own="$5" -v z="$t_floor" \
-      'BEGIN { o = (m ~ /^pgbackup/) ? sprintf("%.1f", own/1024) : "-";
-               printf "%-22s %-36s %8.2f %8.2f %10.1f %9s %7.2fx\n", "", m, t, c, r/1024, o, t/z }'
   done
   local plain custom directory
   plain=$(ls "$work/shop-plain/$db/"*.sql.zst)
@@ -195,7 +295,11 @@ TOML
                printf "%-22s %-36s %8.2f %8.2f %10.1f %9s %7.2fx\n", "", m, t, c, r/1024, o, t/z }'
   done
   echo "                       plain zstd $(($(stat -c %s "$plain") / 1000000)) MB, custom zstd $(($(stat -c %s "$custom") / 1000000)) MB, directory zstd $(($(stat -c %s "$directory") / 1000000)) MB, pg_dump -Fc $(($(stat -c %s "$work/shop.Fc") / 1000000)) MB; the custom restore's temp copy: $(($(zstdcat -q "$custom" | wc -c) / 1000000)) MB"
-  psql -q -d postgres -c 'DROP DATABASE IF EXISTS r_shop' -c "DROP DATABASE $db"
+  psql -q -d postgres -c 'DROP DATABASE IF EXISTS r_shop'
+  if [ "${BENCH_PGBACKREST:-1}" = 1 ]; then
+    bench_pgbackrest "$db"
+  fi
+  psql -q -d postgres -c "DROP DATABASE $db"
   rm -rf "$work/shop-plain" "$work/shop-custom" "$work/shop-directory" "$work/shop.Fc"
 }
 
@@ -225,6 +329,9 @@ if [ "${BENCH_TEXT:-1}" = 1 ]; then
 fi
 if [ "${BENCH_SHOP:-1}" = 1 ]; then
   bench_shop
+fi
+if [ "${BENCH_WIDE:-1}" = 1 ]; then
+  bench_wide
 fi
 echo
 echo "MB/s = uncompressed dump bytes / wall time; cpu_s = user+system of every process involved (pg_dump included)."

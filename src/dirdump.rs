@@ -315,6 +315,13 @@ impl DirectoryObserver {
                     }
                 } else if let Some(buf) = c.blobs.as_mut() {
                     buf.extend_from_slice(d);
+                    if buf.len() > 64 << 10 && memchr::memchr(b'\n', buf).is_none() {
+                        error.get_or_insert_with(|| {
+                            format!("{} has a line longer than 64 KiB: not a large-object table of contents", c.name)
+                        });
+                        c.blobs = None;
+                        return;
+                    }
                     while let Some(nl) = memchr::memchr(b'\n', buf) {
                         let line: Vec<u8> = buf.drain(..=nl).collect();
                         let line = String::from_utf8_lossy(&line);

@@ -152,8 +152,10 @@ impl<'a> PgDump<'a> {
         }
     }
 
-    /// The directory format: `pg_dump -Fd -j N` into a private temp directory, to its end
-    /// (its exit status judged there), then the directory as one tar stream.
+    /// The directory format: `pg_dump -Fd -j N` into a private temp directory, streamed as
+    /// one tar while it runs: each data file goes into the stream (and is removed) as soon as
+    /// pg_dump closes it, `toc.dat` (written last) at the end. Its exit is judged in
+    /// [`Source::finish`], like a plain dump's.
     fn start_directory(&mut self) -> Result<Box<dyn Read + Send>> {
         let dir = tempfile::Builder::new()
             .prefix(crate::catalog::TEMP_PREFIX)
@@ -163,13 +165,24 @@ impl<'a> PgDump<'a> {
                 path: self.temp_root.clone(),
                 source,
             })?;
+        // pg_dump takes an empty directory; it exists now so that it can be watched first.
         let out = dir.path().join("dump");
+        let watched = std::fs::create_dir(&out)
+            .and_then(|()| DirectoryTar::watch(&out))
+            .map_err(|source| Error::Output {
+                what: "temp directory for pg_dump's directory format",
+                path: out.clone(),
+                source,
+            })?;
+        // --no-sync: pgbackup fsyncs what it keeps, and pg_dump's own pass would reopen the
+        // files that were already streamed and removed.
         let mut args = vec![
             format!("--jobs={}", self.dump_jobs.max(1)),
+            "--no-sync".to_string(),
             format!("--file={}", out.display()),
         ];
         args.extend(self.extra_args.iter().cloned());
-        let (process, mut stdout) = DumpProcess::spawn(
+        let (process, stdout) = DumpProcess::spawn(
             self.tools,
             self.target,
             Format::Directory,
@@ -177,23 +190,9 @@ impl<'a> PgDump<'a> {
             self.timeout,
             self.cancel,
         )?;
-        crate::log::info(&format!(
-            "{}: pg_dump -Fd with {} job(s) into a temp directory in {} (it holds the uncompressed dump until it is compressed)",
-            self.target.name,
-            self.dump_jobs.max(1),
-            self.temp_root.display()
-        ));
-        // pg_dump writes the directory and nothing to stdout, which closes when it and its
-        // workers have exited.
-        let _ = std::io::copy(&mut stdout, &mut std::io::sink());
-        process.finish(self.timeout.map(|d| d.as_secs()).unwrap_or(0))?;
-        let tar = DirectoryTar::new(&out).map_err(|source| Error::Input {
-            what: "pg_dump's directory",
-            path: out.clone(),
-            source,
-        })?;
+        self.process = Some(process);
         self.dir = Some(dir);
-        Ok(Box::new(tar))
+        Ok(Box::new(DirectoryTar::new(out, watched, stdout)))
     }
 }
 
@@ -350,13 +349,19 @@ impl Source for PgDumpAll<'_> {
     }
 }
 
-/// The files of a directory-format dump as one tar stream (`toc.dat` first, then the others
-/// by name; GNU headers, mode 0600, no owner, time 0: the same directory gives the same bytes),
-/// read file by file with bounded memory.
+/// The files of a directory-format dump as one tar stream, while pg_dump writes them: a file
+/// enters the stream when pg_dump closes it (inotify `IN_CLOSE_WRITE`; pg_dump writes each
+/// file once) and is removed once streamed, so the temp directory holds only the files not
+/// streamed yet. When pg_dump's stdout closes (it and its workers have exited), what is left
+/// (`toc.dat`, and anything whose event was lost) follows, then the end marker. GNU headers,
+/// mode 0600, no owner, time 0. Memory: one file's header and the read buffer.
 #[derive(Debug)]
 pub struct DirectoryTar {
     dir: std::path::PathBuf,
-    names: std::collections::VecDeque<String>,
+    watch: Option<nix::sys::inotify::Inotify>,
+    stdout: Option<std::process::ChildStdout>,
+    ready: std::collections::VecDeque<String>,
+    streamed: std::collections::HashSet<String>,
     state: TarPart,
 }
 
@@ -366,6 +371,7 @@ enum TarPart {
     Next,
     /// A file's header (`pos` bytes of it given), then its body.
     Header {
+        name: String,
         bytes: Box<[u8; 512]>,
         pos: usize,
         body: std::io::Take<std::fs::File>,
@@ -373,6 +379,7 @@ enum TarPart {
     },
     /// A file's body, `left` bytes of it to come.
     Body {
+        name: String,
         body: std::io::Take<std::fs::File>,
         left: u64,
         pad: usize,
@@ -384,26 +391,127 @@ enum TarPart {
 }
 
 impl DirectoryTar {
-    /// The tar of the regular files in `dir` (anything else there is an error).
-    pub fn new(dir: &std::path::Path) -> std::io::Result<Self> {
-        let mut names = Vec::new();
-        for e in std::fs::read_dir(dir)? {
-            let e = e?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            if !e.file_type()?.is_file() || !crate::archive::is_data_file_name(&name) {
-                return Err(std::io::Error::other(format!(
-                    "\"{}\" in pg_dump's directory is not one of its data files",
-                    name.escape_default()
-                )));
-            }
-            names.push(name);
-        }
-        names.sort_by_key(|n| (n != "toc.dat", n.clone()));
-        Ok(DirectoryTar {
-            dir: dir.to_path_buf(),
-            names: names.into(),
+    /// Watch `dir` for files pg_dump finishes.
+    pub fn watch(dir: &std::path::Path) -> std::io::Result<nix::sys::inotify::Inotify> {
+        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+        let i = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)?;
+        i.add_watch(dir, AddWatchFlags::IN_CLOSE_WRITE)?;
+        Ok(i)
+    }
+
+    /// The tar of what pg_dump writes into `dir` (watched by `watch`) until `stdout`, its
+    /// standard output, closes.
+    pub fn new(
+        dir: std::path::PathBuf,
+        watch: nix::sys::inotify::Inotify,
+        stdout: std::process::ChildStdout,
+    ) -> Self {
+        DirectoryTar {
+            dir,
+            watch: Some(watch),
+            stdout: Some(stdout),
+            ready: Default::default(),
+            streamed: Default::default(),
             state: TarPart::Next,
-        })
+        }
+    }
+
+    /// Take the files closed since the last look.
+    fn take_events(&mut self) -> std::io::Result<()> {
+        let Some(w) = &self.watch else { return Ok(()) };
+        loop {
+            match w.read_events() {
+                Ok(events) if events.is_empty() => return Ok(()),
+                Ok(events) => {
+                    for e in events {
+                        if let Some(name) = e.name.and_then(|n| n.into_string().ok()) {
+                            if !self.ready.contains(&name) {
+                                self.ready.push_back(name);
+                            }
+                        }
+                    }
+                }
+                Err(nix::errno::Errno::EAGAIN) => return Ok(()),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Wait until a file is ready or pg_dump has ended.
+    fn wait(&mut self) -> std::io::Result<()> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let (Some(w), Some(out)) = (&self.watch, &self.stdout) else {
+            return Ok(());
+        };
+        let mut fds = [
+            PollFd::new(w.as_fd(), PollFlags::POLLIN),
+            PollFd::new(out.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::from(1000u16)) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let out_ready = fds[1].revents().is_some_and(|r| {
+            r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+        });
+        if out_ready {
+            let mut buf = [0u8; 4096];
+            let ended = match self.stdout.as_mut().map(|o| o.read(&mut buf)) {
+                Some(Ok(0)) | Some(Err(_)) | None => true,
+                Some(Ok(_)) => false, // pg_dump writes nothing here; ignore it
+            };
+            if ended {
+                self.stdout = None;
+            }
+        }
+        self.take_events()
+    }
+
+    /// The next file to stream: a closed one, else (pg_dump ended) whatever is left in the
+    /// directory, `toc.dat` last; `None` when all is streamed.
+    fn next_file(&mut self) -> std::io::Result<Option<String>> {
+        loop {
+            self.take_events()?;
+            while let Some(name) = self.ready.pop_front() {
+                if !self.streamed.contains(&name) {
+                    return Ok(Some(name));
+                }
+            }
+            if self.stdout.is_some() {
+                self.wait()?;
+                continue;
+            }
+            // pg_dump has ended: the last events, then what no event named.
+            if self.watch.is_some() {
+                self.take_events()?;
+                self.watch = None;
+                continue;
+            }
+            let mut left = Vec::new();
+            for e in std::fs::read_dir(&self.dir)? {
+                let e = e?;
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !e.file_type()?.is_file() || !crate::archive::is_data_file_name(&name) {
+                    return Err(std::io::Error::other(format!(
+                        "\"{}\" in pg_dump's directory is not one of its data files",
+                        name.escape_default()
+                    )));
+                }
+                if self.streamed.contains(&name) {
+                    return Err(std::io::Error::other(format!(
+                        "pg_dump wrote {name} a second time after it was streamed"
+                    )));
+                }
+                left.push(name);
+            }
+            left.sort_by_key(|n| (n == "toc.dat", n.clone()));
+            if left.is_empty() {
+                return Ok(None);
+            }
+            self.ready.extend(left);
+        }
     }
 }
 
@@ -421,7 +529,7 @@ impl Read for DirectoryTar {
         loop {
             match &mut self.state {
                 TarPart::Next => {
-                    let Some(name) = self.names.pop_front() else {
+                    let Some(name) = self.next_file()? else {
                         self.state = TarPart::Trailer(1024);
                         continue;
                     };
@@ -435,6 +543,7 @@ impl Read for DirectoryTar {
                     h.set_entry_type(tar::EntryType::Regular);
                     h.set_cksum();
                     self.state = TarPart::Header {
+                        name,
                         bytes: Box::new(*h.as_bytes()),
                         pos: 0,
                         body: file.take(size),
@@ -448,20 +557,29 @@ impl Read for DirectoryTar {
                     return Ok(n);
                 }
                 TarPart::Header { .. } => {
-                    let TarPart::Header { body, size, .. } =
-                        std::mem::replace(&mut self.state, TarPart::Next)
+                    let TarPart::Header {
+                        name, body, size, ..
+                    } = std::mem::replace(&mut self.state, TarPart::Next)
                     else {
                         unreachable!("matched above")
                     };
                     let pad = ((512 - size % 512) % 512) as usize;
                     self.state = TarPart::Body {
+                        name,
                         body,
                         left: size,
                         pad,
                     };
                 }
-                TarPart::Body { left: 0, pad, .. } => {
-                    let pad = *pad;
+                TarPart::Body { left: 0, .. } => {
+                    let TarPart::Body { name, pad, .. } =
+                        std::mem::replace(&mut self.state, TarPart::Next)
+                    else {
+                        unreachable!("matched above")
+                    };
+                    // Streamed: its space is given back now.
+                    std::fs::remove_file(self.dir.join(&name))?;
+                    self.streamed.insert(name);
                     self.state = TarPart::Pad(pad);
                 }
                 TarPart::Body { body, left, .. } => {

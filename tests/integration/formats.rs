@@ -486,8 +486,8 @@ fn no_room_for_the_decompressed_archive_is_73_before_the_target_is_touched() {
     );
 }
 
-/// The directory format (`pg_dump -Fd -j 2` into a private temp directory, stored as one tar
-/// through zstd): a `.tar.zst` that `tar --zstd` lists (toc.dat first) and that `tar -x` plus
+/// The directory format (`pg_dump -Fd -j 2` into a private temp directory, streamed as one tar
+/// through zstd while it runs): a `.tar.zst` that `tar --zstd` lists and that `tar -x` plus
 /// `pg_restore -l` read by hand; the same rows per table as a custom backup records; verify
 /// --test-restore; a restore with two jobs gives identical tables (large objects and sequences
 /// included) and one table alone with --table; no temp directory stays behind. A tar that
@@ -513,7 +513,7 @@ fn directory_format_dumps_in_parallel_and_a_missing_file_is_caught() {
         format!("{name}: OK")
     );
     let listing = sh(&format!("tar --zstd -tf '{}'", file.display()));
-    assert_eq!(listing.lines().next(), Some("toc.dat"), "{listing}");
+    assert!(listing.lines().any(|l| l == "toc.dat"), "{listing}");
     assert!(listing.lines().count() >= 5, "{listing}");
     let by_hand = env.tmp.path().join("by-hand");
     std::fs::create_dir(&by_hand).unwrap();
@@ -653,4 +653,77 @@ fn a_directory_dump_streams_into_s3_and_restores_from_it() {
         ".tar.gz",
         &["--jobs", "2"],
     );
+}
+
+/// Every format x compression x encryption a user can configure, on one database: each backup
+/// gets the name its chain implies, verify --test-restore passes, and a restore (two jobs where
+/// pg_restore runs) brings back tables identical to the original's.
+#[test]
+fn every_format_compression_and_encryption_round_trips() {
+    let c = cluster();
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("age.key");
+    sh(&format!("age-keygen -o '{}' 2>/dev/null", key.display()));
+    set_mode(&key, 0o600);
+    let public = sh(&format!("age-keygen -y '{}'", key.display()))
+        .trim()
+        .to_string();
+    let (env, db) = Scenario::new("matrix", "mx").sql(RICH_SCHEMA).build();
+    let entry = std::fs::read_to_string(&env.config).unwrap();
+    let original = c.fingerprint(&db);
+    let mut n = 0;
+    for format in ["plain", "custom", "directory"] {
+        for compression in ["gzip", "zstd"] {
+            for encrypted in [false, true] {
+                let encryption = if encrypted {
+                    format!(
+                        "[encryption]\nrecipients = [\"{public}\"]\nidentity-file = \"{}\"\n",
+                        key.display()
+                    )
+                } else {
+                    String::new()
+                };
+                std::fs::write(
+                    &env.config,
+                    entry.replace(
+                        "[[database]]",
+                        &format!(
+                            "[backup]\nformat = \"{format}\"\ncompression = \"{compression}\"\ndump-jobs = 2\n{encryption}\n[[database]]"
+                        ),
+                    ),
+                )
+                .unwrap();
+                let what = format!("{format} {compression} encrypted={encrypted}");
+                env.run(&["backup", "--force"]).expect_code(0);
+                let file = env.latest("mx");
+                let name = file.file_name().unwrap().to_string_lossy().to_string();
+                let suffix = format!(
+                    ".{}.{}{}",
+                    match format {
+                        "plain" => "sql",
+                        "custom" => "dump",
+                        _ => "tar",
+                    },
+                    if compression == "gzip" { "gz" } else { "zst" },
+                    if encrypted { ".age" } else { "" }
+                );
+                assert!(name.ends_with(&suffix), "{what}: {name}");
+                env.run(&["verify", "--test-restore", &name])
+                    .expect_code(0)
+                    .expect_stderr_or_stdout("rows match");
+                n += 1;
+                let copy = format!("{db}_{n}");
+                let target = c.url(&copy);
+                let mut args = vec![
+                    "restore", "--backup", &name, "--target", &target, "--create", "--yes",
+                ];
+                if format != "plain" {
+                    args.extend(["--jobs", "2"]);
+                }
+                env.run(&args).expect_code(0);
+                assert_eq!(c.fingerprint(&copy), original, "{what}");
+            }
+        }
+    }
+    assert_eq!(env.data_files("mx").len(), 12);
 }
