@@ -35,10 +35,9 @@ fn with_identity(env: &TestEnv, identity: Option<&Path>) {
 }
 
 fn verifications(file: &Path) -> usize {
-    let m: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(format!("{}.json", file.display())).unwrap())
-            .unwrap();
-    m["verifications"].as_array().map_or(0, Vec::len)
+    manifest_json(file)["verifications"]
+        .as_array()
+        .map_or(0, Vec::len)
 }
 
 /// Plain gzip and custom zstd backups encrypted to an age key and an SSH key:
@@ -71,7 +70,6 @@ fn encrypted_backups_round_trip_and_the_age_cli_decrypts_them() {
     let file = env.latest("enc");
     let name = file.file_name().unwrap().to_string_lossy().to_string();
     assert!(name.ends_with(".sql.gz.age"), "{name}");
-    let dir = env.db_dir("enc");
     let head = std::fs::read(&file).unwrap();
     assert!(
         head.starts_with(b"age-encryption.org/v1\n"),
@@ -82,18 +80,9 @@ fn encrypted_backups_round_trip_and_the_age_cli_decrypts_them() {
         "zcat read an encrypted file"
     );
     // Without any key: the sidecar checks the stored bytes.
-    assert_eq!(
-        sh(&format!(
-            "cd '{}' && sha256sum -c '{name}.sha256' 2>&1",
-            dir.display()
-        ))
-        .trim(),
-        format!("{name}: OK")
-    );
+    expect_sha256sum_ok(&file);
     // With either key, the age CLI decrypts it into what the manifest says.
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(format!("{}.json", file.display())).unwrap())
-            .unwrap();
+    let manifest = manifest_json(&file);
     let stage = &manifest["stages"][2];
     assert_eq!(stage["stage"], "encryption", "{manifest}");
     assert_eq!(stage["algorithm"], "age");

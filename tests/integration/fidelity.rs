@@ -517,20 +517,9 @@ fn a_hostile_database_restores_identically_from_a_custom_archive_in_parallel() {
         .expect_stderr_or_stdout("match the manifest");
 
     let copy = format!("fidc_copy_{}", std::process::id());
-    env.run(&[
-        "restore",
-        "--db",
-        "h",
-        "--latest",
-        "--target",
-        &c.url(&copy),
-        "--create",
-        "--yes",
-        "--jobs",
-        "2",
-    ])
-    .expect_code(0)
-    .expect_stderr("then applied: database settings");
+    env.restore_latest_with("h", &c.url(&copy), &["--jobs", "2"])
+        .expect_code(0)
+        .expect_stderr("then applied: database settings");
     assert_same(&dump_text(&db, &[]), &dump_text(&copy, &[]), "restore -j 2");
     assert_eq!(db_settings(&db), db_settings(&copy));
     restores_without_owners(&env, &db, "fidc_noowner");

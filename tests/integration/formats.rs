@@ -248,20 +248,9 @@ fn custom_archives_round_trip_in_parallel_and_restore_one_table() {
         .expect_code(0)
         .expect_stderr_or_stdout("test-restore: restored into a scratch database");
     let copy = format!("{db}_par");
-    env.run(&[
-        "restore",
-        "--db",
-        "cu",
-        "--latest",
-        "--target",
-        &c.url(&copy),
-        "--create",
-        "--yes",
-        "--jobs",
-        "2",
-    ])
-    .expect_code(0)
-    .expect_stderr("pg_restore with 2 jobs");
+    env.restore_latest_with("cu", &c.url(&copy), &["--jobs", "2"])
+        .expect_code(0)
+        .expect_stderr("pg_restore with 2 jobs");
     assert_eq!(c.fingerprint(&db), c.fingerprint(&copy));
     // The decompressed copy is gone.
     let leftovers: Vec<_> = std::fs::read_dir(&env.backups)
@@ -503,15 +492,7 @@ fn directory_format_dumps_in_parallel_and_a_missing_file_is_caught() {
     let file = env.latest("dir");
     let name = file.file_name().unwrap().to_string_lossy().to_string();
     assert!(name.ends_with(".tar.zst"), "{name}");
-    let dir = env.db_dir("dir");
-    assert_eq!(
-        sh(&format!(
-            "cd '{}' && sha256sum -c '{name}.sha256' 2>&1",
-            dir.display()
-        ))
-        .trim(),
-        format!("{name}: OK")
-    );
+    expect_sha256sum_ok(&file);
     let listing = sh(&format!("tar --zstd -tf '{}'", file.display()));
     assert!(listing.lines().any(|l| l == "toc.dat"), "{listing}");
     assert!(listing.lines().count() >= 5, "{listing}");
@@ -524,9 +505,7 @@ fn directory_format_dumps_in_parallel_and_a_missing_file_is_caught() {
         c.bindir.join("pg_restore").display()
     ));
     assert!(toc.contains("TABLE DATA app items"), "{toc}");
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(format!("{}.json", file.display())).unwrap())
-            .unwrap();
+    let manifest = manifest_json(&file);
     assert_eq!(manifest["dump_format"], "directory", "{manifest}");
     let dir_rows = manifest_rows(&file);
     assert_eq!(dir_rows.get("app.items"), Some(&2001), "{dir_rows:?}");

@@ -479,9 +479,16 @@ impl TestEnv {
     /// `restore --db NAME --latest --target URL --create --yes`: the newest backup of `name`
     /// into a new database.
     pub fn restore_latest(&self, name: &str, target_url: &str) -> Run {
-        self.run(&[
+        self.restore_latest_with(name, target_url, &[])
+    }
+
+    /// [`TestEnv::restore_latest`] with more arguments (`--jobs 2`).
+    pub fn restore_latest_with(&self, name: &str, target_url: &str, more: &[&str]) -> Run {
+        let mut args = vec![
             "restore", "--db", name, "--latest", "--target", target_url, "--create", "--yes",
-        ])
+        ];
+        args.extend_from_slice(more);
+        self.run(&args)
     }
 
     /// Data files (`*.sql.*`, `*.dump.*`, `*.tar.*`, gz or zst, each perhaps `.age`)
@@ -505,6 +512,26 @@ impl TestEnv {
             })
             .collect()
     }
+}
+
+/// `sha256sum -c` of a data file's sidecar, run where it lies (as a user would): asserts that
+/// it says `NAME: OK`.
+#[track_caller]
+pub fn expect_sha256sum_ok(file: &Path) {
+    let name = file.file_name().unwrap().to_string_lossy().to_string();
+    assert_eq!(
+        sh(&format!(
+            "cd '{}' && sha256sum -c '{name}.sha256' 2>&1",
+            file.parent().unwrap().display()
+        ))
+        .trim(),
+        format!("{name}: OK")
+    );
+}
+
+/// The manifest beside a data file, as JSON.
+pub fn manifest_json(file: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(format!("{}.json", file.display())).unwrap()).unwrap()
 }
 
 /// Whether the database `name` exists on the shared cluster.
