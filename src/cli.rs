@@ -33,9 +33,25 @@ pub struct Cli {
     #[arg(long, short = 'q', global = true, action = clap::ArgAction::Count, conflicts_with = "verbose", help_heading = "Global options")]
     pub quiet: u8,
 
+    /// Colour ok, warnings and errors: auto (on a terminal, unless NO_COLOR is set), always,
+    /// never
+    #[arg(long, global = true, value_name = "WHEN", value_enum, default_value_t = Color::Auto, help_heading = "Global options")]
+    pub color: Color,
+
     /// What to do
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Color {
+    /// On a terminal, unless NO_COLOR is set
+    Auto,
+    /// Always
+    Always,
+    /// Never
+    Never,
 }
 
 /// The subcommands.

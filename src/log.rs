@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicI8, AtomicU8, Ordering};
 use std::sync::Mutex;
 
 static VERBOSITY: AtomicI8 = AtomicI8::new(0);
+/// `--color`: 0 = auto, 1 = always, 2 = never.
+static COLOR: AtomicU8 = AtomicU8::new(0);
 /// 0 = undecided, 1 = plain, 2 = journal prefixes, 3 = syslog.
 static MODE: AtomicU8 = AtomicU8::new(0);
 type SyslogLogger = syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>;
@@ -60,6 +62,68 @@ pub fn configure(target: LogTarget, syslog_socket: &Path) {
             }
         }
     }
+}
+
+/// When output is coloured (`--color`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ColorChoice {
+    /// On a terminal, unless `NO_COLOR` is set (to anything but empty) or `TERM` is `dumb`.
+    #[default]
+    Auto,
+    /// Always (a pager that understands it: `pgbackup --color always list | less -R`).
+    Always,
+    /// Never.
+    Never,
+}
+
+/// Apply `--color`.
+pub fn set_color(c: ColorChoice) {
+    COLOR.store(
+        match c {
+            ColorChoice::Auto => 0,
+            ColorChoice::Always => 1,
+            ColorChoice::Never => 2,
+        },
+        Ordering::Relaxed,
+    );
+}
+
+/// Whether output to a stream is coloured, `terminal` saying whether the stream is one.
+pub fn colored(terminal: bool) -> bool {
+    match COLOR.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            terminal
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+        }
+    }
+}
+
+/// What a word in the output says, for its colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    /// Passed (green).
+    Ok,
+    /// A warning (yellow).
+    Warn,
+    /// Failed, an error (red).
+    Fail,
+}
+
+/// `text` in `tone`'s colour (bold) when `on` (see [`colored`]), else unchanged.
+pub fn paint(text: &str, tone: Tone, on: bool) -> String {
+    if !on {
+        return text.to_string();
+    }
+    let color = match tone {
+        Tone::Ok => anstyle::AnsiColor::Green,
+        Tone::Warn => anstyle::AnsiColor::Yellow,
+        Tone::Fail => anstyle::AnsiColor::Red,
+    };
+    let style = anstyle::Style::new().bold().fg_color(Some(color.into()));
+    format!("{style}{text}{style:#}")
 }
 
 /// Set verbosity: negative is quieter (-q), positive louder (-v).
@@ -122,15 +186,17 @@ fn emit(level: Level, msg: &str) {
         }
     }
     let mut out = std::io::stderr().lock();
+    use std::io::IsTerminal;
     if mode == 2 {
         for line in msg.lines() {
             let _ = writeln!(out, "<{}>{line}", level as u8);
         }
     } else {
+        let on = colored(out.is_terminal());
         let tag = match level {
-            Level::Error => "error: ",
-            Level::Warn => "warning: ",
-            Level::Info | Level::Debug => "",
+            Level::Error => paint("error:", Tone::Fail, on) + " ",
+            Level::Warn => paint("warning:", Tone::Warn, on) + " ",
+            Level::Info | Level::Debug => String::new(),
         };
         let _ = writeln!(out, "pgbackup: {tag}{msg}");
     }

@@ -25,6 +25,11 @@ fn main() -> ExitCode {
     }));
     let cli = Cli::parse_from(args);
     log::set_verbosity(cli.verbose as i8 - cli.quiet as i8);
+    log::set_color(match cli.color {
+        pgbackup::cli::Color::Auto => log::ColorChoice::Auto,
+        pgbackup::cli::Color::Always => log::ColorChoice::Always,
+        pgbackup::cli::Color::Never => log::ColorChoice::Never,
+    });
     pgbackup::signals::install();
     // The one TLS crypto provider (ring), installed before any connection is made.
     pgbackup::s3::http::install_crypto_provider();

@@ -65,7 +65,7 @@ _pgbackup() {
 
     case "${cmd}" in
         pgbackup)
-            opts="-c -v -q -h -V --config --verbose --quiet --help --version backup run verify restore list prune status check config generate"
+            opts="-c -v -q -h -V --config --verbose --quiet --color --help --version backup run verify restore list prune status check config generate"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -79,6 +79,10 @@ _pgbackup() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -87,7 +91,7 @@ _pgbackup() {
             return 0
             ;;
         pgbackup__subcmd__backup)
-            opts="-c -v -q -h -V --db --force --description --retention --config --verbose --quiet --help --version"
+            opts="-c -v -q -h -V --db --force --description --retention --config --verbose --quiet --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -113,6 +117,10 @@ _pgbackup() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -121,7 +129,7 @@ _pgbackup() {
             return 0
             ;;
         pgbackup__subcmd__check)
-            opts="-c -v -q -h -V --max-age --db --min-free-percent --no-connect --config --verbose --quiet --help --version"
+            opts="-c -v -q -h -V --max-age --db --min-free-percent --no-connect --config --verbose --quiet --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -147,6 +155,10 @@ _pgbackup() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -155,7 +167,7 @@ _pgbackup() {
             return 0
             ;;
         pgbackup__subcmd__config)
-            opts="-c -v -q -h -V --config --verbose --quiet --help --version check show"
+            opts="-c -v -q -h -V --config --verbose --quiet --color --help --version check show"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -167,6 +179,10 @@ _pgbackup() {
                     ;;
                 -c)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -177,7 +193,7 @@ _pgbackup() {
             return 0
             ;;
         pgbackup__subcmd__config__subcmd__check)
-            opts="-c -v -q -h -V --config --verbose --quiet --help --version"
+            opts="-c -v -q -h -V --config --verbose --quiet --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -189,6 +205,10 @@ _pgbackup() {
                     ;;
                 -c)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -199,7 +219,7 @@ _pgbackup() {
             return 0
             ;;
         pgbackup__subcmd__config__subcmd__show)
-            opts="-c -v -q -h -V --config --verbose --quiet --help --version"
+            opts="-c -v -q -h -V --config --verbose --quiet --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -213,6 +233,10 @@ _pgbackup() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -221,7 +245,7 @@ _pgbackup() {
             return 0
             ;;
         pgbackup__subcmd__generate)
-            opts="-c -v -q -h -V --config --verbose --quiet --help --version man completions"
+            opts="-c -v -q -h -V --config --verbose --quiet --color --help --version man completions"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -235,6 +259,10 @@ _pgbackup() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -243,7 +271,7 @@ _pgbackup() {
             return 0
             ;;
         pgbackup__subcmd__generate__subcmd__completions)
-            opts="-c -v -q -h -V --config --verbose --quiet --help --version"
+            opts="-c -v -q -h -V --config --verbose --quiet --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -255,6 +283,10 @@ _pgbackup() {
                     ;;
                 -c)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -265,7 +297,7 @@ _pgbackup() {
             return 0
             ;;
         pgbackup__subcmd__generate__subcmd__man)
-            opts="-c -v -q -h -V --config --verbose --quiet --help --version"
+            opts="-c -v -q -h -V --config --verbose --quiet --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -279,6 +311,10 @@ _pgbackup() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -287,7 +323,7 @@ _pgbackup() {
             return 0
             ;;
         pgbackup__subcmd__list)
-            opts="-c -v -q -h -V --db --json --config --verbose --quiet --help --version"
+            opts="-c -v -q -h -V --db --json --config --verbose --quiet --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -305,6 +341,10 @@ _pgbackup() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -313,7 +353,7 @@ _pgbackup() {
             return 0
             ;;
         pgbackup__subcmd__prune)
-            opts="-n -c -v -q -h -V --db --dry-run --json --retention --config --verbose --quiet --help --version"
+            opts="-n -c -v -q -h -V --db --dry-run --json --retention --config --verbose --quiet --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -335,6 +375,10 @@ _pgbackup() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -343,7 +387,7 @@ _pgbackup() {
             return 0
             ;;
         pgbackup__subcmd__restore)
-            opts="-y -j -c -v -q -h -V --db --latest --backup --file --target --create --clean --yes --no-safety-backup --unverified --no-sidecar --single-transaction --no-owner --jobs --schema --table --temp-dir --globals --dry-run --config --verbose --quiet --help --version"
+            opts="-y -j -c -v -q -h -V --db --latest --backup --file --target --create --clean --yes --no-safety-backup --unverified --no-sidecar --single-transaction --no-owner --jobs --schema --table --temp-dir --globals --dry-run --config --verbose --quiet --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -393,6 +437,10 @@ _pgbackup() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -401,7 +449,7 @@ _pgbackup() {
             return 0
             ;;
         pgbackup__subcmd__status)
-            opts="-c -v -q -h -V --json --config --verbose --quiet --help --version"
+            opts="-c -v -q -h -V --json --config --verbose --quiet --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -415,6 +463,10 @@ _pgbackup() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -423,7 +475,7 @@ _pgbackup() {
             return 0
             ;;
         pgbackup__subcmd__verify)
-            opts="-c -v -q -h -V --db --all --latest --test-restore --keep-scratch --json --config --verbose --quiet --help --version"
+            opts="-c -v -q -h -V --db --all --latest --test-restore --keep-scratch --json --config --verbose --quiet --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -439,6 +491,10 @@ _pgbackup() {
                     ;;
                 -c)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
                 *)

@@ -27,6 +27,9 @@ pub struct ListRow {
     pub format: &'static str,
     /// The compression: "gzip" or "zstd".
     pub compression: &'static str,
+    /// The compression threads it was written with, from the manifest (when read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression_threads: Option<u32>,
     /// The encryption: "age" or "none".
     pub encryption: &'static str,
     /// The compression level, from the manifest (when read).
@@ -71,6 +74,10 @@ impl ListRow {
         ListRow {
             format: chain.format.name(),
             compression: chain.compression.name(),
+            compression_threads: manifest
+                .as_ref()
+                .and_then(|m| m.chain().ok())
+                .map(|c| c.compression.threads()),
             encryption: if chain.encrypted { "age" } else { "none" },
             compression_level: manifest.as_ref().map(|m| m.compression_level),
             last_verify_at: last.map(|v| v.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),

@@ -113,11 +113,15 @@ pub fn run(cfg: &Config, args: &VerifyArgs) -> Result<()> {
                 .join(", ");
             // Table and file names may hold control characters: never written raw.
             let summary = crate::commands::escape_control(&summary);
+            let on = log::colored(std::io::IsTerminal::is_terminal(&std::io::stdout()));
+            let status = if row.ok {
+                log::paint("ok  ", log::Tone::Ok, on)
+            } else {
+                log::paint("FAIL", log::Tone::Fail, on)
+            };
             print(&format!(
-                "{:<4}  {}/{}  {summary}\n",
-                if row.ok { "ok" } else { "FAIL" },
-                row.database,
-                row.file
+                "{status}  {}/{}  {summary}\n",
+                row.database, row.file
             ))?;
         }
         if !row.ok {

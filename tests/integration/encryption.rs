@@ -164,7 +164,7 @@ fn encrypted_backups_round_trip_and_the_age_cli_decrypts_them() {
         rows.as_array()
             .unwrap()
             .iter()
-            .all(|r| r["encryption"] == "age"),
+            .all(|r| r["encryption"] == "age" && r["compression_threads"].as_u64() > Some(0)),
         "{}",
         list.stdout
     );

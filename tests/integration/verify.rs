@@ -461,3 +461,42 @@ fn list_shows_the_sidecar_and_the_last_verification_apart() {
     let rows: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(rows[0]["last_verify_ok"], false, "{}", json.stdout);
 }
+
+/// On a terminal verify's "ok" is coloured (and so are the log lines' error and warning tags);
+/// NO_COLOR, `--color never` and a pipe turn it off, `--color always` on through a pipe.
+#[test]
+fn colour_on_a_terminal_only_and_never_with_no_color() {
+    let (env, _) = Scenario::new("colour", "col")
+        .sql("CREATE TABLE t AS SELECT 1 AS a")
+        .backed_up();
+    let bin = env!("CARGO_BIN_EXE_pgbackup");
+    let pty = |vars: &str, flags: &str| {
+        sh(&format!(
+            "script -qec \"env -u NO_COLOR TERM=xterm {vars} '{bin}' --config '{}' {flags} verify 2>&1\" /dev/null",
+            env.config.display()
+        ))
+    };
+    let esc = "\x1b[";
+    let on = pty("", "");
+    assert!(on.contains(esc), "no colour on a terminal: {on:?}");
+    assert!(on.contains("ok"), "{on:?}");
+    for (vars, flags) in [("NO_COLOR=1", ""), ("", "--color never"), ("TERM=dumb", "")] {
+        let off = pty(vars, flags);
+        assert!(!off.contains(esc), "{vars} {flags}: {off:?}");
+        assert!(off.contains("ok  "), "{off:?}");
+    }
+    let piped = env.run(&["verify"]);
+    piped.expect_code(0);
+    assert!(!piped.stdout.contains(esc) && !piped.stderr.contains(esc));
+    let forced = env.run(&["--color", "always", "verify"]);
+    assert!(forced.stdout.contains(esc), "{:?}", forced.stdout);
+    // An error's tag is coloured too.
+    let failed = env.run(&["--color", "always", "verify", "--db", "nosuch"]);
+    assert!(
+        failed
+            .stderr
+            .contains("pgbackup: \x1b[1m\x1b[31merror:\x1b[0m unknown database"),
+        "{:?}",
+        failed.stderr
+    );
+}
