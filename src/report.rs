@@ -307,8 +307,8 @@ impl Recorder {
 /// Update the state file and rewrite the metrics file from the state in memory. The metrics are
 /// written whatever happened to the state file; a state file that could not be written is
 /// returned as the error (a run that cannot record its outcome has failed: the caller says so).
-/// Failures to write the metrics file are logged (a missing textfile directory only at debug
-/// level when it is the default).
+/// Failures to write the metrics file are logged (a missing textfile directory once per run;
+/// none configured only at debug level).
 pub fn write_metrics(
     cfg: &Config,
     f: impl FnOnce(&mut crate::state::State),
@@ -334,24 +334,28 @@ pub fn write_metrics(
 
 /// Write the metrics file for `state` (see [`write_metrics`]).
 pub fn render_metrics(cfg: &Config, state: &crate::state::State) {
-    if !cfg.textfile_dir.is_dir() {
-        let msg = format!(
-            "metrics not written: {} does not exist (install prometheus-node-exporter or set [metrics] textfile-dir)",
-            cfg.textfile_dir.display()
-        );
-        if cfg.textfile_dir == std::path::Path::new(crate::config::DEFAULT_TEXTFILE_DIR) {
-            log::debug(&msg);
-        } else {
-            log::warn(&msg);
+    let Some(dir) = &cfg.textfile_dir else {
+        log::debug(&format!(
+            "metrics not written: [metrics] textfile-dir is not set (node_exporter's is {}, as the packaged configuration sets it)",
+            crate::config::DEFAULT_TEXTFILE_DIR
+        ));
+        return;
+    };
+    if !dir.is_dir() {
+        // Said once per run, however many times the metrics are rewritten in it.
+        static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            log::warn(&format!(
+                "metrics not written: {} does not exist (install prometheus-node-exporter or fix [metrics] textfile-dir)",
+                dir.display()
+            ));
         }
         return;
     }
-    if let Err(e) =
-        crate::metrics::write(&cfg.textfile_dir, &cfg.metrics_file, state, &cfg.local_dir)
-    {
+    if let Err(e) = crate::metrics::write(dir, &cfg.metrics_file, state, &cfg.local_dir) {
         log::warn(&format!(
             "cannot write {}: {e}",
-            cfg.textfile_dir.join(&cfg.metrics_file).display()
+            dir.join(&cfg.metrics_file).display()
         ));
     }
 }

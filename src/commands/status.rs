@@ -138,11 +138,10 @@ pub fn run(cfg: &Config, args: &StatusArgs) -> Result<()> {
         free_bytes: space.map(|s| s.0),
         total_bytes: space.map(|s| s.1),
         retention: retention_summary(cfg),
-        metrics_file: cfg
-            .textfile_dir
-            .join(&cfg.metrics_file)
-            .display()
-            .to_string(),
+        metrics_file: match &cfg.textfile_dir {
+            Some(d) => d.join(&cfg.metrics_file).display().to_string(),
+            None => "none ([metrics] textfile-dir is not set)".into(),
+        },
         last_run_at: st.last_run_at,
         last_run_ok: st.last_run_ok,
         databases,

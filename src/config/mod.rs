@@ -309,8 +309,8 @@ pub struct Config {
     pub retention: crate::retention::Policy,
     /// Days a safety backup is kept (`[retention] keep-safety-days`).
     pub keep_safety_days: u32,
-    /// node_exporter textfile directory.
-    pub textfile_dir: PathBuf,
+    /// node_exporter textfile directory (`[metrics] textfile-dir`); none: no metrics file.
+    pub textfile_dir: Option<PathBuf>,
     /// The metrics file's name in `textfile_dir`.
     pub metrics_file: String,
 }
@@ -654,11 +654,14 @@ impl Config {
         };
 
         // [metrics]
+        // Only where it is configured (the packaged configuration names node_exporter's
+        // directory): a throwaway run must not put its metrics where a live Prometheus scrapes.
+        // An empty value turns it off.
         let textfile_dir = env::get(&mut env_get, "metrics.textfile-dir")
             .map(|v| v.0)
             .map(PathBuf::from)
             .or(file.metrics.textfile_dir)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_TEXTFILE_DIR));
+            .filter(|p| !p.as_os_str().is_empty());
         let metrics_file = match &file.metrics.instance {
             None => crate::metrics::FILE_NAME.to_string(),
             Some(i) if is_valid_instance(i) => format!("pgbackup-{i}.prom"),

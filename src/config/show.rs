@@ -49,7 +49,7 @@ impl Config {
         #[derive(Serialize)]
         #[serde(rename_all = "kebab-case")]
         struct ShownMetrics<'a> {
-            textfile_dir: &'a Path,
+            textfile_dir: String,
             file: &'a str,
         }
         #[derive(Serialize)]
@@ -161,7 +161,11 @@ impl Config {
                 keep_min: self.retention.keep_min,
             },
             metrics: ShownMetrics {
-                textfile_dir: &self.textfile_dir,
+                textfile_dir: self
+                    .textfile_dir
+                    .as_ref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_else(|| "(not set: no metrics file)".into()),
                 file: &self.metrics_file,
             },
             verify: ShownVerify {

@@ -95,10 +95,13 @@ pub fn run(cfg: &Config, job: &Job, req: &Request<'_>) -> Result<()> {
     // What killed runs left outside the database directories: a state write or a download in
     // the root, a metrics write in the textfile directory (ours only; young ones may be a run
     // going on now).
-    for (dir, prefix, age) in [
-        (&cfg.local_dir, crate::catalog::TEMP_PREFIX, 3600),
-        (&cfg.textfile_dir, ".pgbackup.prom.", 600),
-    ] {
+    let textfile = cfg
+        .textfile_dir
+        .as_ref()
+        .map(|d| (d, ".pgbackup.prom.", 600));
+    for (dir, prefix, age) in
+        std::iter::once((&cfg.local_dir, crate::catalog::TEMP_PREFIX, 3600)).chain(textfile)
+    {
         match crate::fsutil::clean_stale_temp(dir, prefix, Duration::from_secs(age)) {
             Ok(removed) => {
                 for r in removed {

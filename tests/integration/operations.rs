@@ -610,3 +610,39 @@ fn instances_sharing_a_textfile_directory_write_their_own_files() {
         .expect_code(78)
         .expect_stderr("metrics.instance");
 }
+
+/// Without `[metrics] textfile-dir` no metrics file is written (a throwaway run never lands in
+/// the directory a live Prometheus scrapes) and status says so; a configured directory that
+/// does not exist is one warning per run, however many databases the run backs up.
+#[test]
+fn metrics_only_where_configured_and_a_missing_directory_warned_once() {
+    let c = cluster();
+    let (a, b) = (c.create_db("mta"), c.create_db("mtb"));
+    let env = TestEnv::new();
+    let entries = format!("{}{}", env.db_entry("a", &a), env.db_entry("b", &b));
+    env.write_config(&entries);
+    env.run(&["backup"]).expect_code(0);
+    let status = env.run(&["status"]);
+    status.expect_code(0);
+    assert!(
+        status
+            .stdout
+            .contains("metrics:    none ([metrics] textfile-dir is not set)"),
+        "{}",
+        status.stdout
+    );
+    let missing = env.tmp.path().join("no-such-dir");
+    env.write_config(&format!(
+        "[metrics]\ntextfile-dir = \"{}\"\n{entries}",
+        missing.display()
+    ));
+    let r = env.run(&["backup", "--force"]);
+    r.expect_code(0);
+    assert_eq!(
+        r.stderr.matches("metrics not written").count(),
+        1,
+        "{}",
+        r.stderr
+    );
+    assert!(!missing.exists());
+}
