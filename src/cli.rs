@@ -83,6 +83,15 @@ pub enum Command {
     /// Write man pages or shell completions (for packaging)
     #[command(hide = true, subcommand)]
     Generate(GenerateCommand),
+    // Named by the setups that run a daemon: answered with what to do instead of clap's nearest
+    // command (which was the destructive `restore`).
+    /// Not available yet: schedule backups with the systemd timers
+    #[command(hide = true)]
+    Serve {
+        /// Whatever followed.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        rest: Vec<String>,
+    },
 }
 
 /// `pgbackup generate ...` (hidden: used by packaging and the drift check).

@@ -40,6 +40,9 @@ _pgbackup() {
             pgbackup,run)
                 cmd="pgbackup__subcmd__backup"
                 ;;
+            pgbackup,serve)
+                cmd="pgbackup__subcmd__serve"
+                ;;
             pgbackup,status)
                 cmd="pgbackup__subcmd__status"
                 ;;
@@ -65,7 +68,7 @@ _pgbackup() {
 
     case "${cmd}" in
         pgbackup)
-            opts="-c -v -q -h -V --config --verbose --quiet --color --help --version backup run verify restore list prune status check config generate"
+            opts="-c -v -q -h -V --config --verbose --quiet --color --help --version backup run verify restore list prune status check config generate serve"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -429,6 +432,32 @@ _pgbackup() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgbackup__subcmd__serve)
+            opts="-c -v -q -h -V --config --verbose --quiet --color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -42,6 +42,7 @@ complete -c pgbackup -n "__fish_pgbackup_needs_command" -f -a "status" -d 'Show 
 complete -c pgbackup -n "__fish_pgbackup_needs_command" -f -a "check" -d 'Health probe for monitoring: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (Nagios plugin convention)'
 complete -c pgbackup -n "__fish_pgbackup_needs_command" -f -a "config" -d 'Check or show the configuration'
 complete -c pgbackup -n "__fish_pgbackup_needs_command" -f -a "generate" -d 'Write man pages or shell completions (for packaging)'
+complete -c pgbackup -n "__fish_pgbackup_needs_command" -f -a "serve" -d 'Not available yet: schedule backups with the systemd timers'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand backup" -l db -d 'Back up only this database (by configured name); repeatable' -r
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand backup" -l description -d 'Free text stored in the manifest' -r
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand backup" -l retention -d 'Keep backups for this many days (overrides [retention] keep-days and BACKUP_RETENTION_DAYS)' -r
@@ -201,3 +202,11 @@ complete -c pgbackup -n "__fish_pgbackup_using_subcommand generate; and __fish_s
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand generate; and __fish_seen_subcommand_from completions" -s q -l quiet -d 'Less output: only warnings and errors (twice: only errors)'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand generate; and __fish_seen_subcommand_from completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand generate; and __fish_seen_subcommand_from completions" -s V -l version -d 'Print version'
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand serve" -s c -l config -d 'Config file [default: $PGBACKUP_CONFIG, else /etc/pgbackup/pgbackup.toml]' -r -F
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand serve" -l color -d 'Colour ok, warnings and errors: auto (on a terminal, unless NO_COLOR is set), always, never' -r -f -a "auto\t'On a terminal, unless NO_COLOR is set'
+always\t'Always'
+never\t'Never'"
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand serve" -s v -l verbose -d 'More output (repeat for more)'
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand serve" -s q -l quiet -d 'Less output: only warnings and errors (twice: only errors)'
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand serve" -s V -l version -d 'Print version'

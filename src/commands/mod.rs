@@ -55,6 +55,9 @@ pub fn dispatch(cli: &Cli) -> Result<()> {
         }
         Command::Config(c) => config::run(cli.config.as_deref(), c, env),
         Command::Generate(g) => generate::run(g),
+        Command::Serve { .. } => Err(crate::error::Error::Usage(
+            "there is no `pgbackup serve` yet (a daemon with schedules and an HTTP API is planned); schedule backups with the systemd timers: systemctl enable --now pgbackup.timer pgbackup-verify.timer (systemctl edit pgbackup.timer to change OnCalendar=)".into(),
+        )),
     }
 }
 

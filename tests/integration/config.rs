@@ -213,3 +213,14 @@ fn set_variables_pgbackup_does_not_read_are_named_with_their_replacement() {
     );
     assert!(!r.stderr.contains("hunter2") && !r.stdout.contains("hunter2"));
 }
+
+/// `pgbackup serve`, which the container setups run, is answered with what to do today (the
+/// timers), exit 2, never with clap's nearest command (`restore`).
+#[test]
+fn serve_says_what_to_use_instead_and_never_suggests_restore() {
+    let env = TestEnv::new();
+    env.write_config("");
+    let r = env.run(&["serve", "--port", "8080"]);
+    r.expect_code(2).expect_stderr("pgbackup.timer");
+    assert!(!r.stderr.contains("restore"), "{}", r.stderr);
+}
