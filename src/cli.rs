@@ -35,7 +35,7 @@ pub struct Cli {
 
     /// Colour ok, warnings and errors: auto (on a terminal, unless NO_COLOR is set), always,
     /// never
-    #[arg(long, global = true, value_name = "WHEN", value_enum, default_value_t = Color::Auto, help_heading = "Global options")]
+    #[arg(long, global = true, value_name = "WHEN", value_enum, default_value_t = Color::Auto, hide_possible_values = true, help_heading = "Global options")]
     pub color: Color,
 
     /// What to do

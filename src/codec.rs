@@ -107,7 +107,7 @@ pub fn unpack<'a, R: Read + 'a>(u: &Unpack, input: R) -> Box<dyn Read + 'a> {
         Some(ids) => match ids.open(input) {
             Ok(opened) => decoder(u.compression, opened),
             Err(e) => Box::new(Failing(Some(io::Error::other(format!(
-                "cannot decrypt: {e:?}"
+                "cannot decrypt: {e}"
             ))))),
         },
     }

@@ -192,6 +192,17 @@ pub enum OpenError {
     Damaged(String),
 }
 
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::NoMatchingKey => {
+                f.write_str("none of the configured identities opens it (encrypted to other keys)")
+            }
+            OpenError::Damaged(why) => f.write_str(why),
+        }
+    }
+}
+
 impl Identities {
     /// Parse an identity file's text: age keys (`AGE-SECRET-KEY-1...`, one per line, `#`
     /// comments, as `age-keygen` writes them) or one unencrypted OpenSSH private key.

@@ -30,7 +30,7 @@ always\t'Always'
 never\t'Never'"
 complete -c pgbackup -n "__fish_pgbackup_needs_command" -s v -l verbose -d 'More output (repeat for more)'
 complete -c pgbackup -n "__fish_pgbackup_needs_command" -s q -l quiet -d 'Less output: only warnings and errors (twice: only errors)'
-complete -c pgbackup -n "__fish_pgbackup_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pgbackup -n "__fish_pgbackup_needs_command" -s h -l help -d 'Print help'
 complete -c pgbackup -n "__fish_pgbackup_needs_command" -s V -l version -d 'Print version'
 complete -c pgbackup -n "__fish_pgbackup_needs_command" -f -a "backup" -d 'Back up the configured databases (all of them, or those named with --db)'
 complete -c pgbackup -n "__fish_pgbackup_needs_command" -f -a "run" -d 'Back up the configured databases (all of them, or those named with --db)'
@@ -53,7 +53,7 @@ never\t'Never'"
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand backup" -l force -d 'Ignore respawn protection (also: FORCE_BACKUP=true)'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand backup" -s v -l verbose -d 'More output (repeat for more)'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand backup" -s q -l quiet -d 'Less output: only warnings and errors (twice: only errors)'
-complete -c pgbackup -n "__fish_pgbackup_using_subcommand backup" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand backup" -s h -l help -d 'Print help'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand backup" -s V -l version -d 'Print version'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand run" -l db -d 'Back up only this database (by configured name); repeatable' -r
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand run" -l description -d 'Free text stored in the manifest' -r
@@ -65,7 +65,7 @@ never\t'Never'"
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand run" -l force -d 'Ignore respawn protection (also: FORCE_BACKUP=true)'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand run" -s v -l verbose -d 'More output (repeat for more)'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand run" -s q -l quiet -d 'Less output: only warnings and errors (twice: only errors)'
-complete -c pgbackup -n "__fish_pgbackup_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand run" -s h -l help -d 'Print help'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand run" -s V -l version -d 'Print version'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand verify" -l db -d 'Only backups of this database; repeatable' -r
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand verify" -s c -l config -d 'Config file [default: $PGBACKUP_CONFIG, else /etc/pgbackup/pgbackup.toml]' -r -F
@@ -79,7 +79,7 @@ complete -c pgbackup -n "__fish_pgbackup_using_subcommand verify" -l keep-scratc
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand verify" -l json -d 'Machine-readable output (a JSON array)'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand verify" -s v -l verbose -d 'More output (repeat for more)'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand verify" -s q -l quiet -d 'Less output: only warnings and errors (twice: only errors)'
-complete -c pgbackup -n "__fish_pgbackup_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand verify" -s h -l help -d 'Print help'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand verify" -s V -l version -d 'Print version'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l db -d 'The database whose backup to restore (configured name)' -r
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l backup -d 'A backup by name (e.g. clara_20261123_020013.sql.gz)' -r
@@ -105,7 +105,7 @@ complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l globals -d
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l dry-run -d 'With --globals: show what would be created and altered, change nothing'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -s v -l verbose -d 'More output (repeat for more)'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -s q -l quiet -d 'Less output: only warnings and errors (twice: only errors)'
-complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -s h -l help -d 'Print help'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -s V -l version -d 'Print version'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand list" -l db -d 'Only this database' -r
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand list" -s c -l config -d 'Config file [default: $PGBACKUP_CONFIG, else /etc/pgbackup/pgbackup.toml]' -r -F
@@ -115,7 +115,7 @@ never\t'Never'"
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand list" -l json -d 'Machine-readable output (a JSON array)'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand list" -s v -l verbose -d 'More output (repeat for more)'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand list" -s q -l quiet -d 'Less output: only warnings and errors (twice: only errors)'
-complete -c pgbackup -n "__fish_pgbackup_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand list" -s h -l help -d 'Print help'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand list" -s V -l version -d 'Print version'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand prune" -l db -d 'Only this database; repeatable' -r
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand prune" -l retention -d 'Keep backups for this many days (overrides [retention] keep-days and BACKUP_RETENTION_DAYS)' -r
@@ -127,7 +127,7 @@ complete -c pgbackup -n "__fish_pgbackup_using_subcommand prune" -s n -l dry-run
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand prune" -l json -d 'Machine-readable output (a JSON array)'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand prune" -s v -l verbose -d 'More output (repeat for more)'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand prune" -s q -l quiet -d 'Less output: only warnings and errors (twice: only errors)'
-complete -c pgbackup -n "__fish_pgbackup_using_subcommand prune" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand prune" -s h -l help -d 'Print help'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand prune" -s V -l version -d 'Print version'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand status" -s c -l config -d 'Config file [default: $PGBACKUP_CONFIG, else /etc/pgbackup/pgbackup.toml]' -r -F
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand status" -l color -d 'Colour ok, warnings and errors: auto (on a terminal, unless NO_COLOR is set), always, never' -r -f -a "auto\t'On a terminal, unless NO_COLOR is set'
@@ -136,7 +136,7 @@ never\t'Never'"
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand status" -l json -d 'Machine-readable output (a JSON object)'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand status" -s v -l verbose -d 'More output (repeat for more)'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand status" -s q -l quiet -d 'Less output: only warnings and errors (twice: only errors)'
-complete -c pgbackup -n "__fish_pgbackup_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand status" -s h -l help -d 'Print help'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand status" -s V -l version -d 'Print version'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand check" -l max-age -d 'CRITICAL when the newest backup of a database is older than this' -r
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand check" -l db -d 'Only this database; repeatable' -r
@@ -148,7 +148,7 @@ never\t'Never'"
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand check" -l no-connect -d 'Do not test that the configured databases accept connections'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand check" -s v -l verbose -d 'More output (repeat for more)'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand check" -s q -l quiet -d 'Less output: only warnings and errors (twice: only errors)'
-complete -c pgbackup -n "__fish_pgbackup_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand check" -s h -l help -d 'Print help'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand check" -s V -l version -d 'Print version'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand config; and not __fish_seen_subcommand_from check show" -s c -l config -d 'Config file [default: $PGBACKUP_CONFIG, else /etc/pgbackup/pgbackup.toml]' -r -F
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand config; and not __fish_seen_subcommand_from check show" -l color -d 'Colour ok, warnings and errors: auto (on a terminal, unless NO_COLOR is set), always, never' -r -f -a "auto\t'On a terminal, unless NO_COLOR is set'
@@ -156,7 +156,7 @@ always\t'Always'
 never\t'Never'"
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand config; and not __fish_seen_subcommand_from check show" -s v -l verbose -d 'More output (repeat for more)'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand config; and not __fish_seen_subcommand_from check show" -s q -l quiet -d 'Less output: only warnings and errors (twice: only errors)'
-complete -c pgbackup -n "__fish_pgbackup_using_subcommand config; and not __fish_seen_subcommand_from check show" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand config; and not __fish_seen_subcommand_from check show" -s h -l help -d 'Print help'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand config; and not __fish_seen_subcommand_from check show" -s V -l version -d 'Print version'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand config; and not __fish_seen_subcommand_from check show" -f -a "check" -d 'Validate the configuration; list every problem and exit 78 if there is one'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand config; and not __fish_seen_subcommand_from check show" -f -a "show" -d 'Print the effective configuration (file + environment), secrets masked'
@@ -166,7 +166,7 @@ always\t'Always'
 never\t'Never'"
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand config; and __fish_seen_subcommand_from check" -s v -l verbose -d 'More output (repeat for more)'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand config; and __fish_seen_subcommand_from check" -s q -l quiet -d 'Less output: only warnings and errors (twice: only errors)'
-complete -c pgbackup -n "__fish_pgbackup_using_subcommand config; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand config; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand config; and __fish_seen_subcommand_from check" -s V -l version -d 'Print version'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand config; and __fish_seen_subcommand_from show" -s c -l config -d 'Config file [default: $PGBACKUP_CONFIG, else /etc/pgbackup/pgbackup.toml]' -r -F
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand config; and __fish_seen_subcommand_from show" -l color -d 'Colour ok, warnings and errors: auto (on a terminal, unless NO_COLOR is set), always, never' -r -f -a "auto\t'On a terminal, unless NO_COLOR is set'
@@ -174,7 +174,7 @@ always\t'Always'
 never\t'Never'"
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand config; and __fish_seen_subcommand_from show" -s v -l verbose -d 'More output (repeat for more)'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand config; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Less output: only warnings and errors (twice: only errors)'
-complete -c pgbackup -n "__fish_pgbackup_using_subcommand config; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand config; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand config; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand generate; and not __fish_seen_subcommand_from man completions" -s c -l config -d 'Config file [default: $PGBACKUP_CONFIG, else /etc/pgbackup/pgbackup.toml]' -r -F
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand generate; and not __fish_seen_subcommand_from man completions" -l color -d 'Colour ok, warnings and errors: auto (on a terminal, unless NO_COLOR is set), always, never' -r -f -a "auto\t'On a terminal, unless NO_COLOR is set'
@@ -182,7 +182,7 @@ always\t'Always'
 never\t'Never'"
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand generate; and not __fish_seen_subcommand_from man completions" -s v -l verbose -d 'More output (repeat for more)'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand generate; and not __fish_seen_subcommand_from man completions" -s q -l quiet -d 'Less output: only warnings and errors (twice: only errors)'
-complete -c pgbackup -n "__fish_pgbackup_using_subcommand generate; and not __fish_seen_subcommand_from man completions" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand generate; and not __fish_seen_subcommand_from man completions" -s h -l help -d 'Print help'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand generate; and not __fish_seen_subcommand_from man completions" -s V -l version -d 'Print version'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand generate; and not __fish_seen_subcommand_from man completions" -f -a "man" -d 'Man pages (pgbackup.1, pgbackup-<command>.1, pgbackup-verify.1) into DIR'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand generate; and not __fish_seen_subcommand_from man completions" -f -a "completions" -d 'bash, zsh and fish completions into DIR'
@@ -192,7 +192,7 @@ always\t'Always'
 never\t'Never'"
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand generate; and __fish_seen_subcommand_from man" -s v -l verbose -d 'More output (repeat for more)'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand generate; and __fish_seen_subcommand_from man" -s q -l quiet -d 'Less output: only warnings and errors (twice: only errors)'
-complete -c pgbackup -n "__fish_pgbackup_using_subcommand generate; and __fish_seen_subcommand_from man" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand generate; and __fish_seen_subcommand_from man" -s h -l help -d 'Print help'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand generate; and __fish_seen_subcommand_from man" -s V -l version -d 'Print version'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand generate; and __fish_seen_subcommand_from completions" -s c -l config -d 'Config file [default: $PGBACKUP_CONFIG, else /etc/pgbackup/pgbackup.toml]' -r -F
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand generate; and __fish_seen_subcommand_from completions" -l color -d 'Colour ok, warnings and errors: auto (on a terminal, unless NO_COLOR is set), always, never' -r -f -a "auto\t'On a terminal, unless NO_COLOR is set'
@@ -200,7 +200,7 @@ always\t'Always'
 never\t'Never'"
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand generate; and __fish_seen_subcommand_from completions" -s v -l verbose -d 'More output (repeat for more)'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand generate; and __fish_seen_subcommand_from completions" -s q -l quiet -d 'Less output: only warnings and errors (twice: only errors)'
-complete -c pgbackup -n "__fish_pgbackup_using_subcommand generate; and __fish_seen_subcommand_from completions" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand generate; and __fish_seen_subcommand_from completions" -s h -l help -d 'Print help'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand generate; and __fish_seen_subcommand_from completions" -s V -l version -d 'Print version'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand serve" -s c -l config -d 'Config file [default: $PGBACKUP_CONFIG, else /etc/pgbackup/pgbackup.toml]' -r -F
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand serve" -l color -d 'Colour ok, warnings and errors: auto (on a terminal, unless NO_COLOR is set), always, never' -r -f -a "auto\t'On a terminal, unless NO_COLOR is set'
@@ -208,5 +208,5 @@ always\t'Always'
 never\t'Never'"
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand serve" -s v -l verbose -d 'More output (repeat for more)'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand serve" -s q -l quiet -d 'Less output: only warnings and errors (twice: only errors)'
-complete -c pgbackup -n "__fish_pgbackup_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand serve" -s h -l help -d 'Print help'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand serve" -s V -l version -d 'Print version'

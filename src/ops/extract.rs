@@ -18,6 +18,11 @@ use crate::verify::{
     chain_of, check_integrity, check_integrity_extracting, BackupFiles, Integrity,
 };
 
+/// Whether a check other than the sidecar's failed.
+fn failed_beyond_sidecar(i: &Integrity) -> bool {
+    i.checks.iter().any(|c| !c.ok && c.name != "sidecar")
+}
+
 /// Room left beside the decompressed archive (the file system's own needs, a log).
 const MARGIN: u64 = 64 << 20;
 
@@ -176,6 +181,11 @@ pub fn check_for_restore(
         };
         let mut integrity =
             check_integrity_extracting(files, keys, &mut out, progress).map_err(input_err)?;
+        // A backup that failed a check (beyond a missing sidecar, which --no-sidecar accepts) is
+        // refused as such (65), whatever its copy met (a hostile tar's second file of one name).
+        if failed_beyond_sidecar(&integrity) {
+            return Ok((integrity, None));
+        }
         if let Some(e) = integrity.extract_error.take() {
             return Err(out_err(&dump, e));
         }
@@ -187,6 +197,11 @@ pub fn check_for_restore(
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file.as_file());
     let mut integrity =
         check_integrity_extracting(files, keys, &mut out, progress).map_err(input_err)?;
+    // A backup that failed a check (beyond a missing sidecar, which --no-sidecar accepts) is
+    // refused as such (65), whatever its copy met.
+    if failed_beyond_sidecar(&integrity) {
+        return Ok((integrity, None));
+    }
     if let Some(e) = integrity.extract_error.take() {
         return Err(out_err(&path, e));
     }

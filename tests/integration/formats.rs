@@ -602,6 +602,18 @@ fn directory_format_dumps_in_parallel_and_a_missing_file_is_caught() {
         "lacks 1 data file its table of contents names: {victim}"
     ));
     expect_restore_refused(&env, &name, &format!("{db}_never"));
+    // A hostile tar that holds one name twice: refused as a bad backup (65), not as a failed
+    // unpack.
+    sh(&format!(
+        "cd '{0}' && tar --hard-dereference -cf - toc.dat toc.dat $(ls | grep -v '^toc.dat$') | zstd -q -c > '{1}'",
+        unpacked.display(),
+        file.display()
+    ));
+    refresh_sidecar(&file);
+    env.run(&["verify", &name])
+        .expect_code(65)
+        .expect_stderr_or_stdout("toc.dat is in the tar twice");
+    expect_restore_refused(&env, &name, &format!("{db}_never2"));
 
     // pg_dump fails (a table pattern that matches nothing, with --strict-names): no backup,
     // no temp directory.

@@ -636,7 +636,7 @@ fn keep_local_false_streams_to_s3_with_part_sized_spool_and_cleans_stale_uploads
     assert_eq!(rows[0]["location"], "s3");
     assert_eq!(rows[0]["complete"], true);
     let pty = sh(&format!(
-        "script -qec \"'{}' --config '{}' verify 2>&1\" /dev/null",
+        "script -qec \"'{}' --config '{}' --color never verify 2>&1\" /dev/null",
         env!("CARGO_BIN_EXE_pgbackup"),
         env.config.display()
     ));
