@@ -231,6 +231,9 @@ pub struct ArchiveObserver {
     tables: Vec<TableRows>,
     error: Option<String>,
     bytes: u64,
+    /// Bytes read as whole structures and payload: where the next structure starts (an
+    /// error's position, the same however the input was cut into reads).
+    consumed: u64,
     /// Reading a directory-format dump's `toc.dat`: entries name their data file, and nothing
     /// follows the table of contents.
     directory: bool,
@@ -252,6 +255,7 @@ impl Default for ArchiveObserver {
             tables: Vec::new(),
             error: None,
             bytes: 0,
+            consumed: 0,
             directory: false,
         }
     }
@@ -307,6 +311,7 @@ impl ArchiveObserver {
                 debug_assert!(self.buf.is_empty());
                 let n = (left.min(input.len() as u64)) as usize;
                 self.payload(&input[..n]);
+                self.consumed += n as u64;
                 input = &input[n..];
                 self.state = if left == n as u64 {
                     State::ChunkLen
@@ -317,7 +322,10 @@ impl ArchiveObserver {
             }
             if self.buf.is_empty() {
                 match self.step(input) {
-                    Ok(n) => input = &input[n..],
+                    Ok(n) => {
+                        self.consumed += n as u64;
+                        input = &input[n..];
+                    }
                     Err(P::Short) => {
                         self.buf.extend_from_slice(input);
                         return;
@@ -335,6 +343,7 @@ impl ArchiveObserver {
                 self.buf = held;
                 match r {
                     Ok(n) => {
+                        self.consumed += n as u64;
                         // The held bytes alone were too few, so the structure took some new ones.
                         let from_input = n.saturating_sub(old);
                         self.buf.clear();
@@ -356,7 +365,7 @@ impl ArchiveObserver {
                 } else {
                     "not a readable pg_dump custom archive"
                 },
-                self.bytes
+                self.consumed
             ));
         }
         self.state = State::Failed;

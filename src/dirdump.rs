@@ -425,6 +425,26 @@ impl DirectoryObserver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    /// Found by fuzzing: toc.dat's error named the end of the read it came in, not where the
+    /// bad entry starts, so the message depended on how the stream was cut into reads.
+    #[test]
+    fn the_same_answer_however_the_stream_is_cut() {
+        let data = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fuzz/regressions/directory_observer/crash-9a4266f1e3ed0d182de0cd66d700da8820c8c15b"
+        ))
+        .unwrap();
+        let (&cut, bytes) = data.split_first().unwrap();
+        let mut whole = DirectoryObserver::default();
+        whole.feed(bytes);
+        let mut chunked = DirectoryObserver::default();
+        for c in bytes.chunks(usize::from(cut).max(1)) {
+            chunked.feed(c);
+        }
+        assert_eq!(whole.incomplete_reason(), chunked.incomplete_reason());
+        assert_eq!(whole.created(), chunked.created());
+        assert_eq!(whole.into_tables(), chunked.into_tables());
+    }
 
     /// A tar of `files` as the tar crate writes it (GNU headers), with its end marker.
     fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {

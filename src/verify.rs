@@ -165,7 +165,8 @@ fn check(name: &str, ok: bool, detail: impl Into<String>) -> Check {
 
 /// Hashes and counts the bytes read through it. A failure to read the backup itself (a disk
 /// error, S3 unreachable after retries) is kept aside, so that it is reported as what it is,
-/// never as a corrupt file.
+/// never as a corrupt file; over the decrypted stream, a decryption failure (a damaged or cut
+/// chunk) is kept aside the same way, so that it is not taken for a decompression error.
 struct HashingReader<R> {
     inner: R,
     hasher: Sha256,
@@ -199,35 +200,6 @@ impl<R: Read> Read for HashingReader<R> {
 }
 
 const HEAD: usize = 32;
-
-/// Hashes the decrypted stream; a decryption failure (a damaged or cut chunk) is kept aside,
-/// so that it is reported as such and not as a decompression error.
-struct PlaintextReader<R> {
-    inner: R,
-    hasher: Sha256,
-    bytes: u64,
-    failed: Option<io::Error>,
-}
-
-impl<R: Read> Read for PlaintextReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.failed.is_some() {
-            return Err(io::Error::other("decryption failed"));
-        }
-        match self.inner.read(buf) {
-            Ok(n) => {
-                self.hasher.update(&buf[..n]);
-                self.bytes += n as u64;
-                Ok(n)
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
-            Err(e) => {
-                self.failed = Some(e);
-                Err(io::Error::other("decryption failed"))
-            }
-        }
-    }
-}
 
 /// " (age1..., ssh-ed25519 ...)": the public keys a manifest says a backup was encrypted to.
 fn recipients_of(manifest: &Result<Option<Manifest>, String>) -> String {
@@ -569,11 +541,12 @@ pub fn check_subject(subject: Subject<'_>, mut progress: impl FnMut(u64)) -> io:
                     }
                     Ok(opened) => {
                         opened_with = Some(ids.clone());
-                        let mut plain = PlaintextReader {
+                        let mut plain = HashingReader {
                             inner: opened,
                             hasher: Sha256::new(),
                             bytes: 0,
                             failed: None,
+                            head: Vec::new(),
                         };
                         let e = decode(&mut plain, &read_so_far);
                         let digest = hex(&plain.hasher.finalize_reset());
