@@ -1,5 +1,5 @@
 //! pg_dump's directory format (`pg_dump -Fd -j N`) as pgbackup stores it: one uncompressed tar
-//! of the dump's files (`toc.dat` first, then the data files), compressed (and encrypted) by
+//! of the dump's files (in the order pg_dump finished them), compressed (and encrypted) by
 //! the chain like any other stream. Read here as it streams by, pushed, with bounded memory:
 //! [`TarParser`] splits the tar into files, and [`DirectoryObserver`] checks that the dump is
 //! whole (the tar's end marker, `toc.dat` read to the end of its table of contents, and every
