@@ -141,6 +141,22 @@ bench_parallel_dump() {
   done
 }
 
+# format_toml FILE ROOT FORMAT DB: a config backing up DB in FORMAT, zstd-3, two dump jobs, under
+# ROOT.
+format_toml() {
+  cat > "$1" <<TOML
+[storage]
+local-dir = "$2"
+[backup]
+format = "$3"
+compression = "zstd"
+dump-jobs = 2
+[[database]]
+name = "$4"
+url = "host=$PGHOST port=$PGPORT user=postgres dbname=$4"
+TOML
+}
+
 # bench_wide: four tables of equal size (text and JSON), where pg_dump's jobs have work to share.
 bench_wide() {
   local db=bench_wide rows=${BENCH_WIDE_ROWS:-400000} i size
@@ -152,17 +168,7 @@ bench_wide() {
   done
   size=$(psql -At -d "$db" -c "SELECT pg_size_pretty(pg_database_size('$db'))")
   for fmt in plain directory; do
-    cat > "$work/wide-$fmt.toml" <<TOML
-[storage]
-local-dir = "$work/wide-$fmt"
-[backup]
-format = "$fmt"
-compression = "zstd"
-dump-jobs = 2
-[[database]]
-name = "$db"
-url = "host=$PGHOST port=$PGPORT user=postgres dbname=$db"
-TOML
+    format_toml "$work/wide-$fmt.toml" "$work/wide-$fmt" "$fmt" "$db"
   done
   bench_parallel_dump "4 tables ($size)" "$db" "$work/wide-plain.toml" "$work/wide-directory.toml"
   psql -q -d postgres -c "DROP DATABASE $db"
@@ -252,17 +258,7 @@ SQL
   local size
   size=$(psql -At -d "$db" -c "SELECT pg_size_pretty(pg_database_size('$db'))")
   for fmt in plain custom directory; do
-    cat > "$work/shop-$fmt.toml" <<TOML
-[storage]
-local-dir = "$work/shop-$fmt"
-[backup]
-format = "$fmt"
-compression = "zstd"
-dump-jobs = 2
-[[database]]
-name = "$db"
-url = "host=$PGHOST port=$PGPORT user=postgres dbname=$db"
-TOML
+    format_toml "$work/shop-$fmt.toml" "$work/shop-$fmt" "$fmt" "$db"
     "$bin" -q --config "$work/shop-$fmt.toml" backup --force
   done
   bench_parallel_dump "shop ($size)" "$db" "$work/shop-plain.toml" "$work/shop-directory.toml"

@@ -510,15 +510,7 @@ impl DumpProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         env.apply(&mut cmd);
-        // Its own process group: a timeout or a signal stops the whole group, so a wrapper
-        // (`ssh host pg_dump`, `docker exec`, a script without `exec`) cannot outlive it with
-        // the pipe held open.
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let mut child = cmd.spawn().map_err(|source| PgError::Spawn {
-            program: program.display().to_string(),
-            key,
-            source,
-        })?;
+        let mut child = spawn_in_group(&mut cmd, program, key)?;
         let stdout = child.stdout.take().expect("stdout was piped above");
         // A 1 MiB pipe (the default is 64 KiB) lets pg_dump keep going while we compress a burst.
         // Best effort: the limit is /proc/sys/fs/pipe-max-size.
@@ -611,6 +603,22 @@ impl DumpProcess {
         }
         Ok(())
     }
+}
+
+/// Start `cmd` (the `program` of config key `key`) in its own process group: a timeout or a
+/// signal stops the whole group, so a wrapper (`ssh host pg_dump`, `docker exec`, a script
+/// without `exec`) cannot outlive it with the pipe held open.
+fn spawn_in_group(
+    cmd: &mut Command,
+    program: &Path,
+    key: &'static str,
+) -> Result<std::process::Child, PgError> {
+    std::os::unix::process::CommandExt::process_group(cmd, 0);
+    cmd.spawn().map_err(|source| PgError::Spawn {
+        program: program.display().to_string(),
+        key,
+        source,
+    })
 }
 
 /// What a least-privilege backup role lacks, when pg_dump's error says (`pg_read_all_data` does
@@ -779,12 +787,7 @@ fn start_client(
     cancel: &crate::run::Cancel,
 ) -> Result<Client, PgError> {
     cmd.stdout(Stdio::null()).stderr(Stdio::piped());
-    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let mut child = cmd.spawn().map_err(|source| PgError::Spawn {
-        program: program.display().to_string(),
-        key,
-        source,
-    })?;
+    let mut child = spawn_in_group(&mut cmd, program, key)?;
     cancel.register(child.id());
     let watchdog = timeout.map(|limit| Watchdog::start(child.id(), limit));
     let name = program

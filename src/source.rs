@@ -111,13 +111,7 @@ impl<'a> PgDump<'a> {
         .in_format(cfg.format);
         PgDump {
             dump_jobs: cfg.dump_jobs,
-            // Beside the backups (the same file system, the same 0700 root), else the system's
-            // temp directory (an S3-only host without a root yet).
-            temp_root: if cfg.local_dir.is_dir() {
-                cfg.local_dir.clone()
-            } else {
-                std::env::temp_dir()
-            },
+            temp_root: cfg.temp_root(None),
             ..dump
         }
     }

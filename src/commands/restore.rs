@@ -69,7 +69,7 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
 
     // 1. Verify before anything else (a custom archive is decompressed for pg_restore in the
     //    same pass).
-    let temp_root = crate::ops::extract::temp_root(cfg, args.temp_dir.as_deref());
+    let temp_root = cfg.temp_root(args.temp_dir.as_deref());
     log::info(&format!("verifying {file_name} before restoring it"));
     let (integrity, extracted) =
         crate::ops::extract::check_for_restore(&files, &cfg.keys, &temp_root, |_| {})?;
@@ -771,7 +771,7 @@ fn restore_globals(
         })
         .map(|l| format!("{l}\n"))
         .collect();
-    let temp_root = crate::ops::extract::temp_root(cfg, None);
+    let temp_root = cfg.temp_root(None);
     let temp_compression = crate::chain::Compression::Gzip {
         level: 1,
         threads: 1,

@@ -360,7 +360,7 @@ fn verify_one(
     let mut extracted = None;
     let checked = match subject {
         Subject::Files(files) if test_restore => {
-            let root = crate::ops::extract::temp_root(cfg, None);
+            let root = cfg.temp_root(None);
             crate::ops::extract::check_for_restore(files, &cfg.keys, &root, status)
                 .map(|(i, x)| {
                     extracted = x;

@@ -779,6 +779,18 @@ impl Config {
         }
     }
 
+    /// Where large temp files and directories go (a restore's decompressed archive, a
+    /// directory-format dump): `explicit` (`--temp-dir`), else the backup root (the same file
+    /// system, the same 0700 directory), else the system's temp directory (a host without a
+    /// root yet: a restore from `--file`, S3 only).
+    pub fn temp_root(&self, explicit: Option<&Path>) -> PathBuf {
+        match explicit {
+            Some(d) => d.to_path_buf(),
+            None if self.local_dir.is_dir() => self.local_dir.clone(),
+            None => std::env::temp_dir(),
+        }
+    }
+
     /// The client programs.
     pub fn tools(&self) -> crate::postgres::PgTools {
         let mut t =

@@ -107,16 +107,6 @@ impl Write for Unpack {
     }
 }
 
-/// Where a restore's temp files go: `explicit` (`--temp-dir`), else the backup root, else the
-/// system's temp directory (a restore from `--file` on a host without a root).
-pub fn temp_root(cfg: &crate::config::Config, explicit: Option<&Path>) -> PathBuf {
-    match explicit {
-        Some(d) => d.to_path_buf(),
-        None if cfg.local_dir.is_dir() => cfg.local_dir.clone(),
-        None => std::env::temp_dir(),
-    }
-}
-
 /// The bytes a backup's decompressed archive takes: what its manifest records.
 pub fn extract_size(files: &BackupFiles) -> Option<u64> {
     files.read_manifest().map(|m| m.raw_bytes)
