@@ -241,7 +241,21 @@ impl Source for PgDump<'_> {
 
     fn finish(&mut self, incomplete: Option<String>) -> Result<()> {
         if let Some(p) = self.process.take() {
-            p.finish(self.timeout.map(|d| d.as_secs()).unwrap_or(0))?;
+            let judged = p.finish(self.timeout.map(|d| d.as_secs()).unwrap_or(0));
+            // The directory format writes to disk itself: its full disk is ours to name (73),
+            // as the plain format's is.
+            if let (Format::Directory, Err(DumpError::Failed { detail, .. })) =
+                (self.format, &judged)
+            {
+                if detail.contains("No space left on device") {
+                    return Err(Error::Output {
+                        what: "temp directory for pg_dump's directory format",
+                        path: self.temp_root.clone(),
+                        source: std::io::Error::from_raw_os_error(28),
+                    });
+                }
+            }
+            judged?;
         }
         if let Some(why) = incomplete {
             return Err(Error::Incomplete {

@@ -314,3 +314,78 @@ fn sigterm_mid_dump_stops_pg_dump_and_removes_the_temp_file() {
         ) == "0"
     });
 }
+
+/// The directory format on a full disk: pg_dump's temp directory or the backup fills the 1 MiB
+/// root, the run is 73 saying the disk is full, the earlier backup stays whole and no temp
+/// directory is left. A kill -9 in the middle of such a dump leaves no backup visible, and the
+/// next run succeeds.
+#[test]
+fn directory_format_on_a_full_disk_is_73_and_a_kill_9_leaves_nothing_visible() {
+    let c = cluster();
+    let db = c.create_db("fulldir");
+    c.sql(
+        &db,
+        "CREATE TABLE t (a int, b text); CREATE TABLE u (a int)",
+    );
+    let env = TestEnv::new();
+    let mnt = env.tmp.path().join("small");
+    let _guard = small_disk(&mnt, "1m");
+    std::fs::write(
+        &env.config,
+        format!(
+            "[storage]\nlocal-dir = \"{}\"\n[backup]\nformat = \"directory\"\ndump-jobs = 2\n\n{}",
+            mnt.display(),
+            env.db_entry("f", &db)
+        ),
+    )
+    .unwrap();
+    env.run(&["backup"]).expect_code(0);
+    let before = visible(&mnt.join("f"));
+    assert_eq!(before.len(), 3, "{before:?}");
+    c.sql(&db, "INSERT INTO t SELECT g, md5(random()::text) || md5(random()::text) FROM generate_series(1, 60000) g");
+    let full = env.run(&["backup", "--force"]);
+    full.expect_code(73).expect_stderr("disk is full");
+    assert_eq!(visible(&mnt.join("f")), before);
+    let debris: Vec<String> = std::fs::read_dir(&mnt)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with(".pgbackup-tmp"))
+        .collect();
+    assert!(debris.is_empty(), "{debris:?}");
+    sh(&format!(
+        "cd '{}' && sha256sum -c *.sha256",
+        mnt.join("f").display()
+    ));
+    c.sql(&db, "TRUNCATE t");
+
+    // kill -9 while pg_dump waits for a lock.
+    let lock = c.hold_lock(&db, "u");
+    let mut child = env
+        .cmd(&["backup", "--force"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    c.wait_for_blocked_dump(&db);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(lock);
+    assert_eq!(
+        visible(&mnt.join("f")),
+        before,
+        "the killed run changed the backups"
+    );
+    env.run(&["backup", "--force"]).expect_code(0);
+    assert_eq!(env.run(&["list", "--json"]).code, 0);
+}
+
+/// The names in `dir` that are not hidden (not our temp files, not debris), sorted.
+fn visible(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    v.sort();
+    v
+}
