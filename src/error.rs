@@ -85,7 +85,7 @@ pub enum Error {
     Postgres(#[from] crate::postgres::PgError),
 
     /// One or more databases failed to back up (each was already reported).
-    #[error("{failed} of {total} database backup(s) failed: {names}")]
+    #[error("{failed} of {} failed: {names}", crate::text::count(*.total as u64, "database backup", "database backups"))]
     BackupsFailed {
         /// How many failed.
         failed: usize,
@@ -115,7 +115,7 @@ pub enum Error {
     Corrupt(String),
 
     /// One or more backups failed verification (each was already reported).
-    #[error("{failed} of {total} backup(s) failed verification")]
+    #[error("{failed} of {} failed verification", crate::text::count(*.total as u64, "backup", "backups"))]
     VerifyFailed {
         /// How many failed.
         failed: usize,

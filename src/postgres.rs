@@ -37,7 +37,7 @@ pub enum PgError {
         /// What libpq said.
         detail: String,
         /// What to do.
-        hint: &'static str,
+        hint: String,
     },
     /// A client program could not be started.
     #[error("cannot run {program}: {source}; install the PostgreSQL client (apt install postgresql-client) or set [backup] {key}")]
@@ -158,6 +158,9 @@ pub struct Target {
     pub conn: ConnInfo,
     /// Password, when configured (otherwise libpq's own PGPASSWORD/PGPASSFILE/~/.pgpass apply).
     pub password: Option<Secret>,
+    /// Where the password came from, in the user's words ("password-file /etc/...",
+    /// "credential db-password"): named by `config show` and by a refused password.
+    pub password_source: Option<String>,
 }
 
 /// What a child program gets to connect: a passfile that exists only in memory (a memfd,
@@ -166,6 +169,8 @@ pub struct Target {
 #[derive(Debug)]
 pub struct ClientEnv {
     passfile: Option<std::fs::File>,
+    /// Where the password in the passfile came from (for messages).
+    source: Option<String>,
     /// The user's own libpq password variable, when no password is configured (their choice).
     own_pgpassword: bool,
 }
@@ -215,6 +220,12 @@ impl ClientEnv {
         };
         Ok(ClientEnv {
             own_pgpassword: target.password.is_none(),
+            source: target.password.as_ref().map(|_| {
+                target
+                    .password_source
+                    .clone()
+                    .unwrap_or_else(|| "the url".into())
+            }),
             passfile,
         })
     }
@@ -245,15 +256,25 @@ impl ClientEnv {
         cmd.stdin(Stdio::null());
     }
 
-    /// A client's message with the passfile named as what it is, not as `/proc/self/fd/N`.
+    /// A client's message with the passfile named as what it is, the user's password source
+    /// (`password-file /etc/...`), not as `/proc/self/fd/N`.
     pub fn scrub(&self, text: &str) -> String {
-        match self.passfile_path() {
-            Some(p) => text.replace(
-                &format!("\"{p}\""),
-                "pgbackup's passfile (the configured password)",
-            ),
-            None => text.to_string(),
+        match (self.passfile_path(), &self.source) {
+            // libpq's "password retrieved from file ..." line goes: the hint names the source.
+            (Some(p), Some(source)) => text
+                .lines()
+                .filter(|l| l.trim() != format!("password retrieved from file \"{p}\""))
+                .collect::<Vec<_>>()
+                .join("\n")
+                .replace(&format!("\"{p}\""), source),
+            _ => text.to_string(),
         }
+    }
+
+    /// Turn the client's stderr into the one line worth showing and a hint naming this
+    /// password's source.
+    fn classify(&self, stderr: &str) -> (String, String, bool) {
+        classify(stderr, self.source.as_deref())
     }
 }
 
@@ -288,8 +309,8 @@ fn dbname_arg(conn: &ConnInfo) -> OsString {
 }
 
 /// Turn a client's stderr into the one line worth showing, and a hint.
-fn classify(stderr: &str) -> (String, &'static str, bool) {
-    let detail: Vec<&str> = stderr
+fn classify(stderr: &str, password_source: Option<&str>) -> (String, String, bool) {
+    let lines: Vec<&str> = stderr
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
@@ -299,7 +320,7 @@ fn classify(stderr: &str) -> (String, &'static str, bool) {
                 .trim_start_matches("error: ")
         })
         .collect();
-    let detail = detail.join(" ");
+    let detail = join_lines(&lines);
     let lower = detail.to_lowercase();
     let is_connect = lower.contains("connection to server")
         || lower.contains("could not connect")
@@ -308,7 +329,14 @@ fn classify(stderr: &str) -> (String, &'static str, bool) {
         || lower.contains("no password supplied")
         || lower.contains("password is required")
     {
-        "check the password (password-file, password-credential, or PGPASSFILE) and the user name"
+        return (
+            detail,
+            match password_source {
+                Some(source) => format!("check the password in {source} and the user name"),
+                None => "check the password (password-file, password-credential, or PGPASSFILE) and the user name".into(),
+            },
+            is_connect,
+        );
     } else if lower.contains("database") && lower.contains("does not exist") {
         "check the database name in url (or the [[database]] name)"
     } else if lower.contains("role") && lower.contains("does not exist") {
@@ -325,7 +353,25 @@ fn classify(stderr: &str) -> (String, &'static str, bool) {
     } else {
         "check url and that the server is running"
     };
-    (detail, hint, is_connect)
+    (detail, hint.into(), is_connect)
+}
+
+/// A client's stderr lines as one sentence: libpq splits a message over lines ("...failed:
+/// FATAL:  password authentication failed ...", "password retrieved from file ..."), which
+/// read as one run-on phrase when glued with a space; a line that does not end in
+/// punctuation gets a semicolon, and runs of spaces become one.
+fn join_lines(lines: &[&str]) -> String {
+    let mut out = String::new();
+    for l in lines {
+        if !out.is_empty() {
+            if !out.ends_with(['.', ':', ';', ',', '?', '!']) {
+                out.push(';');
+            }
+            out.push(' ');
+        }
+        out.push_str(&l.split_whitespace().collect::<Vec<_>>().join(" "));
+    }
+    out
 }
 
 /// psql as a query runner.
@@ -368,7 +414,7 @@ impl<'a> Psql<'a> {
         })?;
         if !out.status.success() {
             let stderr = env.scrub(&String::from_utf8_lossy(&out.stderr));
-            let (detail, hint, is_connect) = classify(&stderr);
+            let (detail, hint, is_connect) = env.classify(&stderr);
             // psql exits 2 when the connection failed.
             return Err(if is_connect || out.status.code() == Some(2) {
                 PgError::Connect {
@@ -566,7 +612,7 @@ impl DumpProcess {
         })?;
         let text = self._env.scrub(&lines.join("\n"));
         if !status.success() {
-            let (detail, hint, is_connect) = classify(&text);
+            let (detail, hint, is_connect) = self._env.classify(&text);
             if is_connect {
                 return Err(PgError::Connect {
                     db: self.name.clone(),
@@ -688,7 +734,12 @@ fn collect_stderr(stderr: std::process::ChildStderr, label: String) -> JoinHandl
             if line.trim().is_empty() {
                 continue;
             }
-            crate::log::warn(&format!("{label}: {line}"));
+            // pg_dump's answer to the SIGTERM of a timeout or a stop ("pg_dump: terminated by
+            // user") is not news: the error that follows says which it was. Kept for an error
+            // whose cause is not known (somebody else's signal).
+            if !line.ends_with(": terminated by user") {
+                crate::log::warn(&format!("{label}: {line}"));
+            }
             if kept.len() == STDERR_KEEP {
                 kept.pop_front();
             }
@@ -749,7 +800,7 @@ pub enum RestoreError {
 }
 
 /// A restoring client could not connect to `target`.
-fn connect_error(target: &Target, detail: String, hint: &'static str) -> RestoreError {
+fn connect_error(target: &Target, detail: String, hint: String) -> RestoreError {
     PgError::Connect {
         db: target.name.clone(),
         target: target.conn.masked().to_string(),
@@ -906,7 +957,7 @@ pub fn restore_plain(
     })?;
     if !status.success() {
         let text = env.scrub(&lines.join("\n"));
-        let (detail, hint, is_connect) = classify(&text);
+        let (detail, hint, is_connect) = env.classify(&text);
         if is_connect || status.code() == Some(2) {
             return Err(connect_error(target, detail, hint));
         }
@@ -1030,7 +1081,7 @@ pub fn restore_archive(
         return Ok(());
     }
     let text = env.scrub(&lines.join("\n"));
-    let (detail, hint, is_connect) = classify(&text);
+    let (detail, hint, is_connect) = env.classify(&text);
     if is_connect {
         return Err(connect_error(target, detail, hint));
     }
@@ -1127,6 +1178,27 @@ mod tests {
         assert_eq!(quote_literal("o'neil"), "'o''neil'");
     }
 
+    /// A refused password names where the user put it, never the memfd the child read it from.
+    #[test]
+    fn refused_password_names_its_source() {
+        let target = Target {
+            name: "shop".into(),
+            conn: ConnInfo::parse("host=db user=app").unwrap(),
+            password: Some(Secret::new("pw")),
+            password_source: Some("password-file /etc/pgbackup/shop.pass".into()),
+        };
+        let env = ClientEnv::new(&target, "psql", "psql-path").unwrap();
+        let fd = env.passfile_path().unwrap();
+        let stderr = format!("pg_dump: error: connection to server at \"db\" (10.0.0.1), port 5432 failed: FATAL:  password authentication failed for user \"app\"\npassword retrieved from file \"{fd}\"\n");
+        let (detail, hint, is_connect) = env.classify(&env.scrub(&stderr));
+        assert!(is_connect);
+        assert_eq!(detail, "connection to server at \"db\" (10.0.0.1), port 5432 failed: FATAL: password authentication failed for user \"app\"");
+        assert_eq!(
+            hint,
+            "check the password in password-file /etc/pgbackup/shop.pass and the user name"
+        );
+    }
+
     #[test]
     fn passfile_escaping() {
         assert_eq!(escape_passfile(r"a:b\c"), r"a\:b\\c");
@@ -1134,14 +1206,18 @@ mod tests {
 
     #[test]
     fn classification() {
-        let (d, h, c) = classify("psql: error: connection to server at \"127.0.0.1\", port 1 failed: Connection refused\n\tIs the server running on that host and accepting TCP/IP connections?\n");
+        let (d, h, c) = classify("psql: error: connection to server at \"127.0.0.1\", port 1 failed: Connection refused\n\tIs the server running on that host and accepting TCP/IP connections?\n", None);
         assert!(c);
-        assert!(d.starts_with("connection to server"), "{d}");
+        assert_eq!(d, "connection to server at \"127.0.0.1\", port 1 failed: Connection refused; Is the server running on that host and accepting TCP/IP connections?");
         assert!(h.contains("server running"));
-        let (_, h, _) = classify("psql: error: connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  password authentication failed for user \"x\"");
-        assert!(h.contains("password"));
+        let (_, h, _) = classify("psql: error: connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  password authentication failed for user \"x\"", None);
+        assert!(
+            h.contains("password-file, password-credential, or PGPASSFILE"),
+            "{h}"
+        );
         let (_, h, _) = classify(
             "connection to server on socket failed: FATAL:  database \"nope\" does not exist",
+            None,
         );
         assert!(h.contains("database name"));
     }

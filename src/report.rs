@@ -178,7 +178,10 @@ impl Listener for Systemd {
                 total,
                 failed: 0,
                 interrupted: None,
-            } => notify::status(&format!("backup finished: {total} database(s) ok")),
+            } => notify::status(&format!(
+                "backup finished: {} ok",
+                crate::text::count(*total as u64, "database", "databases")
+            )),
             // A failed run's STATUS is the error, set by `main` when the run returns it.
             _ => {}
         }

@@ -47,7 +47,7 @@ pub fn run(path: Option<&Path>, cmd: &ConfigCommand, env: EnvFn) -> Result<()> {
                     );
                 }
             }
-            for w in &cfg.warnings {
+            for w in cfg.warnings_for(&[]) {
                 crate::log::warn(w);
             }
             // Object Lock cannot be switched on later for a bucket: say so now, not at 02:00.

@@ -16,7 +16,7 @@ use crate::ops::prune::{policy_with, prune_all};
 
 /// Run `prune`.
 pub fn run(cfg: &Config, args: &PruneArgs) -> Result<()> {
-    for w in &cfg.warnings {
+    for w in cfg.warnings_for(&args.databases) {
         log::warn(w);
     }
     let policy = policy_with(cfg, args.retention);

@@ -45,7 +45,8 @@ fn prompt(question: &str) -> Result<String> {
 
 /// Run `restore`.
 pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
-    for w in &cfg.warnings {
+    let selected: Vec<String> = args.database.iter().cloned().collect();
+    for w in cfg.warnings_for(&selected) {
         log::warn(w);
     }
     // A backup fetched from S3 lives in a temp directory until the restore is over.
@@ -211,14 +212,17 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
                     .iter()
                     .all(|k| c.conn.get(k) == conn.get(k))
             };
-            let password = conn.password().map(crate::secret::Secret::new).or_else(|| {
-                configured
-                    .filter(|d| same_login(&d.target))
-                    .and_then(|d| d.target.password.clone())
-            });
+            let (password, password_source) = match conn.password() {
+                Some(p) => (Some(crate::secret::Secret::new(p)), Some("--target".into())),
+                None => match configured.filter(|d| same_login(&d.target)) {
+                    Some(d) => (d.target.password.clone(), d.target.password_source.clone()),
+                    None => (None, None),
+                },
+            };
             Target {
                 name: conn.get("dbname").unwrap_or("(target)").to_string(),
                 password,
+                password_source,
                 conn,
             }
         }
@@ -240,6 +244,7 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
                     name: database.clone(),
                     conn,
                     password: None,
+                    password_source: None,
                 }
             }
         },
@@ -428,7 +433,7 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
             },
             extensions: Vec::new(),
             pg_dump_args: Vec::new(),
-            password_source: None,
+            warnings: Vec::new(),
         };
         let dump_version = tools.pg_dump_version()?;
         let description = format!("safety backup before restoring {file_name}");
@@ -500,7 +505,10 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
         Error::Corrupt(format!("{file_name}: a chain this pgbackup does not know"))
     })?;
     let raw = if let Some(x) = &extracted {
-        let msg = format!("restoring {target_db} with pg_restore ({jobs} job(s))");
+        let msg = format!(
+            "restoring {target_db} with pg_restore ({})",
+            crate::text::count(jobs, "job", "jobs")
+        );
         notify::status(&msg);
         log::info(&msg);
         crate::postgres::restore_archive(
@@ -675,6 +683,7 @@ fn restore_globals(
             Target {
                 name: "(target server)".into(),
                 password: conn.password().map(crate::secret::Secret::new),
+                password_source: Some("--target".into()),
                 conn,
             }
         }
@@ -687,6 +696,7 @@ fn restore_globals(
                     name: "(default server)".into(),
                     conn,
                     password: None,
+                    password_source: None,
                 }
             }
         },
@@ -734,9 +744,13 @@ fn restore_globals(
         ));
     }
     out.push_str(&format!(
-        "  {} membership grant(s), {} role setting(s)\n  passwords: {}\n",
-        plan.memberships,
-        plan.settings,
+        "  {}, {}\n  passwords: {}\n",
+        crate::text::count(
+            plan.memberships as u64,
+            "membership grant",
+            "membership grants"
+        ),
+        crate::text::count(plan.settings as u64, "role setting", "role settings"),
         if plan.passwords {
             "the backup's password hashes are set (they are never shown)"
         } else {
@@ -806,8 +820,8 @@ fn restore_globals(
         |_, _| {},
     )?;
     log::info(&format!(
-        "restored the cluster globals of {file_name}: {} role(s) created, {} set to the backup's attributes",
-        new.len(),
+        "restored the cluster globals of {file_name}: {} created, {} set to the backup's attributes",
+        crate::text::count(new.len() as u64, "role", "roles"),
         exist.len()
     ));
     Ok(())

@@ -49,7 +49,7 @@ pub struct VerifyRow {
 
 /// Run `verify`.
 pub fn run(cfg: &Config, args: &VerifyArgs) -> Result<()> {
-    for w in &cfg.warnings {
+    for w in cfg.warnings_for(&args.databases) {
         log::warn(w);
     }
     // A backup only S3 holds is checked streamed from S3, with nothing written locally; for a
@@ -175,7 +175,10 @@ pub fn run(cfg: &Config, args: &VerifyArgs) -> Result<()> {
         });
     }
     if failed == 0 {
-        notify::status(&format!("verify finished: {} backup(s) ok", rows.len()));
+        notify::status(&format!(
+            "verify finished: {} ok",
+            crate::text::count(rows.len() as u64, "backup", "backups")
+        ));
         return Ok(());
     }
     Err(Error::VerifyFailed {
@@ -497,6 +500,7 @@ fn maintenance_target(cfg: &Config, database: &str, dbname: Option<&str>) -> (Ta
             name: database.to_string(),
             conn,
             password: None,
+            password_source: None,
         },
         extensions,
     )
@@ -749,8 +753,9 @@ fn test_restore_check(
     let restored = if let Some(archive) = archive {
         let jobs = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
         notify::status(&format!(
-            "test restore of {}: pg_restore with {jobs} job(s)",
-            files.file_name()
+            "test restore of {}: pg_restore with {}",
+            files.file_name(),
+            crate::text::count(jobs, "job", "jobs")
         ));
         crate::postgres::restore_archive(
             tools,
@@ -835,8 +840,8 @@ fn test_restore_check(
                     expected.len(),
                     if integrity.unnamed_copies > 0 {
                         format!(
-                            "; {} COPY block(s) without a readable table name were not compared",
-                            integrity.unnamed_copies
+                            "; {} without a readable table name not compared",
+                            crate::text::count(integrity.unnamed_copies, "COPY block", "COPY blocks")
                         )
                     } else {
                         String::new()

@@ -56,11 +56,13 @@ pub(super) fn databases(
             },
             None => ConnInfo::from_pairs(vec![("dbname".into(), d.name.clone())]),
         };
+        // This database's own remarks: shown only when it is selected (`--db`), so a run of
+        // one database does not warn about another's password file.
+        let mut own = Vec::new();
         if conn.password().is_some() {
-            warnings.push(format!(
-                    "database {}: the url contains a password; move it to password-file so the config file can be world-readable",
-                    d.name
-                ));
+            own.push(
+                "the url contains a password; move it to password-file so the config file can be world-readable".to_string(),
+            );
         }
         let mut password = None;
         let mut password_source = None;
@@ -71,7 +73,7 @@ pub(super) fn databases(
             );
         }
         if let Some(pf) = &d.password_file {
-            match files.secret(pf, warnings) {
+            match files.secret(pf, &mut own) {
                 Ok(s) => {
                     password = Some(s);
                     password_source = Some(format!("password-file {}", pf.display()));
@@ -83,9 +85,8 @@ pub(super) fn databases(
             match &cred_dir {
                     // Outside the unit (an operator running `pgbackup list` by hand) the
                     // credential is not there; only a connection would need it.
-                    None => warnings.push(format!(
-                        "database {}: password-credential \"{cred}\" is only readable under systemd (LoadCredential=); outside it, libpq's PGPASSFILE or ~/.pgpass apply",
-                        d.name
+                    None => own.push(format!(
+                        "password-credential \"{cred}\" is only readable under systemd (LoadCredential=); outside it, libpq's PGPASSFILE or ~/.pgpass apply"
                     )),
                     Some(dir) if cred.contains('/') || cred.is_empty() => problems.push(
                         k("password-credential"),
@@ -106,18 +107,23 @@ pub(super) fn databases(
                     }
                 }
         }
-        if password.is_none() {
+        if password.is_none() && conn.password().is_some() {
             password = conn.password().map(Secret::new);
+            password_source = Some("the url".into());
         }
         databases.push(Database {
             target: Target {
                 name: d.name.clone(),
                 conn,
                 password,
+                password_source,
             },
             extensions: d.extensions.clone(),
             pg_dump_args: d.pg_dump_args.clone(),
-            password_source,
+            warnings: own
+                .into_iter()
+                .map(|w| format!("database {}: {w}", d.name))
+                .collect(),
         });
     }
 
@@ -193,10 +199,11 @@ pub(super) fn databases(
                             name,
                             conn,
                             password: pw.as_ref().map(|p| p.0.clone()),
+                            password_source: pw.map(|p| p.1),
                         },
                         extensions: Vec::new(),
                         pg_dump_args: Vec::new(),
-                        password_source: pw.map(|p| p.1),
+                        warnings: Vec::new(),
                     });
                 }
                 1 => {
@@ -204,7 +211,7 @@ pub(super) fn databases(
                     db.target.conn = conn;
                     if let Some((s, src)) = pw {
                         db.target.password = Some(s);
-                        db.password_source = Some(src);
+                        db.target.password_source = Some(src);
                     }
                 }
                 n => problems.push(
@@ -215,7 +222,7 @@ pub(super) fn databases(
     } else if let Some((s, src)) = env_password {
         if databases.len() == 1 {
             databases[0].target.password = Some(s);
-            databases[0].password_source = Some(src);
+            databases[0].target.password_source = Some(src);
         } else {
             problems.push(
                     "environment variable DB_PASSWORD_FILE",

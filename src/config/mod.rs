@@ -247,8 +247,9 @@ pub struct Database {
     pub extensions: Vec<String>,
     /// Extra pg_dump arguments.
     pub pg_dump_args: Vec<String>,
-    /// Where the password came from, for `config show` ("password-file /etc/...").
-    pub password_source: Option<String>,
+    /// Remarks about this database's settings (its password file readable by others, ...),
+    /// logged when it is selected: see [`Config::warnings_for`].
+    pub warnings: Vec<String>,
 }
 
 impl Database {
@@ -343,6 +344,17 @@ pub fn resolve_path(cli: Option<&Path>, env: EnvFn) -> (PathBuf, bool) {
 }
 
 impl Config {
+    /// The remarks to log for a run over `selected` databases (by name; empty: all of them):
+    /// the configuration's own, then each selected database's.
+    pub fn warnings_for<'a>(&'a self, selected: &'a [String]) -> impl Iterator<Item = &'a String> {
+        self.warnings.iter().chain(
+            self.databases
+                .iter()
+                .filter(move |d| selected.is_empty() || selected.iter().any(|s| s == d.name()))
+                .flat_map(|d| d.warnings.iter()),
+        )
+    }
+
     /// Read, merge and check. Every problem found is reported in one error (exit 78). Nothing
     /// else happens: the caller applies `[log]` (`crate::log::configure`).
     pub fn load(cli_path: Option<&Path>, env: EnvFn) -> Result<Config, Error> {
@@ -718,20 +730,27 @@ impl Config {
                     None
                 }
                 Ok(conn) => {
-                    let password = match &file.verify.restore_password_file {
+                    let (password, password_source) = match &file.verify.restore_password_file {
                         Some(p) => match files.secret(p, &mut warnings) {
-                            Ok(s) => Some(s),
+                            Ok(s) => (
+                                Some(s),
+                                Some(format!("[verify] restore-password-file {}", p.display())),
+                            ),
                             Err(e) => {
                                 problems.push(key("verify.restore-password-file"), e);
-                                None
+                                (None, None)
                             }
                         },
-                        None => conn.password().map(Secret::new),
+                        None => (
+                            conn.password().map(Secret::new),
+                            Some("[verify] restore-url".into()),
+                        ),
                     };
                     Some(Target {
                         name: "(verify restore server)".into(),
                         conn,
                         password,
+                        password_source,
                     })
                 }
             },

@@ -205,7 +205,7 @@ impl Config {
                 .map(|d| ShownDb {
                     name: d.name(),
                     url: d.target.conn.masked(),
-                    password: match (&d.password_source, &d.target.password) {
+                    password: match (&d.target.password_source, &d.target.password) {
                         (Some(s), _) => s.as_str(),
                         (None, Some(_)) => "(embedded in url, masked)",
                         (None, None) => "(libpq: PGPASSWORD, PGPASSFILE or ~/.pgpass)",

@@ -76,7 +76,7 @@ pub const MAX_DESCRIPTION: usize = 1000;
 /// database are told as events and aggregated into the result; a cancelled job stops before
 /// the next database.
 pub fn run(cfg: &Config, job: &Job, req: &Request<'_>) -> Result<()> {
-    for w in &cfg.warnings {
+    for w in cfg.warnings_for(req.databases) {
         job.emit(Event::Notice {
             level: Level::Warn,
             text: w.clone(),
@@ -174,7 +174,7 @@ pub fn globals_of(databases: &[Database]) -> Vec<Database> {
                 },
                 extensions: Vec::new(),
                 pg_dump_args: Vec::new(),
-                password_source: d.password_source.clone(),
+                warnings: Vec::new(),
             }
         })
         .collect()
@@ -383,6 +383,7 @@ pub fn resolve_databases(cfg: &Config, tools: &PgTools) -> Result<Vec<Database>>
         name: "(default server)".into(),
         conn: ConnInfo::from_pairs(vec![("dbname".into(), base_db)]),
         password: None,
+        password_source: None,
     };
     let names = Psql::new(tools, &server).list_databases()?;
     Ok(names
@@ -395,10 +396,11 @@ pub fn resolve_databases(cfg: &Config, tools: &PgTools) -> Result<Vec<Database>>
                     name: catalog::escape_db_name(&datname),
                     conn,
                     password: None,
+                    password_source: None,
                 },
                 extensions: Vec::new(),
                 pg_dump_args: Vec::new(),
-                password_source: None,
+                warnings: Vec::new(),
             }
         })
         .collect())

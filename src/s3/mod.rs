@@ -1539,8 +1539,12 @@ impl S3Store {
                 }
                 match self.delete_all_versions(&key) {
                     Ok(()) => removed.push(format!(
-                        "deleted {} hidden version(s) and delete marker(s) of {key}",
-                        versions.len()
+                        "deleted {} of {key} (hidden versions and delete markers)",
+                        crate::text::count(
+                            versions.len() as u64,
+                            "object version",
+                            "object versions"
+                        )
                     )),
                     Err(S3Failure::Locked { until, .. }) => crate::log::debug(&format!(
                         "hidden versions of {key} stay until {until} (Object Lock)"

@@ -333,7 +333,7 @@ fn sd_notify_messages_reach_the_socket() {
     assert!(all.contains("READY=1"), "{all}");
     assert!(all.contains("STATUS=backing up n (1/1)"), "{all}");
     assert!(
-        all.contains("STATUS=backup finished: 1 database(s) ok"),
+        all.contains("STATUS=backup finished: 1 database ok"),
         "{all}"
     );
     assert!(all.contains("WATCHDOG=1"), "{all}");
@@ -351,7 +351,7 @@ fn sd_notify_messages_reach_the_socket() {
         failed.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
     assert!(
-        failed.contains("STATUS=failed: 1 of 1 database backup(s) failed: x"),
+        failed.contains("STATUS=failed: 1 of 1 database backup failed: x"),
         "{failed}"
     );
     assert!(
