@@ -72,8 +72,29 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
     //    same pass).
     let temp_root = cfg.temp_root(args.temp_dir.as_deref());
     log::info(&format!("verifying {file_name} before restoring it"));
-    let (integrity, extracted) =
-        crate::ops::extract::check_for_restore(&files, &cfg.keys, &temp_root, |_| {})?;
+    let database = files
+        .name
+        .as_ref()
+        .map(|n| n.database.clone())
+        .or_else(|| args.database.clone())
+        .unwrap_or_default();
+    // While the backup is checked, the target's server is asked what it holds (read-only
+    // queries: whether the database exists, how many objects it has), which takes a few
+    // client starts and round trips; nothing is written to it before the checks passed. Not
+    // for the cluster globals, whose target is a server, not a database.
+    let globals_by_name = files
+        .name
+        .as_ref()
+        .is_some_and(|n| n.database == catalog::GLOBALS)
+        || args.globals;
+    let (checked, probe) = std::thread::scope(|scope| {
+        let probe =
+            (!globals_by_name).then(|| scope.spawn(|| probe_target(cfg, args, &files, &database)));
+        let checked = crate::ops::extract::check_for_restore(&files, &cfg.keys, &temp_root, |_| {});
+        let probe = probe.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        (checked, probe)
+    });
+    let (integrity, extracted) = checked?;
     // An encrypted backup without the key that opens it: the configuration's fault (78).
     if integrity.only_key_problem() {
         let mut p = crate::error::ConfigProblems::default();
@@ -195,92 +216,20 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32))
     };
 
-    // 2. Where to.
-    let database = files
-        .name
-        .as_ref()
-        .map(|n| n.database.clone())
-        .or_else(|| args.database.clone())
-        .unwrap_or_default();
-    let configured: Option<&Database> = cfg.databases.iter().find(|d| d.name() == database);
-    let target = match &args.target {
-        Some(url) => {
-            let conn = target_conn(url)?;
-            // Same server and role as the configured database: its password applies.
-            let same_login = |c: &Target| {
-                ["host", "port", "user"]
-                    .iter()
-                    .all(|k| c.conn.get(k) == conn.get(k))
-            };
-            let (password, password_source) = match conn.password() {
-                Some(p) => (Some(crate::secret::Secret::new(p)), Some("--target".into())),
-                None => match configured.filter(|d| same_login(&d.target)) {
-                    Some(d) => (d.target.password.clone(), d.target.password_source.clone()),
-                    None => (None, None),
-                },
-            };
-            Target {
-                name: conn.get("dbname").unwrap_or("(target)").to_string(),
-                password,
-                password_source,
-                conn,
-            }
-        }
-        None => match configured {
-            Some(d) => d.target.clone(),
-            None => {
-                let dbname = integrity
-                    .manifest
-                    .as_ref()
-                    .map(|m| m.dbname.clone())
-                    .ok_or_else(|| {
-                        Error::Usage(format!(
-                            "{database} is not configured and the backup has no manifest naming its database; pass --target URL"
-                        ))
-                    })?;
-                let mut conn = ConnInfo::default();
-                conn.set("dbname", &dbname);
-                Target {
-                    name: database.clone(),
-                    conn,
-                    password: None,
-                    password_source: None,
-                }
-            }
-        },
+    // 2. Where to (probed while the backup was checked).
+    let Probe {
+        target,
+        target_db,
+        maint,
+        exists,
+        user_objects,
+    } = match probe {
+        Some(p) => p?,
+        None => probe_target(cfg, args, &files, &database)?,
     };
-    let target_db = target.conn.get("dbname").unwrap_or_default().to_string();
-    if target_db.is_empty() {
-        return Err(Error::Usage(
-            "the target names no database (dbname); give one in --target".into(),
-        ));
-    }
-    let mut maint = target.clone();
-    maint.conn.set("dbname", "postgres");
-    maint.name = format!("postgres (managing {target_db})");
+    let configured: Option<&Database> = cfg.databases.iter().find(|d| d.name() == database);
     let tools = cfg.tools();
     let maint_psql = Psql::new(&tools, &maint);
-    let exists = !maint_psql
-        .query(&format!(
-            "SELECT 1 FROM pg_database WHERE datname = {}",
-            quote_literal(&target_db)
-        ))?
-        .is_empty();
-    let user_objects = if exists {
-        Psql::new(&tools, &target)
-            .query(
-                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE c.relkind IN ('r','p','v','m','S','f') \
-                 AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
-                 AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'",
-            )?
-            .first()
-            .and_then(|r| r.first())
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    } else {
-        0
-    };
     if !exists && !args.create && !args.clean {
         return Err(Error::Usage(format!(
             "the target database {target_db} does not exist; pass --create to create it"
@@ -580,6 +529,117 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
         started.elapsed().as_secs_f64()
     ));
     Ok(())
+}
+
+/// Where a restore goes, and what is there now.
+struct Probe {
+    /// The target database.
+    target: Target,
+    /// Its name on the server.
+    target_db: String,
+    /// The same server's `postgres` database, to create or drop the target from.
+    maint: Target,
+    /// Whether the target database exists.
+    exists: bool,
+    /// Tables, views, sequences, ... in it.
+    user_objects: u64,
+}
+
+/// Find the restore's target (`--target`, the configured database, or the manifest's
+/// database name) and ask its server whether it exists and how much it holds: read-only.
+fn probe_target(
+    cfg: &Config,
+    args: &RestoreArgs,
+    files: &BackupFiles,
+    database: &str,
+) -> Result<Probe> {
+    let configured: Option<&Database> = cfg.databases.iter().find(|d| d.name() == database);
+    let target = match &args.target {
+        Some(url) => {
+            let conn = target_conn(url)?;
+            // Same server and role as the configured database: its password applies.
+            let same_login = |c: &Target| {
+                ["host", "port", "user"]
+                    .iter()
+                    .all(|k| c.conn.get(k) == conn.get(k))
+            };
+            let (password, password_source) = match conn.password() {
+                Some(p) => (Some(crate::secret::Secret::new(p)), Some("--target".into())),
+                None => match configured.filter(|d| same_login(&d.target)) {
+                    Some(d) => (d.target.password.clone(), d.target.password_source.clone()),
+                    None => (None, None),
+                },
+            };
+            Target {
+                name: conn.get("dbname").unwrap_or("(target)").to_string(),
+                password,
+                password_source,
+                conn,
+            }
+        }
+        None => match configured {
+            Some(d) => d.target.clone(),
+            None => {
+                let dbname = files
+                    .manifest_state()
+                    .ok()
+                    .flatten()
+                    .map(|m| m.dbname)
+                    .ok_or_else(|| {
+                        Error::Usage(format!(
+                            "{database} is not configured and the backup has no manifest naming its database; pass --target URL"
+                        ))
+                    })?;
+                let mut conn = ConnInfo::default();
+                conn.set("dbname", &dbname);
+                Target {
+                    name: database.to_string(),
+                    conn,
+                    password: None,
+                    password_source: None,
+                }
+            }
+        },
+    };
+    let target_db = target.conn.get("dbname").unwrap_or_default().to_string();
+    if target_db.is_empty() {
+        return Err(Error::Usage(
+            "the target names no database (dbname); give one in --target".into(),
+        ));
+    }
+    let mut maint = target.clone();
+    maint.conn.set("dbname", "postgres");
+    maint.name = format!("postgres (managing {target_db})");
+    let tools = cfg.tools();
+    let maint_psql = Psql::new(&tools, &maint);
+    let exists = !maint_psql
+        .query(&format!(
+            "SELECT 1 FROM pg_database WHERE datname = {}",
+            quote_literal(&target_db)
+        ))?
+        .is_empty();
+    let user_objects = if exists {
+        Psql::new(&tools, &target)
+            .query(
+                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind IN ('r','p','v','m','S','f') \
+                 AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                 AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'",
+            )?
+            .first()
+            .and_then(|r| r.first())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    Ok(Probe {
+        target,
+        target_db,
+        maint,
+        exists,
+        user_objects,
+    })
 }
 
 /// `--target URL` parsed; a malformed one is a configuration error naming `--target`.
