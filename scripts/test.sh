@@ -35,9 +35,14 @@ fi
 # independent client, in a venv of the repository's own (.venv, ignored by git).
 scripts/test-venv.sh
 
-echo "== cargo fmt --check"
+# Two builds: clippy checks (metadata only) and the test build (machine code) cannot share
+# their compiled crates, only the dependencies' build scripts (the C of ring and zstd), which
+# clippy runs first. Cold on 2 cores: about 75 s, then about 65 s; warm: seconds.
+phase() { echo "== $1 (${SECONDS}s so far)"; }
+phase "cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy"
+phase "cargo clippy (cold: about 75 s on 2 cores)"
 cargo clippy --all-targets --locked -- -D warnings
-echo "== cargo test"
+phase "cargo test (cold build: about 65 s on 2 cores; the suite: about 7 min)"
 cargo test --locked --all-targets -- "$@"
+echo "== tests passed in ${SECONDS}s"
