@@ -25,6 +25,10 @@ command -v script >/dev/null 2>&1 || need+=(bsdutils)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v prometheus-node-exporter >/dev/null 2>&1 || need+=(prometheus-node-exporter)
 command -v mandoc >/dev/null 2>&1 || need+=(mandoc)
+# Redis snapshots (#16): real redis-server 7 instances on private sockets, redis-cli to load
+# them, redis-check-rdb as the independent reader of what pgbackup fetched.
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}"
   SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo

@@ -31,6 +31,8 @@ pub mod pipeline;
 pub mod plain;
 pub mod postgres;
 pub mod progress;
+pub mod rdb;
+pub mod redis;
 pub mod report;
 pub mod retention;
 pub mod run;

@@ -23,6 +23,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "exit",
             "observer",
             "plain",
+            "rdb",
             "retention",
             "secret",
             "text",
@@ -34,8 +35,8 @@ const LAYERS: &[(&str, &[&str])] = &[
         "engine",
         &[
             "codec", "config", "crypt", "dbprops", "error", "fsutil", "job", "lock", "log",
-            "metrics", "notify", "ops", "pipeline", "postgres", "report", "run", "s3", "signals",
-            "source", "state", "storage", "verify",
+            "metrics", "notify", "ops", "pipeline", "postgres", "redis", "report", "run", "s3",
+            "signals", "source", "state", "storage", "verify",
         ],
     ),
     // Arguments, rendering, prompts, progress.

@@ -25,6 +25,7 @@ mod formats;
 mod globals;
 /// Retention, metrics (promtool, node_exporter), alert rules, sd-notify, journal, status, check.
 mod operations;
+mod redis;
 mod restore;
 /// S3 upload and listing against moto with signature checking.
 mod s3;

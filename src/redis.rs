@@ -1,0 +1,638 @@
+//! A Redis (or Valkey) snapshot over the replication protocol, as `redis-cli --rdb` takes it:
+//! no access to the server's files, only a connection. `AUTH`, `INFO` (the version, role and
+//! key counts for the manifest), `REPLCONF capa eof` (a diskless master may then stream the
+//! snapshot without a length, ended by a 40-byte mark), `REPLCONF rdb-only 1` (Redis 7.2+: no
+//! command stream after the snapshot; refused by older servers, which is fine), then `SYNC`.
+//! The answer is newlines while the master prepares (keep-alives), then `$<length>` or
+//! `$EOF:<mark>`, then the RDB. [`Snapshot`] reads exactly the RDB bytes.
+//!
+//! The password goes over the connection only (never argv or an environment). An ACL user
+//! needs `+sync +replconf` (and `+info` for the key counts, `+auth` is implied).
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::secret::Secret;
+
+/// Where a Redis server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Addr {
+    /// `host:port`.
+    Tcp(String, u16),
+    /// A unix socket.
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for Addr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Addr::Tcp(h, p) if h.contains(':') => write!(f, "[{h}]:{p}"),
+            Addr::Tcp(h, p) => write!(f, "{h}:{p}"),
+            Addr::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// A server to snapshot and how to log in.
+#[derive(Debug, Clone)]
+pub struct RedisTarget {
+    /// The configured name (messages, file names).
+    pub name: String,
+    /// Where it listens.
+    pub addr: Addr,
+    /// The ACL user (`None`: `default`).
+    pub user: Option<String>,
+    /// The password, when one is needed.
+    pub password: Option<Secret>,
+    /// Where the password came from ("password-file /etc/...").
+    pub password_source: Option<String>,
+}
+
+/// Parse `redis://[user@]host[:port][/db]` or `unix:///path/to/socket` (a password in the URL
+/// is refused: it belongs in a file).
+pub fn parse_url(url: &str) -> Result<(Addr, Option<String>), String> {
+    if let Some(path) = url.strip_prefix("unix://") {
+        if !path.starts_with('/') {
+            return Err(format!(
+                "\"{url}\": a unix socket URL needs an absolute path (unix:///run/redis/redis.sock)"
+            ));
+        }
+        return Ok((Addr::Unix(PathBuf::from(path)), None));
+    }
+    if url.starts_with("rediss://") {
+        return Err(format!(
+            "\"{url}\": TLS (rediss://) is not supported yet; use redis:// on a private network or a unix socket"
+        ));
+    }
+    let rest = url.strip_prefix("redis://").ok_or_else(|| {
+        format!("\"{url}\" is not a redis:// or unix:// URL (redis://[user@]host[:port])")
+    })?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let (user, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) => {
+            if u.contains(':') {
+                return Err(
+                    "the URL contains a password; put it in password-file (or a systemd credential) instead".into(),
+                );
+            }
+            (Some(u.to_string()).filter(|u| !u.is_empty()), h)
+        }
+        None => (None, authority),
+    };
+    let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
+        let (h, p) = h
+            .split_once(']')
+            .ok_or_else(|| format!("\"{url}\": an IPv6 address needs its closing ']'"))?;
+        (h.to_string(), p.strip_prefix(':').unwrap_or(""))
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), p),
+            None => (hostport.to_string(), ""),
+        }
+    };
+    if host.is_empty() {
+        return Err(format!("\"{url}\" names no host"));
+    }
+    let port = if port.is_empty() {
+        6379
+    } else {
+        port.parse::<u16>().map_err(|_| {
+            format!("\"{url}\": the port \"{port}\" is not a number from 1 to 65535")
+        })?
+    };
+    Ok((Addr::Tcp(host, port), user))
+}
+
+/// Why a snapshot could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisError {
+    /// No connection.
+    #[error("cannot connect to Redis {name} at {addr}: {source}; is the server running, and are host and port right?")]
+    Connect {
+        /// The configured name.
+        name: String,
+        /// Where.
+        addr: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// The login was refused.
+    #[error("Redis {name} refused the login: {reply}; {hint}")]
+    Auth {
+        /// The configured name.
+        name: String,
+        /// What the server said.
+        reply: String,
+        /// What to check.
+        hint: String,
+    },
+    /// A command the snapshot needs is not allowed for this user.
+    #[error("Redis {name} did not allow {command}: {reply}; give the backup user the ACL `+sync +replconf +info` (ACL SETUSER <user> +sync +replconf +info)")]
+    NoPermission {
+        /// The configured name.
+        name: String,
+        /// The command.
+        command: &'static str,
+        /// What the server said.
+        reply: String,
+    },
+    /// The server answered something else than the protocol says.
+    #[error("Redis {name} answered {command} with {reply}")]
+    Refused {
+        /// The configured name.
+        name: String,
+        /// The command.
+        command: &'static str,
+        /// What the server said.
+        reply: String,
+    },
+    /// The connection broke or stalled.
+    #[error("Redis {name}: {what}: {source}")]
+    Io {
+        /// The configured name.
+        name: String,
+        /// What was going on.
+        what: String,
+        /// Why it failed.
+        source: io::Error,
+    },
+}
+
+/// What the server said about itself before the snapshot (`INFO`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ServerInfo {
+    /// `redis_version` (Valkey reports one too, for compatibility).
+    pub version: String,
+    /// `valkey_version`, when the server is Valkey.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valkey_version: Option<String>,
+    /// `role`: master or slave.
+    pub role: String,
+    /// Keys per logical database (`INFO keyspace`), when INFO was allowed.
+    pub keyspace: std::collections::BTreeMap<u64, u64>,
+    /// Whether INFO was allowed at all.
+    pub info_allowed: bool,
+}
+
+enum Conn {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Conn::Tcp(s) => s.read(buf),
+            Conn::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Conn::Tcp(s) => s.write(buf),
+            Conn::Unix(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Conn::Tcp(s) => s.flush(),
+            Conn::Unix(s) => s.flush(),
+        }
+    }
+}
+
+/// A command as a RESP array of bulk strings.
+fn resp(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// An open snapshot: the RDB bytes, exactly, as they arrive.
+pub struct Snapshot {
+    conn: BufReader<Conn>,
+    mode: Mode,
+    name: String,
+    read: u64,
+    marked: bool,
+}
+
+enum Mode {
+    /// `$<length>`: this many bytes left.
+    Length(u64),
+    /// `$EOF:<mark>`: until the mark; `held` are bytes read but not yet given out (they may
+    /// be the mark's beginning).
+    Mark {
+        mark: Vec<u8>,
+        held: Vec<u8>,
+    },
+    /// The mark was found: these last bytes of the RDB, then the end.
+    Tail(Vec<u8>),
+    Done,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("name", &self.name)
+            .field("read", &self.read)
+            .finish()
+    }
+}
+
+/// Connect, log in, ask what the server is, and start the snapshot. `stall` is the longest
+/// wait for any byte (the keep-alive newlines arrive every second while a master prepares).
+pub fn snapshot(
+    target: &RedisTarget,
+    stall: Duration,
+) -> Result<(ServerInfo, Snapshot), RedisError> {
+    let name = target.name.clone();
+    let connect_err = |source| RedisError::Connect {
+        name: name.clone(),
+        addr: target.addr.to_string(),
+        source,
+    };
+    let conn = match &target.addr {
+        Addr::Unix(p) => {
+            let s = UnixStream::connect(p).map_err(connect_err)?;
+            s.set_read_timeout(Some(stall)).map_err(connect_err)?;
+            s.set_write_timeout(Some(stall)).map_err(connect_err)?;
+            Conn::Unix(s)
+        }
+        Addr::Tcp(h, p) => {
+            use std::net::ToSocketAddrs;
+            let addrs: Vec<_> = (h.as_str(), *p)
+                .to_socket_addrs()
+                .map_err(connect_err)?
+                .collect();
+            let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+            let mut found = None;
+            for a in addrs {
+                match TcpStream::connect_timeout(&a, Duration::from_secs(10)) {
+                    Ok(s) => {
+                        found = Some(s);
+                        break;
+                    }
+                    Err(e) => last = e,
+                }
+            }
+            let s = found.ok_or_else(|| connect_err(last))?;
+            s.set_read_timeout(Some(stall)).map_err(connect_err)?;
+            s.set_write_timeout(Some(stall)).map_err(connect_err)?;
+            let _ = s.set_nodelay(true);
+            Conn::Tcp(s)
+        }
+    };
+    let mut c = Client {
+        conn: BufReader::with_capacity(256 * 1024, conn),
+        name: name.clone(),
+    };
+    if let Some(pw) = &target.password {
+        let mut args: Vec<&[u8]> = vec![b"AUTH"];
+        if let Some(u) = &target.user {
+            args.push(u.as_bytes());
+        }
+        args.push(pw.expose().as_bytes());
+        let reply = c.call(&args, "AUTH")?;
+        if !reply.starts_with('+') {
+            let hint = match &target.password_source {
+                Some(s) => format!("check the password in {s} and the user name"),
+                None => "check the password and the user name".into(),
+            };
+            return Err(RedisError::Auth {
+                name,
+                reply: reply.trim_start_matches('-').to_string(),
+                hint,
+            });
+        }
+    }
+    let info = c.info()?;
+    for (args, what) in [
+        (&[&b"REPLCONF"[..], b"capa", b"eof"][..], "REPLCONF"),
+        (
+            &[&b"REPLCONF"[..], b"rdb-only", b"1"][..],
+            "REPLCONF rdb-only",
+        ),
+    ] {
+        let reply = c.call(args, what)?;
+        if reply.starts_with("-NOPERM") || reply.starts_with("-NOAUTH") {
+            return Err(c.denied(what, reply));
+        }
+        // An older server does not know rdb-only: it then streams commands after the
+        // snapshot, which Snapshot never reads.
+        if !reply.starts_with('+') && what == "REPLCONF" {
+            return Err(RedisError::Refused {
+                name,
+                command: "REPLCONF capa eof",
+                reply,
+            });
+        }
+    }
+    c.send(&[b"SYNC"], "SYNC")?;
+    // Newlines while the master prepares, then the header.
+    let header = loop {
+        let line = c.line("waiting for the snapshot to start")?;
+        if !line.is_empty() {
+            break line;
+        }
+    };
+    let mode = if let Some(mark) = header.strip_prefix("$EOF:") {
+        if mark.len() != 40 {
+            return Err(RedisError::Refused {
+                name,
+                command: "SYNC",
+                reply: format!("an EOF mark of {} bytes, not 40", mark.len()),
+            });
+        }
+        Mode::Mark {
+            mark: mark.as_bytes().to_vec(),
+            held: Vec::new(),
+        }
+    } else if let Some(n) = header.strip_prefix('$').and_then(|n| n.parse::<u64>().ok()) {
+        Mode::Length(n)
+    } else if header.starts_with("-NOPERM") || header.starts_with("-NOAUTH") {
+        return Err(c.denied("SYNC", header));
+    } else {
+        return Err(RedisError::Refused {
+            name,
+            command: "SYNC",
+            reply: header,
+        });
+    };
+    let marked = matches!(mode, Mode::Mark { .. });
+    Ok((
+        info,
+        Snapshot {
+            conn: c.conn,
+            mode,
+            name: target.name.clone(),
+            read: 0,
+            marked,
+        },
+    ))
+}
+
+struct Client {
+    conn: BufReader<Conn>,
+    name: String,
+}
+
+impl Client {
+    fn io(&self, what: &str, source: io::Error) -> RedisError {
+        RedisError::Io {
+            name: self.name.clone(),
+            what: what.to_string(),
+            source,
+        }
+    }
+
+    fn denied(&self, command: &'static str, reply: String) -> RedisError {
+        RedisError::NoPermission {
+            name: self.name.clone(),
+            command,
+            reply: reply.trim_start_matches('-').to_string(),
+        }
+    }
+
+    fn send(&mut self, args: &[&[u8]], what: &str) -> Result<(), RedisError> {
+        let bytes = resp(args);
+        self.conn
+            .get_mut()
+            .write_all(&bytes)
+            .map_err(|e| self.io(&format!("sending {what}"), e))
+    }
+
+    /// One line, without its CR LF (a bare LF ends a keep-alive).
+    fn line(&mut self, what: &str) -> Result<String, RedisError> {
+        let mut buf = Vec::new();
+        let n = (&mut self.conn)
+            .take(64 * 1024)
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| self.io(what, e))?;
+        if n == 0 {
+            return Err(self.io(
+                what,
+                io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the server closed the connection",
+                ),
+            ));
+        }
+        while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            buf.pop();
+        }
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
+
+    /// Send a command and read a one-line reply (`+OK`, `-ERR ...`, or a bulk header).
+    fn call(&mut self, args: &[&[u8]], what: &'static str) -> Result<String, RedisError> {
+        self.send(args, what)?;
+        self.line(&format!("reading the reply to {what}"))
+    }
+
+    /// `INFO`: version, role and key counts; a user without `+info` gets defaults.
+    fn info(&mut self) -> Result<ServerInfo, RedisError> {
+        let head = self.call(&[b"INFO"], "INFO")?;
+        if head.starts_with("-NOPERM") {
+            return Ok(ServerInfo::default());
+        }
+        if head.starts_with("-NOAUTH") {
+            return Err(RedisError::Auth {
+                name: self.name.clone(),
+                reply: head.trim_start_matches('-').to_string(),
+                hint: "the server needs a password: set password-file (or password-credential)"
+                    .into(),
+            });
+        }
+        let Some(len) = head.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()) else {
+            return Err(RedisError::Refused {
+                name: self.name.clone(),
+                command: "INFO",
+                reply: head,
+            });
+        };
+        let mut body = vec![0u8; len + 2];
+        self.conn
+            .read_exact(&mut body)
+            .map_err(|e| self.io("reading INFO", e))?;
+        Ok(parse_info(&String::from_utf8_lossy(&body[..len])))
+    }
+}
+
+/// The fields of `INFO` the manifest keeps.
+pub fn parse_info(text: &str) -> ServerInfo {
+    let mut info = ServerInfo {
+        info_allowed: true,
+        ..ServerInfo::default()
+    };
+    for line in text.lines() {
+        let Some((k, v)) = line.trim().split_once(':') else {
+            continue;
+        };
+        match k {
+            "redis_version" => info.version = v.to_string(),
+            "valkey_version" => info.valkey_version = Some(v.to_string()),
+            "role" => info.role = v.to_string(),
+            _ => {
+                // db0:keys=3,expires=1,avg_ttl=0
+                if let Some(n) = k.strip_prefix("db").and_then(|n| n.parse::<u64>().ok()) {
+                    let keys = v
+                        .split(',')
+                        .find_map(|f| f.strip_prefix("keys="))
+                        .and_then(|n| n.parse::<u64>().ok());
+                    if let Some(keys) = keys {
+                        info.keyspace.insert(n, keys);
+                    }
+                }
+            }
+        }
+    }
+    info
+}
+
+impl Snapshot {
+    /// Whether the master streams it diskless, ended by a mark (`$EOF:`), rather than with a
+    /// length announced first (`$<length>`, from an RDB file it wrote).
+    pub fn diskless(&self) -> bool {
+        self.marked
+    }
+
+    /// Bytes of the RDB given out so far.
+    pub fn given(&self) -> u64 {
+        self.read
+    }
+
+    fn broke(&self, e: io::Error) -> io::Error {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "the snapshot of Redis {} broke off after {} bytes: {e}",
+                self.name, self.read
+            ),
+        )
+    }
+}
+
+impl Read for Snapshot {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            match &mut self.mode {
+                Mode::Done => return Ok(0),
+                Mode::Length(0) => {
+                    self.mode = Mode::Done;
+                    return Ok(0);
+                }
+                Mode::Length(left) => {
+                    let want = (*left).min(buf.len() as u64) as usize;
+                    let n = match self.conn.read(&mut buf[..want]) {
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(self.broke(e)),
+                    };
+                    if n == 0 {
+                        let left = *left;
+                        return Err(self.broke(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!("the server closed the connection {left} bytes before the announced end"),
+                        )));
+                    }
+                    *left -= n as u64;
+                    self.read += n as u64;
+                    return Ok(n);
+                }
+                Mode::Mark { mark, held } => {
+                    // Give out what cannot be part of the mark any more.
+                    if held.len() > mark.len() {
+                        let n = (held.len() - mark.len()).min(buf.len());
+                        buf[..n].copy_from_slice(&held[..n]);
+                        held.drain(..n);
+                        self.read += n as u64;
+                        return Ok(n);
+                    }
+                    let mut chunk = vec![0u8; 64 * 1024];
+                    let n = match self.conn.read(&mut chunk) {
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(self.broke(e)),
+                    };
+                    if n == 0 {
+                        return Err(self.broke(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the server closed the connection before the snapshot's end mark",
+                        )));
+                    }
+                    held.extend_from_slice(&chunk[..n]);
+                    // The mark ends the RDB; what follows it (a command stream of a server
+                    // without rdb-only) is never given out.
+                    if let Some(at) = memchr::memmem::find(held, mark) {
+                        held.truncate(at);
+                        self.mode = Mode::Tail(std::mem::take(held));
+                    }
+                }
+                Mode::Tail(rest) => {
+                    if rest.is_empty() {
+                        self.mode = Mode::Done;
+                        return Ok(0);
+                    }
+                    let n = rest.len().min(buf.len());
+                    buf[..n].copy_from_slice(&rest[..n]);
+                    rest.drain(..n);
+                    self.read += n as u64;
+                    return Ok(n);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            parse_url("redis://cache.internal").unwrap(),
+            (Addr::Tcp("cache.internal".into(), 6379), None)
+        );
+        assert_eq!(
+            parse_url("redis://backup@10.0.0.5:6380/0").unwrap(),
+            (Addr::Tcp("10.0.0.5".into(), 6380), Some("backup".into()))
+        );
+        assert_eq!(
+            parse_url("redis://[::1]:7000").unwrap(),
+            (Addr::Tcp("::1".into(), 7000), None)
+        );
+        assert_eq!(
+            parse_url("unix:///run/redis/redis.sock").unwrap(),
+            (Addr::Unix("/run/redis/redis.sock".into()), None)
+        );
+        assert!(parse_url("redis://u:secret@h")
+            .unwrap_err()
+            .contains("password-file"));
+        assert!(parse_url("rediss://h").unwrap_err().contains("TLS"));
+        assert!(parse_url("http://h").is_err());
+        assert!(parse_url("redis://h:99999").is_err());
+    }
+
+    #[test]
+    fn info_fields() {
+        let i = parse_info("# Server\r\nredis_version:7.0.15\r\n# Replication\r\nrole:master\r\n# Keyspace\r\ndb0:keys=3,expires=1,avg_ttl=0\r\ndb5:keys=10,expires=0,avg_ttl=0\r\n");
+        assert_eq!(i.version, "7.0.15");
+        assert_eq!(i.role, "master");
+        assert_eq!(i.keyspace.get(&0), Some(&3));
+        assert_eq!(i.keyspace.get(&5), Some(&10));
+    }
+}

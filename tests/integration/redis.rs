@@ -1,0 +1,373 @@
+//! Redis snapshots over the replication protocol (#16), against real redis-server processes
+//! started here on private unix sockets and loopback ports: every value type, TTLs, several
+//! logical databases and a Functions library; both forms of the answer (diskless `$EOF:` and
+//! `$<length>`); wrong password, an ACL user without SYNC, a server that closes mid-transfer,
+//! and damaged snapshots.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use pgbackup::rdb::RdbObserver;
+use pgbackup::redis::{snapshot, Addr, RedisError, RedisTarget};
+use pgbackup::secret::Secret;
+
+use crate::harness::*;
+
+const PASSWORD: &str = "redis-test-pw-0Qx";
+
+/// A redis-server of this test's own (killed when dropped).
+struct Server {
+    child: Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .arg("--unixsocket")
+            .arg(dir.path().join("redis.sock"))
+            .arg("--dir")
+            .arg(dir.path())
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(["--enable-debug-command", "local"])
+            .args(["--requirepass", PASSWORD])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = cmd
+            .spawn()
+            .expect("redis-server (Debian package redis-server; scripts/test.sh installs it)");
+        let s = Server { child, dir, port };
+        wait_for(Duration::from_secs(20), "redis-server to answer", || {
+            s.cli(&["PING"]).trim() == "PONG"
+        });
+        s
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("redis.sock")
+    }
+
+    /// redis-cli over the socket (the password through REDISCLI_AUTH, not argv).
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .arg("-s")
+            .arg(self.socket())
+            .args(args)
+            .env("REDISCLI_AUTH", PASSWORD)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Feed commands (one per line) through redis-cli.
+    fn pipe(&self, commands: &str) {
+        let mut child = Command::new("redis-cli")
+            .arg("-s")
+            .arg(self.socket())
+            .env("REDISCLI_AUTH", PASSWORD)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(commands.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+
+    fn target(&self, addr: Addr) -> RedisTarget {
+        RedisTarget {
+            name: "cache".into(),
+            addr,
+            user: None,
+            password: Some(Secret::new(PASSWORD)),
+            password_source: Some("password-file /etc/pgbackup/redis.pass".into()),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Keys of every type, in three logical databases, some with a TTL, and a Functions library.
+/// Returns the keys per database.
+fn load(s: &Server) -> Vec<(u64, u64)> {
+    let mut cmds = String::new();
+    cmds.push_str("SELECT 0\nSET s hello\nSET n 12345\nSET big ");
+    cmds.push_str(&"x".repeat(100_000));
+    cmds.push_str("\nSET ttl v EX 3600\n");
+    cmds.push_str("HSET hsmall f1 v1 f2 v2\n");
+    for i in 0..600 {
+        cmds.push_str(&format!("HSET hbig f{i} value-{i}\n"));
+    }
+    cmds.push_str("RPUSH lsmall a b c\n");
+    for i in 0..3000 {
+        cmds.push_str(&format!("RPUSH lbig item-{i}-{}\n", "y".repeat(20)));
+    }
+    cmds.push_str("SADD sint 1 2 3 4\nSADD sstr a b c\n");
+    for i in 0..700 {
+        cmds.push_str(&format!("SADD sbig member-{i}\n"));
+    }
+    cmds.push_str("ZADD zsmall 1 a 2.5 b\n");
+    for i in 0..300 {
+        cmds.push_str(&format!("ZADD zbig {i}.5 m{i}\n"));
+    }
+    cmds.push_str("XADD st * f v\nXADD st * g w\nXGROUP CREATE st grp 0\nXREADGROUP GROUP grp alice COUNT 1 STREAMS st >\n");
+    cmds.push_str("PFADD hll a b c d e\nSETBIT bits 1000 1\n");
+    cmds.push_str("EXPIRE hbig 7200\n");
+    cmds.push_str("SELECT 1\nSET one 1\nLPUSH l x\n");
+    cmds.push_str("SELECT 7\nSET seven 7\n");
+    s.pipe(&cmds);
+    s.pipe("FUNCTION LOAD \"#!lua name=mylib\\nredis.register_function('myfunc', function(keys, args) return args[1] end)\"\n");
+    vec![(0, 16), (1, 2), (7, 1)]
+}
+
+fn observe(bytes: &[u8]) -> RdbObserver {
+    let mut o = RdbObserver::default();
+    for c in bytes.chunks(8191) {
+        o.feed(c);
+    }
+    o
+}
+
+fn take(target: &RedisTarget) -> (pgbackup::redis::ServerInfo, Vec<u8>) {
+    take_form(target).0
+}
+
+/// The snapshot, and whether it came in the diskless form.
+fn take_form(target: &RedisTarget) -> ((pgbackup::redis::ServerInfo, Vec<u8>), bool) {
+    let (info, mut snap) = snapshot(target, Duration::from_secs(30)).expect("snapshot");
+    let mut bytes = Vec::new();
+    snap.read_to_end(&mut bytes).expect("read the snapshot");
+    assert_eq!(snap.given(), bytes.len() as u64);
+    ((info, bytes), snap.diskless())
+}
+
+fn check_with_redis_check_rdb(dir: &Path, bytes: &[u8]) {
+    let f = dir.join("fetched.rdb");
+    std::fs::write(&f, bytes).unwrap();
+    let out = Command::new("redis-check-rdb").arg(&f).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("RDB looks OK"),
+        "redis-check-rdb: {text}"
+    );
+}
+
+#[test]
+fn a_snapshot_over_sync_in_both_forms_is_whole_and_counts_every_key() {
+    let s = Server::start(&[]);
+    let expected = load(&s);
+    let digest_before = s.cli(&["DEBUG", "DIGEST"]);
+    for diskless in ["yes", "no"] {
+        s.cli(&["CONFIG", "SET", "repl-diskless-sync", diskless]);
+        s.cli(&["CONFIG", "SET", "repl-diskless-sync-delay", "0"]);
+        for addr in [
+            Addr::Unix(s.socket()),
+            Addr::Tcp("127.0.0.1".into(), s.port),
+        ] {
+            let ((info, bytes), form) = take_form(&s.target(addr.clone()));
+            assert_eq!(form, diskless == "yes", "the answer's form");
+            let o = observe(&bytes);
+            assert_eq!(o.incomplete_reason(), None, "diskless {diskless}, {addr}");
+            assert_eq!(o.version(), 10, "Redis 7.0 writes RDB version 10");
+            assert_ne!(o.checksum(), Some(0), "the server writes a CRC-64");
+            assert_eq!(o.functions(), 1, "the Functions library");
+            let counted: Vec<(u64, u64)> = o.keys().iter().map(|(d, k)| (*d, k.keys)).collect();
+            assert_eq!(counted, expected, "keys per database");
+            assert_eq!(o.keys()[&0].expires, 2, "the keys with a TTL");
+            let from_info: Vec<(u64, u64)> = info.keyspace.iter().map(|(d, k)| (*d, *k)).collect();
+            assert_eq!(from_info, expected, "INFO keyspace");
+            assert!(info.version.starts_with("7."), "{info:?}");
+            assert_eq!(info.role, "master");
+            assert_eq!(o.aux().get("redis-ver"), Some(&info.version));
+            check_with_redis_check_rdb(s.dir.path(), &bytes);
+        }
+    }
+    // Loaded into a fresh server, the snapshot is the same data.
+    let f = s.dir.path().join("fetched.rdb");
+    let restored = tempfile::tempdir().unwrap();
+    std::fs::copy(&f, restored.path().join("dump.rdb")).unwrap();
+    let port = free_port();
+    let mut child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .arg("--unixsocket")
+        .arg(restored.path().join("r.sock"))
+        .arg("--dir")
+        .arg(restored.path())
+        .args(["--dbfilename", "dump.rdb", "--appendonly", "no"])
+        .args(["--enable-debug-command", "local"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let cli = |args: &[&str]| {
+        let out = Command::new("redis-cli")
+            .arg("-s")
+            .arg(restored.path().join("r.sock"))
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    wait_for(Duration::from_secs(20), "the restored server", || {
+        cli(&["PING"]).trim() == "PONG"
+    });
+    let digest_after = cli(&["DEBUG", "DIGEST"]);
+    let functions = cli(&["FUNCTION", "LIST"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        digest_after, digest_before,
+        "DEBUG DIGEST of the loaded snapshot"
+    );
+    assert!(functions.contains("mylib"), "{functions}");
+}
+
+#[test]
+fn wrong_password_and_a_user_without_sync_are_named_with_the_fix() {
+    let s = Server::start(&[]);
+    let mut t = s.target(Addr::Unix(s.socket()));
+    t.password = Some(Secret::new("not-it"));
+    let e = snapshot(&t, Duration::from_secs(10)).unwrap_err();
+    assert!(matches!(e, RedisError::Auth { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("check the password in password-file /etc/pgbackup/redis.pass"),
+        "{msg}"
+    );
+    assert!(!msg.contains("not-it"), "{msg}");
+
+    // An ACL user that may log in and read INFO but not replicate.
+    s.cli(&[
+        "ACL",
+        "SETUSER",
+        "reader",
+        "on",
+        ">reader-pw",
+        "+info",
+        "+replconf",
+    ]);
+    let t = RedisTarget {
+        user: Some("reader".into()),
+        password: Some(Secret::new("reader-pw")),
+        ..s.target(Addr::Unix(s.socket()))
+    };
+    let e = snapshot(&t, Duration::from_secs(10)).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        matches!(
+            e,
+            RedisError::NoPermission {
+                command: "SYNC",
+                ..
+            }
+        ),
+        "{msg}"
+    );
+    assert!(msg.contains("+sync +replconf +info"), "{msg}");
+
+    // +sync +replconf alone (no +info) is enough for the snapshot itself.
+    s.cli(&[
+        "ACL",
+        "SETUSER",
+        "syncer",
+        "on",
+        ">syncer-pw",
+        "+sync",
+        "+replconf",
+    ]);
+    let t = RedisTarget {
+        user: Some("syncer".into()),
+        password: Some(Secret::new("syncer-pw")),
+        ..s.target(Addr::Unix(s.socket()))
+    };
+    let (info, bytes) = take(&t);
+    assert!(!info.info_allowed);
+    assert_eq!(observe(&bytes).incomplete_reason(), None);
+}
+
+/// A server that answers every command with +OK, announces a snapshot of 1000 bytes, sends
+/// 100 and closes.
+fn half_a_snapshot_server() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        let mut seen = Vec::new();
+        loop {
+            let n = conn.read(&mut buf).unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&seen).to_string();
+            if text.contains("INFO") && !text.contains("REPLCONF") {
+                let body = "# Server\r\nredis_version:7.0.15\r\nrole:master\r\n";
+                let _ = conn.write_all(format!("${}\r\n{body}\r\n", body.len()).as_bytes());
+                seen.clear();
+            } else if text.contains("SYNC") && !text.contains("REPLCONF") {
+                let _ = conn.write_all(b"\n\n$1000\r\nREDIS0010");
+                let _ = conn.write_all(&[0u8; 91]);
+                return;
+            } else if text.contains("REPLCONF") {
+                let _ = conn.write_all(b"+OK\r\n");
+                seen.clear();
+            }
+        }
+    });
+    port
+}
+
+#[test]
+fn a_server_that_closes_mid_transfer_and_damaged_snapshots_are_caught() {
+    let port = half_a_snapshot_server();
+    let t = RedisTarget {
+        name: "half".into(),
+        addr: Addr::Tcp("127.0.0.1".into(), port),
+        user: None,
+        password: None,
+        password_source: None,
+    };
+    let (_, mut snap) = snapshot(&t, Duration::from_secs(10)).expect("the transfer starts");
+    let mut bytes = Vec::new();
+    let e = snap.read_to_end(&mut bytes).unwrap_err();
+    assert!(e.to_string().contains("broke off after 100 bytes"), "{e}");
+    assert!(
+        e.to_string().contains("900 bytes before the announced end"),
+        "{e}"
+    );
+
+    // A real snapshot, cut and bit-flipped: never whole.
+    let s = Server::start(&[]);
+    load(&s);
+    let (_, bytes) = take(&s.target(Addr::Unix(s.socket())));
+    for cut in [9, bytes.len() / 2, bytes.len() - 9, bytes.len() - 1] {
+        assert!(
+            observe(&bytes[..cut]).incomplete_reason().is_some(),
+            "cut at {cut} of {}",
+            bytes.len()
+        );
+    }
+    for at in [20, bytes.len() / 3, bytes.len() / 2, bytes.len() - 12] {
+        let mut b = bytes.clone();
+        b[at] ^= 0x04;
+        let why = observe(&b).incomplete_reason();
+        assert!(why.is_some(), "a flipped bit at {at} passed");
+    }
+}
