@@ -218,33 +218,27 @@ fn s3_settings_from_the_environment() {
     let db = c.create_db("s3env");
     let env = TestEnv::new();
     env.write_config(&env.db_entry("e", &db));
-    let out = env
-        .cmd(&["backup"])
-        .env("BACKUP_STORAGE", "s3")
-        .env("S3_BUCKET", &bucket)
-        .env("S3_ENDPOINT_URL", &s3.endpoint)
-        .env("AWS_REGION", &s3.region)
-        .env("S3_ACCESS_KEY", &s3.access_key)
-        .env("S3_SECRET_KEY", &s3.secret_key)
-        .envs(s3.ca_file.iter().map(|ca| ("SSL_CERT_FILE", ca)))
-        .output()
-        .unwrap();
-    Run::from(out).expect_code(0).expect_stderr("uploaded");
+    // A backup configured by the old setups' variables alone.
+    let backup_to = |bucket: &str| {
+        env.cmd(&["backup", "--force"])
+            .env("BACKUP_STORAGE", "s3")
+            .env("S3_BUCKET", bucket)
+            .env("S3_ENDPOINT_URL", &s3.endpoint)
+            .env("AWS_REGION", &s3.region)
+            .env("S3_ACCESS_KEY", &s3.access_key)
+            .env("S3_SECRET_KEY", &s3.secret_key)
+            .envs(s3.ca_file.iter().map(|ca| ("SSL_CERT_FILE", ca)))
+            .output()
+            .unwrap()
+    };
+    Run::from(backup_to(&bucket))
+        .expect_code(0)
+        .expect_stderr("uploaded");
     let listed = s3.aws(&["s3", "ls", &format!("s3://{bucket}/backups/e/")]);
     assert_eq!(listed.stdout.lines().count(), 3, "{}", listed.stdout);
     // A bucket that does not exist is named with where it was set: the variable, not a key
     // of a config file that does not set it.
-    let out = env
-        .cmd(&["backup", "--force"])
-        .env("BACKUP_STORAGE", "s3")
-        .env("S3_BUCKET", format!("{bucket}-nosuch"))
-        .env("S3_ENDPOINT_URL", &s3.endpoint)
-        .env("AWS_REGION", &s3.region)
-        .env("S3_ACCESS_KEY", &s3.access_key)
-        .env("S3_SECRET_KEY", &s3.secret_key)
-        .envs(s3.ca_file.iter().map(|ca| ("SSL_CERT_FILE", ca)))
-        .output()
-        .unwrap();
+    let out = backup_to(&format!("{bucket}-nosuch"));
     let run = Run::from(out);
     run.expect_stderr("does not exist")
         .expect_stderr("(environment variable S3_BUCKET)");
