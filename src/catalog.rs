@@ -29,6 +29,8 @@ pub enum Container {
     Dump,
     /// A tar of a pg_dump directory-format dump (`.tar`).
     Tar,
+    /// A Redis snapshot (`.rdb`).
+    Rdb,
 }
 
 /// The data files the catalog knows: plain SQL (`.sql.*`), a pg_dump custom archive
@@ -52,19 +54,23 @@ impl Kind {
         encrypted: false,
     };
 
-    const SUFFIXES: [&'static str; 12] = [
+    const SUFFIXES: [&'static str; 16] = [
         "sql.gz",
         "sql.zst",
         "dump.gz",
         "dump.zst",
         "tar.gz",
         "tar.zst",
+        "rdb.gz",
+        "rdb.zst",
         "sql.gz.age",
         "sql.zst.age",
         "dump.gz.age",
         "dump.zst.age",
         "tar.gz.age",
         "tar.zst.age",
+        "rdb.gz.age",
+        "rdb.zst.age",
     ];
 
     fn index(self) -> usize {
@@ -72,19 +78,21 @@ impl Kind {
             Container::Sql => 0,
             Container::Dump => 1,
             Container::Tar => 2,
+            Container::Rdb => 3,
         };
-        usize::from(self.zstd) + 2 * c + 6 * usize::from(self.encrypted)
+        usize::from(self.zstd) + 2 * c + 8 * usize::from(self.encrypted)
     }
 
     fn from_index(i: usize) -> Kind {
         Kind {
             zstd: i % 2 != 0,
-            container: match (i % 6) / 2 {
+            container: match (i % 8) / 2 {
                 0 => Container::Sql,
                 1 => Container::Dump,
-                _ => Container::Tar,
+                2 => Container::Tar,
+                _ => Container::Rdb,
             },
-            encrypted: i >= 6,
+            encrypted: i >= 8,
         }
     }
 
@@ -100,6 +108,7 @@ impl Kind {
                 Format::Plain | Format::Globals => Container::Sql,
                 Format::Custom => Container::Dump,
                 Format::Directory => Container::Tar,
+                Format::Rdb => Container::Rdb,
             },
             zstd: matches!(chain.compression, Compression::Zstd { .. }),
             encrypted: chain.encrypted,
@@ -122,6 +131,8 @@ impl Kind {
                 Container::Dump
             } else if stem.ends_with(".tar") {
                 Container::Tar
+            } else if stem.ends_with(".rdb") {
+                Container::Rdb
             } else {
                 Container::Sql
             },
@@ -148,6 +159,7 @@ impl Kind {
                 Container::Sql => Format::Plain,
                 Container::Dump => Format::Custom,
                 Container::Tar => Format::Directory,
+                Container::Rdb => Format::Rdb,
             },
             compression,
             encrypted: self.encrypted,

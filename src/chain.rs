@@ -79,6 +79,10 @@ pub enum Format {
     /// `pg_dumpall --globals-only`: roles, memberships, role settings, tablespaces, as SQL
     /// for psql against a server (`restore --globals`); its completion trailer is read.
     Globals,
+    /// A Redis/Valkey snapshot (RDB) taken over the replication protocol (`[[redis]]`): its
+    /// structure, keys per logical database and CRC-64 trailer are read in the stream
+    /// (`crate::rdb`).
+    Rdb,
 }
 
 impl Format {
@@ -89,6 +93,7 @@ impl Format {
             Format::Custom => "custom",
             Format::Directory => "directory",
             Format::Globals => "globals",
+            Format::Rdb => "rdb",
         }
     }
 
@@ -103,6 +108,7 @@ impl Format {
         match self {
             Format::Plain | Format::Custom | Format::Directory => "pg_dump",
             Format::Globals => "pg_dumpall",
+            Format::Rdb => "redis SYNC",
         }
     }
 
@@ -113,6 +119,7 @@ impl Format {
             "custom" => Some(Format::Custom),
             "directory" => Some(Format::Directory),
             "globals" => Some(Format::Globals),
+            "rdb" => Some(Format::Rdb),
             _ => None,
         }
     }

@@ -84,6 +84,10 @@ pub enum Error {
     #[error("{0}")]
     Postgres(#[from] crate::postgres::PgError),
 
+    /// A Redis server could not be reached, refused us, or sent a snapshot that is not whole.
+    #[error("{0}")]
+    Redis(#[from] crate::redis::RedisError),
+
     /// One or more databases failed to back up (each was already reported).
     #[error("{failed} of {} failed: {names}", crate::text::count(*.total as u64, "database backup", "database backups"))]
     BackupsFailed {
@@ -262,6 +266,8 @@ pub fn of_error(e: &Error) -> u8 {
         Error::Output { .. } => C::CantCreat.code(),
         Error::Input { .. } => C::Failed.code(),
         Error::Postgres(e) => of_pg(e),
+        Error::Redis(crate::redis::RedisError::Incomplete { .. }) => C::Failed.code(),
+        Error::Redis(_) => C::Unavailable.code(),
         Error::BackupsFailed { code, .. } => *code,
         Error::Dump(e) => of_dump(e),
         Error::Incomplete { .. } => C::Failed.code(),

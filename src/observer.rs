@@ -17,6 +17,8 @@ pub enum Observer {
     Custom(ArchiveObserver),
     /// A directory-format dump, as a tar.
     Directory(Box<crate::dirdump::DirectoryObserver>),
+    /// A Redis snapshot.
+    Rdb(Box<crate::rdb::RdbObserver>),
 }
 
 impl Observer {
@@ -27,6 +29,7 @@ impl Observer {
             Format::Custom => Observer::Custom(ArchiveObserver::default()),
             Format::Directory => Observer::Directory(Box::default()),
             Format::Globals => Observer::Plain(DumpObserver::cluster()),
+            Format::Rdb => Observer::Rdb(Box::default()),
         }
     }
 
@@ -36,6 +39,7 @@ impl Observer {
             Observer::Plain(o) => o.feed(chunk),
             Observer::Custom(o) => o.feed(chunk),
             Observer::Directory(o) => o.feed(chunk),
+            Observer::Rdb(o) => o.feed(chunk),
         }
     }
 
@@ -50,6 +54,7 @@ impl Observer {
             }),
             Observer::Custom(o) => o.incomplete_reason(),
             Observer::Directory(o) => o.incomplete_reason(),
+            Observer::Rdb(o) => o.incomplete_reason(),
         }
     }
 
@@ -59,6 +64,7 @@ impl Observer {
             Observer::Plain(o) => o.created(),
             Observer::Custom(o) => o.created(),
             Observer::Directory(o) => o.created(),
+            Observer::Rdb(_) => (Vec::new(), Vec::new()),
         }
     }
 
@@ -66,16 +72,19 @@ impl Observer {
     pub fn unnamed_copies(&self) -> u64 {
         match self {
             Observer::Plain(o) => o.unnamed_copies(),
-            Observer::Custom(_) | Observer::Directory(_) => 0,
+            Observer::Custom(_) | Observer::Directory(_) | Observer::Rdb(_) => 0,
         }
     }
 
-    /// Row counts of every table seen.
+    /// Row counts of every table seen; for a Redis snapshot, the keys of every logical
+    /// database, as schema `db<N>`, table `keys` (the manifest's and verify's one list of
+    /// counts to compare).
     pub fn into_tables(self) -> Vec<TableRows> {
         match self {
             Observer::Plain(o) => o.into_tables(),
             Observer::Custom(o) => o.into_tables(),
             Observer::Directory(o) => (*o).into_tables(),
+            Observer::Rdb(o) => crate::rdb::key_counts(o.keys()),
         }
     }
 }

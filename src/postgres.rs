@@ -584,6 +584,14 @@ impl DumpProcess {
             // stdout.
             crate::chain::Format::Directory => cmd.args(["--format=directory", "--compress=0"]),
             crate::chain::Format::Globals => cmd.arg("--globals-only"),
+            // Not pg_dump's: a Redis snapshot comes from crate::redis.
+            crate::chain::Format::Rdb => {
+                return Err(PgError::Spawn {
+                    program: "pg_dump".into(),
+                    key,
+                    source: std::io::Error::other("a Redis snapshot is not made by pg_dump"),
+                })
+            }
         };
         cmd.arg("--no-password")
             .args(extra_args)

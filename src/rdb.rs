@@ -696,6 +696,18 @@ impl RdbObserver {
     }
 }
 
+/// The keys of every logical database as the manifest's list of counts: schema `db<N>`,
+/// table `keys`, rows the number of keys (the one list that verify and a test restore compare).
+pub fn key_counts(keys: &BTreeMap<u64, DbKeys>) -> Vec<crate::catalog::TableRows> {
+    keys.iter()
+        .map(|(db, k)| crate::catalog::TableRows {
+            schema: format!("db{db}"),
+            table: "keys".into(),
+            rows: k.keys,
+        })
+        .collect()
+}
+
 /// A length at the front of `b`: its value and how many bytes it took; `None` inside for an
 /// encoded (special) form or an invalid first byte.
 fn read_len(b: &[u8]) -> Got<Option<(u64, usize)>> {

@@ -149,6 +149,14 @@ pub enum RedisError {
         /// What the server said.
         reply: String,
     },
+    /// The snapshot arrived but is not whole (its structure or checksum).
+    #[error("the snapshot of Redis {name} is not whole: it {why}; the backup was discarded")]
+    Incomplete {
+        /// The configured name.
+        name: String,
+        /// What the observer found.
+        why: String,
+    },
     /// The connection broke or stalled.
     #[error("Redis {name}: {what}: {source}")]
     Io {
@@ -191,6 +199,15 @@ impl Read for Conn {
     }
 }
 
+impl Conn {
+    fn set_read_timeout(&self, d: Duration) -> io::Result<()> {
+        match self {
+            Conn::Tcp(s) => s.set_read_timeout(Some(d)),
+            Conn::Unix(s) => s.set_read_timeout(Some(d)),
+        }
+    }
+}
+
 impl Write for Conn {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
@@ -224,7 +241,14 @@ pub struct Snapshot {
     name: String,
     read: u64,
     marked: bool,
+    /// The longest wait for a byte.
+    stall: Duration,
+    /// Stop when this job is cancelled (checked every [`POLL`]).
+    cancel: Option<crate::run::Cancel>,
 }
+
+/// How often a snapshot waiting for bytes looks at its job's cancellation.
+const POLL: Duration = Duration::from_millis(500);
 
 enum Mode {
     /// `$<length>`: this many bytes left.
@@ -369,6 +393,10 @@ pub fn snapshot(
         });
     };
     let marked = matches!(mode, Mode::Mark { .. });
+    c.conn
+        .get_ref()
+        .set_read_timeout(POLL)
+        .map_err(|e| c.io("setting the socket's timeout", e))?;
     Ok((
         info,
         Snapshot {
@@ -377,6 +405,8 @@ pub fn snapshot(
             name: target.name.clone(),
             read: 0,
             marked,
+            stall,
+            cancel: None,
         },
     ))
 }
@@ -500,6 +530,47 @@ pub fn parse_info(text: &str) -> ServerInfo {
 }
 
 impl Snapshot {
+    /// Stop reading (an error) once `cancel` is cancelled.
+    pub fn stop_on(&mut self, cancel: crate::run::Cancel) {
+        self.cancel = Some(cancel);
+    }
+
+    /// Read from the connection, waiting at most the stall limit for a byte, and not past a
+    /// cancellation.
+    fn fill(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut waited = Duration::ZERO;
+        loop {
+            if let Some(sig) = self.cancel.as_ref().and_then(|c| c.cancelled()) {
+                return Err(io::Error::new(
+                    io::ErrorKind::Interrupted,
+                    format!("stopped by signal {sig}"),
+                ));
+            }
+            match self.conn.read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    waited += POLL;
+                    if waited >= self.stall {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!(
+                                "no byte for {} s (raise the [[redis]] stall-timeout-secs if the server is only slow)",
+                                self.stall.as_secs()
+                            ),
+                        ));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Whether the master streams it diskless, ended by a mark (`$EOF:`), rather than with a
     /// length announced first (`$<length>`, from an RDB file it wrote).
     pub fn diskless(&self) -> bool {
@@ -536,10 +607,12 @@ impl Read for Snapshot {
                 }
                 Mode::Length(left) => {
                     let want = (*left).min(buf.len() as u64) as usize;
-                    let n = match self.conn.read(&mut buf[..want]) {
+                    let n = match self.fill(&mut buf[..want]) {
                         Ok(n) => n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                         Err(e) => return Err(self.broke(e)),
+                    };
+                    let Mode::Length(left) = &mut self.mode else {
+                        unreachable!("the mode changes only below");
                     };
                     if n == 0 {
                         let left = *left;
@@ -562,10 +635,12 @@ impl Read for Snapshot {
                         return Ok(n);
                     }
                     let mut chunk = vec![0u8; 64 * 1024];
-                    let n = match self.conn.read(&mut chunk) {
+                    let n = match self.fill(&mut chunk) {
                         Ok(n) => n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                         Err(e) => return Err(self.broke(e)),
+                    };
+                    let Mode::Mark { mark, held } = &mut self.mode else {
+                        unreachable!("the mode changes only below");
                     };
                     if n == 0 {
                         return Err(self.broke(io::Error::new(

@@ -664,6 +664,11 @@ pub fn check_subject(subject: Subject<'_>, mut progress: impl FnMut(u64)) -> io:
                 true,
                 "directory-format dump whole: toc.dat and every data file it names present",
             )),
+            (None, crate::chain::Format::Rdb) => checks.push(check(
+                "complete",
+                true,
+                "Redis snapshot whole: every opcode and value to EOF, CRC-64 trailer matches",
+            )),
             (Some(why), _) => checks.push(check("complete", false, why)),
         }
     }

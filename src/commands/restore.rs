@@ -81,12 +81,11 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
     // While the backup is checked, the target's server is asked what it holds (read-only
     // queries: whether the database exists, how many objects it has), which takes a few
     // client starts and round trips; nothing is written to it before the checks passed. Not
-    // for the cluster globals, whose target is a server, not a database.
-    let globals_by_name = files
-        .name
-        .as_ref()
-        .is_some_and(|n| n.database == catalog::GLOBALS)
-        || args.globals;
+    // for the cluster globals, whose target is a server, not a database (nor for a Redis
+    // snapshot).
+    let globals_by_name = files.name.as_ref().is_some_and(|n| {
+        n.database == catalog::GLOBALS || n.kind.container == catalog::Container::Rdb
+    }) || args.globals;
     let (checked, probe) = std::thread::scope(|scope| {
         let probe =
             (!globals_by_name).then(|| scope.spawn(|| probe_target(cfg, args, &files, &database)));
@@ -139,6 +138,14 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
         "checksum verified"
     };
 
+    if integrity
+        .chain
+        .is_some_and(|c| c.format == crate::chain::Format::Rdb)
+    {
+        return Err(Error::Usage(format!(
+            "{file_name} is a Redis snapshot, which pgbackup cannot restore yet (it was verified: checksum, RDB structure, CRC-64); by hand: stop Redis, decompress it to the server's dir/dbfilename (zstd -d or gunzip; age -d first when encrypted), with appendonly no or appendonlydir moved aside, then start Redis"
+        )));
+    }
     let is_globals = integrity
         .chain
         .is_some_and(|c| c.format == crate::chain::Format::Globals);

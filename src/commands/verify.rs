@@ -692,6 +692,20 @@ fn test_restore_check(
             0,
         );
     }
+    if integrity
+        .chain
+        .is_some_and(|c| c.format == crate::chain::Format::Rdb)
+    {
+        log::warn("a test restore of a Redis snapshot (into a throwaway redis-server) is not built yet; its checksum, decompression, RDB structure, CRC-64 and key counts were checked");
+        return (
+            Check {
+                name: "test-restore".into(),
+                ok: true,
+                detail: "not yet for Redis snapshots: the RDB's structure, CRC-64 trailer and key counts per database were checked against the manifest".into(),
+            },
+            0,
+        );
+    }
     let manifest = integrity.manifest.as_ref();
     let expected = manifest
         .map(|m| m.tables.clone())

@@ -274,6 +274,114 @@ fn pg_dump_arg_problem(arg: &str) -> Option<&'static str> {
     None
 }
 
+/// The `[[redis]]` entries, each checked: a valid name no database takes, a URL, and a
+/// password from a file or a systemd credential (never the URL).
+pub(super) fn redis(
+    file: &[super::RedisFile],
+    databases: &[Database],
+    env: EnvFn,
+    files: &dyn Files,
+    key: &dyn Fn(&str) -> String,
+    problems: &mut ConfigProblems,
+    warnings: &mut Vec<String>,
+) -> (
+    Vec<crate::redis::RedisTarget>,
+    std::collections::HashMap<String, std::time::Duration>,
+) {
+    let mut out = Vec::new();
+    let mut stall = std::collections::HashMap::new();
+    let mut names: std::collections::HashSet<&str> = databases.iter().map(|d| d.name()).collect();
+    let cred_dir = env("CREDENTIALS_DIRECTORY");
+    for (i, r) in file.iter().enumerate() {
+        let k = |sub: &str| key(&format!("redis[{i}].{sub}"));
+        if !is_valid_dir_name(&r.name) {
+            problems.push(
+                k("name"),
+                format!(
+                    "\"{}\" is not a valid name; use letters, digits, '-', '_' and '.', not starting with '.' or '_' (at most 128 bytes)",
+                    r.name
+                ),
+            );
+            continue;
+        }
+        if !names.insert(&r.name) {
+            problems.push(
+                k("name"),
+                format!(
+                    "\"{}\" is configured twice (a [[database]] or [[redis]] has it); names must be unique",
+                    r.name
+                ),
+            );
+            continue;
+        }
+        let (addr, user) = match crate::redis::parse_url(&r.url) {
+            Ok(x) => x,
+            Err(e) => {
+                problems.push(k("url"), e);
+                continue;
+            }
+        };
+        if r.password_file.is_some() && r.password_credential.is_some() {
+            problems.push(
+                k("password-file"),
+                "set either password-file or password-credential, not both",
+            );
+        }
+        let mut password = None;
+        let mut password_source = None;
+        if let Some(pf) = &r.password_file {
+            let mut own = Vec::new();
+            let read = files.secret(pf, &mut own);
+            warnings.extend(own.into_iter().map(|w| format!("redis {}: {w}", r.name)));
+            match read {
+                Ok(s) => {
+                    password = Some(s);
+                    password_source = Some(format!("password-file {}", pf.display()));
+                }
+                Err(e) => problems.push(k("password-file"), e),
+            }
+        }
+        if let Some(cred) = &r.password_credential {
+            match &cred_dir {
+                None => problems.push(
+                    k("password-credential"),
+                    format!("\"{cred}\" is only readable under systemd (LoadCredential=); outside it use password-file"),
+                ),
+                Some(dir) => {
+                    let p = Path::new(dir).join(cred);
+                    match files.text(&p) {
+                        Ok(s) => {
+                            password = Some(Secret::new(s));
+                            password_source = Some(format!("credential {cred}"));
+                        }
+                        Err(e) => problems.push(
+                            k("password-credential"),
+                            format!("cannot read {}: {e}; check LoadCredential= in the unit", p.display()),
+                        ),
+                    }
+                }
+            }
+        }
+        if let Some(secs) = r.stall_timeout_secs {
+            if secs == 0 {
+                problems.push(k("stall-timeout-secs"), "must be at least 1");
+            }
+        }
+        stall.insert(
+            r.name.clone(),
+            std::time::Duration::from_secs(r.stall_timeout_secs.unwrap_or(60).max(1)),
+        );
+        out.push(crate::redis::RedisTarget {
+            name: r.name.clone(),
+            addr,
+            user,
+            password,
+            password_source,
+        });
+    }
+    (out, stall)
+}
+
 #[cfg(test)]
 mod tests {
     use super::pg_dump_arg_problem;

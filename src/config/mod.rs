@@ -78,6 +78,26 @@ pub struct FileConfig {
     /// `[[database]]`.
     #[serde(default)]
     pub database: Vec<DatabaseFile>,
+    /// `[[redis]]`.
+    #[serde(default)]
+    pub redis: Vec<RedisFile>,
+}
+
+/// One `[[redis]]` entry: a Redis (or Valkey) server snapshotted over the replication
+/// protocol.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RedisFile {
+    /// Name: directory and file-name prefix.
+    pub name: String,
+    /// `redis://[user@]host[:port]` or `unix:///path/to/redis.sock`.
+    pub url: String,
+    /// File holding the password (`requirepass`, or the ACL user's).
+    pub password_file: Option<PathBuf>,
+    /// Name of a systemd credential holding the password.
+    pub password_credential: Option<String>,
+    /// Longest wait for any byte of the snapshot, in seconds (default 60).
+    pub stall_timeout_secs: Option<u64>,
 }
 
 /// `[retention]`.
@@ -294,8 +314,12 @@ pub struct Config {
     pub psql_path: Option<PathBuf>,
     /// pg_restore binary.
     pub pg_restore_path: Option<PathBuf>,
-    /// Configured databases; empty means zero-config discovery.
+    /// Configured databases; empty (with no `[[redis]]` either) means zero-config discovery.
     pub databases: Vec<Database>,
+    /// Configured Redis servers.
+    pub redis: Vec<crate::redis::RedisTarget>,
+    /// Their stall timeouts, by name.
+    pub redis_stall: std::collections::HashMap<String, std::time::Duration>,
     /// Where test restores run (`[verify] restore-url`); None: each backup's own server.
     pub verify_target: Option<Target>,
     /// S3 upload, when configured.
@@ -697,6 +721,17 @@ impl Config {
             &mut warnings,
         );
 
+        // [[redis]]
+        let (redis, redis_stall) = databases::redis(
+            &file.redis,
+            &databases,
+            env,
+            files,
+            &key,
+            problems,
+            &mut warnings,
+        );
+
         // [encryption]
         let (encrypt_to, keys) =
             encryption::encryption(&file.encryption, env, files, &key, problems, &mut warnings);
@@ -786,6 +821,8 @@ impl Config {
             psql_path: file.backup.psql_path,
             pg_restore_path: file.backup.pg_restore_path,
             databases,
+            redis,
+            redis_stall,
         }
     }
 
@@ -843,6 +880,43 @@ mod tests {
             Ok(cfg)
         } else {
             Err(problems)
+        }
+    }
+
+    /// `[[redis]]`: a URL and a name of its own; a password in the URL, TLS (not yet) and a
+    /// name a database has are refused with the reason.
+    #[test]
+    fn redis_entries() {
+        let c = load_str(
+            "[[redis]]\nname = \"cache\"\nurl = \"redis://backup@10.0.0.5:6380\"\nstall-timeout-secs = 5\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.redis.len(), 1);
+        assert_eq!(c.redis[0].user.as_deref(), Some("backup"));
+        assert_eq!(c.redis[0].addr.to_string(), "10.0.0.5:6380");
+        assert_eq!(c.redis_stall["cache"], std::time::Duration::from_secs(5));
+        for (toml, needle) in [
+            (
+                "[[redis]]\nname = \"c\"\nurl = \"redis://u:pw@h\"\n",
+                "password-file",
+            ),
+            ("[[redis]]\nname = \"c\"\nurl = \"rediss://h\"\n", "TLS"),
+            (
+                "[[redis]]\nname = \"_c\"\nurl = \"redis://h\"\n",
+                "not a valid name",
+            ),
+            (
+                "[[database]]\nname = \"c\"\n[[redis]]\nname = \"c\"\nurl = \"redis://h\"\n",
+                "configured twice",
+            ),
+            (
+                "[[redis]]\nname = \"c\"\nurl = \"redis://h\"\nport = 1\n",
+                "unknown field",
+            ),
+        ] {
+            let e = load_str(toml, &[]).unwrap_err().to_string();
+            assert!(e.contains(needle), "{toml}: {e}");
         }
     }
 

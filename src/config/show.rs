@@ -23,6 +23,18 @@ impl Config {
             encryption: Option<ShownEncryption<'a>>,
             #[serde(skip_serializing_if = "Vec::is_empty")]
             database: Vec<ShownDb<'a>>,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            redis: Vec<ShownRedis<'a>>,
+        }
+        #[derive(Serialize)]
+        #[serde(rename_all = "kebab-case")]
+        struct ShownRedis<'a> {
+            name: &'a str,
+            address: String,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            user: Option<&'a str>,
+            password: &'a str,
+            stall_timeout_secs: u64,
         }
         #[derive(Serialize)]
         #[serde(rename_all = "kebab-case")]
@@ -212,6 +224,17 @@ impl Config {
                     },
                     extensions: &d.extensions,
                     pg_dump_args: &d.pg_dump_args,
+                })
+                .collect(),
+            redis: self
+                .redis
+                .iter()
+                .map(|r| ShownRedis {
+                    name: &r.name,
+                    address: r.addr.to_string(),
+                    user: r.user.as_deref(),
+                    password: r.password_source.as_deref().unwrap_or("(none)"),
+                    stall_timeout_secs: self.redis_stall.get(&r.name).map_or(60, |d| d.as_secs()),
                 })
                 .collect(),
         };

@@ -121,22 +121,93 @@ pub fn run(cfg: &Config, job: &Job, req: &Request<'_>) -> Result<()> {
         }
     }
     let tools = cfg.tools();
-    let dump_version = tools.pg_dump_version()?;
-    let databases = resolve_databases(cfg, &tools)?;
-    let selected = select(databases, req.databases)?;
-    if selected.is_empty() {
-        job.emit(Event::Notice {
-            level: Level::Warn,
-            text: "no database to back up: the server has no connectable non-template database"
-                .into(),
-        });
+    // `--db` names databases and Redis servers alike; PostgreSQL is left alone when only
+    // Redis servers are configured or selected (no pg_dump needed, no discovery).
+    let is_redis = |n: &str| cfg.redis.iter().any(|r| r.name == n);
+    // With Redis servers configured, PostgreSQL databases are only the configured ones (no
+    // discovery): `--db` must name one of either.
+    let configured = !cfg.databases.is_empty() || !cfg.redis.is_empty();
+    if !req.databases.is_empty() && configured {
+        let known: Vec<&str> = cfg
+            .databases
+            .iter()
+            .map(Database::name)
+            .chain(cfg.redis.iter().map(|r| r.name.as_str()))
+            .collect();
+        super::check_known(req.databases, &known, "configured")?;
     }
-    let mut selected = selected;
-    if cfg.globals {
-        selected.extend(globals_of(&selected));
+    let pg_wanted: Vec<String> = req
+        .databases
+        .iter()
+        .filter(|w| !is_redis(w))
+        .cloned()
+        .collect();
+    let wants_pg = if req.databases.is_empty() {
+        !cfg.databases.is_empty() || cfg.redis.is_empty()
+    } else {
+        !pg_wanted.is_empty()
+    };
+    let mut items: Vec<Item> = Vec::new();
+    let dump_version = if wants_pg {
+        let dump_version = tools.pg_dump_version()?;
+        let databases = resolve_databases(cfg, &tools)?;
+        let selected = select(databases, &pg_wanted)?;
+        if selected.is_empty() {
+            job.emit(Event::Notice {
+                level: Level::Warn,
+                text: "no database to back up: the server has no connectable non-template database"
+                    .into(),
+            });
+        }
+        let globals = if cfg.globals {
+            globals_of(&selected)
+        } else {
+            Vec::new()
+        };
+        items.extend(selected.into_iter().chain(globals).map(Item::Database));
+        dump_version
+    } else {
+        String::new()
+    };
+    items.extend(
+        cfg.redis
+            .iter()
+            .filter(|r| req.databases.is_empty() || req.databases.contains(&r.name))
+            .map(|r| Item::Redis(r.clone())),
+    );
+    let mut sources = item_sources(cfg, &tools, &dump_version, &job.cancel);
+    run_databases(cfg, job, req, &items, &mut sources)
+}
+
+/// What one backup run goes through: PostgreSQL databases (and their cluster globals), then
+/// Redis servers.
+#[derive(Debug, Clone)]
+pub enum Item {
+    /// A database (or the globals of its server).
+    Database(Database),
+    /// A Redis or Valkey server.
+    Redis(crate::redis::RedisTarget),
+}
+
+/// Anything a run backs up under a name of its own.
+pub trait Named {
+    /// Its directory and file-name prefix.
+    fn name(&self) -> &str;
+}
+
+impl Named for Database {
+    fn name(&self) -> &str {
+        Database::name(self)
     }
-    let mut sources = pg_dumps(cfg, &tools, &dump_version, &job.cancel);
-    run_databases(cfg, job, req, &selected, &mut sources)
+}
+
+impl Named for Item {
+    fn name(&self) -> &str {
+        match self {
+            Item::Database(d) => d.name(),
+            Item::Redis(r) => &r.name,
+        }
+    }
 }
 
 /// One globals item per server among `databases` (by host, port and user): named
@@ -180,6 +251,27 @@ pub fn globals_of(databases: &[Database]) -> Vec<Database> {
         .collect()
 }
 
+/// A source per item: pg_dump (or pg_dumpall) for a database, SYNC for a Redis server.
+fn item_sources<'d>(
+    cfg: &'d Config,
+    tools: &'d PgTools,
+    version: &'d str,
+    cancel: &'d crate::run::Cancel,
+) -> impl FnMut(&'d Item) -> Box<dyn Source + 'd> {
+    let mut pg = pg_dumps(cfg, tools, version, cancel);
+    move |item| match item {
+        Item::Database(db) => pg(db),
+        Item::Redis(r) => Box::new(crate::source::RedisSync::new(
+            r,
+            cfg.redis_stall
+                .get(&r.name)
+                .copied()
+                .unwrap_or(Duration::from_secs(60)),
+            cancel,
+        )),
+    }
+}
+
 /// A pg_dump per database, under the job's cancellation.
 fn pg_dumps<'d>(
     cfg: &'d Config,
@@ -204,12 +296,12 @@ fn pg_dumps<'d>(
 
 /// The loop of [`run`] over `selected`, with the sources `sources` makes (pg_dump; a scripted
 /// source in the fast tier).
-pub fn run_databases<'d>(
+pub fn run_databases<'d, T: Named>(
     cfg: &Config,
     job: &Job,
     req: &Request<'_>,
-    selected: &'d [Database],
-    sources: &mut dyn FnMut(&'d Database) -> Box<dyn Source + 'd>,
+    selected: &'d [T],
+    sources: &mut dyn FnMut(&'d T) -> Box<dyn Source + 'd>,
 ) -> Result<()> {
     let policy = prune::policy_with(cfg, req.retention);
     let s3 = super::s3_stores(cfg)?.into_iter().next();

@@ -505,6 +505,8 @@ impl TestEnv {
                     ".dump.zst",
                     ".tar.gz",
                     ".tar.zst",
+                    ".rdb.gz",
+                    ".rdb.zst",
                 ]
                 .iter()
                 .any(|s| f.ends_with(s))
