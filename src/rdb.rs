@@ -164,8 +164,10 @@ pub struct DbKeys {
 #[derive(Debug)]
 pub struct RdbObserver {
     phase: Phase,
-    /// Bytes not yet used (a length or a raw field cut between two chunks; never a value).
-    pending: Vec<u8>,
+    /// Bytes fed but not yet used, from `start` on (a cursor, not a drain: a chunk holds
+    /// hundreds of small keys and values, and shifting the rest after each was quadratic).
+    buf: Vec<u8>,
+    start: usize,
     /// Bytes of a string's payload still to pass over.
     skip: u64,
     /// A kept string's payload, while it is being read.
@@ -186,10 +188,13 @@ pub struct RdbObserver {
     problem: Option<String>,
 }
 
-static CRC64: crc::Crc<u64> = crc::Crc::<u64>::new(&crc::CRC_64_REDIS);
+// Slice-by-16 tables (32 KiB): several times the speed of the one-table default, over every
+// byte of a snapshot.
+static CRC64: crc::Crc<u64, crc::Table<16>> =
+    crc::Crc::<u64, crc::Table<16>>::new(&crc::CRC_64_REDIS);
 
 /// The running CRC-64 of the bytes before the trailer.
-struct Crc64(crc::Digest<'static, u64>);
+struct Crc64(crc::Digest<'static, u64, crc::Table<16>>);
 
 impl std::fmt::Debug for Crc64 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -206,7 +211,8 @@ impl Default for RdbObserver {
     fn default() -> Self {
         RdbObserver {
             phase: Phase::Header,
-            pending: Vec::new(),
+            buf: Vec::new(),
+            start: 0,
             skip: 0,
             kept: None,
             stack: Vec::new(),
@@ -252,10 +258,19 @@ impl RdbObserver {
             // Small structures are parsed from `pending`; take what may be needed (a step
             // reads at most 9 bytes before it turns into a skip).
             let take = chunk.len().min(64 * 1024);
-            self.pending.extend_from_slice(&chunk[..take]);
+            if self.start > 0 {
+                self.buf.drain(..self.start);
+                self.start = 0;
+            }
+            self.buf.extend_from_slice(&chunk[..take]);
             chunk = &chunk[take..];
             self.run();
         }
+    }
+
+    /// The bytes fed and not yet used.
+    fn pending(&self) -> &[u8] {
+        &self.buf[self.start..]
     }
 
     fn fail(&mut self, why: String) {
@@ -263,7 +278,8 @@ impl RdbObserver {
             self.problem = Some(why);
         }
         self.phase = Phase::Failed;
-        self.pending.clear();
+        self.buf.clear();
+        self.start = 0;
         self.skip = 0;
     }
 
@@ -283,10 +299,10 @@ impl RdbObserver {
     /// Use `n` bytes from the front of `pending`.
     fn used(&mut self, n: usize) {
         if self.phase != Phase::Checksum {
-            self.crc.0.update(&self.pending[..n]);
+            self.crc.0.update(&self.buf[self.start..self.start + n]);
         }
         self.offset += n as u64;
-        self.pending.drain(..n);
+        self.start += n;
     }
 
     /// Parse what `pending` holds, as far as it goes.
@@ -294,13 +310,15 @@ impl RdbObserver {
         loop {
             if self.skip > 0 {
                 // A string's payload: what pending holds of it, then the rest from the chunks.
-                let n = (self.skip.min(self.pending.len() as u64)) as usize;
+                let n = (self.skip.min(self.pending().len() as u64)) as usize;
                 if n == 0 {
                     return;
                 }
-                let bytes: Vec<u8> = self.pending[..n].to_vec();
-                self.pending.drain(..n);
-                self.consume_skipped(&bytes);
+                let (from, to) = (self.start, self.start + n);
+                self.start = to;
+                let bytes = std::mem::take(&mut self.buf);
+                self.consume_skipped(&bytes[from..to]);
+                self.buf = bytes;
                 continue;
             }
             let progressed = match self.phase {
@@ -308,7 +326,7 @@ impl RdbObserver {
                 Phase::Body => self.body(),
                 Phase::Checksum => self.trailer(),
                 Phase::End => {
-                    if !self.pending.is_empty() {
+                    if !self.pending().is_empty() {
                         self.fail(TRAILING.into());
                     }
                     false
@@ -322,17 +340,17 @@ impl RdbObserver {
     }
 
     fn header(&mut self) -> bool {
-        if self.pending.len() < 9 {
-            if !b"REDIS".starts_with(&self.pending[..self.pending.len().min(5)]) {
+        if self.pending().len() < 9 {
+            if !b"REDIS".starts_with(&self.pending()[..self.pending().len().min(5)]) {
                 self.fail(self.not_rdb());
             }
             return false;
         }
-        if &self.pending[..5] != b"REDIS" {
+        if &self.pending()[..5] != b"REDIS" {
             self.fail(self.not_rdb());
             return false;
         }
-        let digits = &self.pending[5..9];
+        let digits = &self.pending()[5..9];
         let version = std::str::from_utf8(digits)
             .ok()
             .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
@@ -379,7 +397,7 @@ impl RdbObserver {
                 Got::Value(()) => true,
             };
         }
-        let Some(&op) = self.pending.first() else {
+        let Some(&op) = self.pending().first() else {
             return false;
         };
         let at = self.offset;
@@ -408,10 +426,10 @@ impl RdbObserver {
                 true
             }
             0xFE => {
-                if self.pending.len() < 2 {
+                if self.pending().len() < 2 {
                     return false;
                 }
-                match read_len(&self.pending[1..]) {
+                match read_len(&self.pending()[1..]) {
                     Got::More => false,
                     Got::Value(None) => {
                         self.fail(format!("a SELECTDB at offset {at} has no valid number"));
@@ -429,7 +447,7 @@ impl RdbObserver {
             0xF4 => push(self, SLOT_INFO),
             0xF8 => push(self, ONE_LEN),
             0xF9 => {
-                if self.pending.len() < 2 {
+                if self.pending().len() < 2 {
                     return false;
                 }
                 self.used(2);
@@ -437,7 +455,7 @@ impl RdbObserver {
             }
             0xFC | 0xFD => {
                 let n = if op == 0xFC { 9 } else { 5 };
-                if self.pending.len() < n {
+                if self.pending().len() < n {
                     return false;
                 }
                 self.used(n);
@@ -501,7 +519,7 @@ impl RdbObserver {
             }
         };
         match step {
-            Len => match read_len(&self.pending) {
+            Len => match read_len(self.pending()) {
                 Got::More => Got::More,
                 Got::Value(None) => {
                     self.fail(format!("an invalid length at offset {at}"));
@@ -514,7 +532,7 @@ impl RdbObserver {
                 }
             },
             Raw(n) => {
-                if self.pending.len() < n as usize {
+                if self.pending().len() < n as usize {
                     return Got::More;
                 }
                 self.used(n as usize);
@@ -522,18 +540,18 @@ impl RdbObserver {
                 Got::Value(())
             }
             OldDouble => {
-                let Some(&b) = self.pending.first() else {
+                let Some(&b) = self.pending().first() else {
                     return Got::More;
                 };
                 let n = if b >= 253 { 1 } else { 1 + b as usize };
-                if self.pending.len() < n {
+                if self.pending().len() < n {
                     return Got::More;
                 }
                 self.used(n);
                 advance(self);
                 Got::Value(())
             }
-            Str | KeptStr => match read_string_head(&self.pending) {
+            Str | KeptStr => match read_string_head(self.pending()) {
                 Got::More => Got::More,
                 Got::Value(None) => {
                     self.fail(format!("an invalid string encoding at offset {at}"));
@@ -556,7 +574,7 @@ impl RdbObserver {
                     Got::Value(())
                 }
             },
-            Count(body) => match read_len(&self.pending) {
+            Count(body) => match read_len(self.pending()) {
                 Got::More => Got::More,
                 Got::Value(None) => {
                     self.fail(format!("an invalid count at offset {at}"));
@@ -575,7 +593,7 @@ impl RdbObserver {
                     Got::Value(())
                 }
             },
-            ModuleOps => match read_len(&self.pending) {
+            ModuleOps => match read_len(self.pending()) {
                 Got::More => Got::More,
                 Got::Value(None) => {
                     self.fail(format!("an invalid module opcode at offset {at}"));
@@ -625,11 +643,11 @@ impl RdbObserver {
     }
 
     fn trailer(&mut self) -> bool {
-        if self.pending.len() < 8 {
+        if self.pending().len() < 8 {
             return false;
         }
         let mut b = [0u8; 8];
-        b.copy_from_slice(&self.pending[..8]);
+        b.copy_from_slice(&self.pending()[..8]);
         let stored = u64::from_le_bytes(b);
         self.used(8);
         let computed = std::mem::replace(&mut self.crc, Crc64(CRC64.digest()))
@@ -653,14 +671,14 @@ impl RdbObserver {
         }
         match self.phase {
             Phase::End => None,
-            Phase::Header => Some(if self.offset == 0 && self.pending.is_empty() {
+            Phase::Header => Some(if self.offset == 0 && self.pending().is_empty() {
                 "is empty (no RDB header)".into()
             } else {
                 "ends inside the RDB header".into()
             }),
             _ => Some(format!(
                 "ends after {} bytes, before the snapshot's end (no EOF opcode and checksum): truncated",
-                self.offset + self.pending.len() as u64
+                self.offset + self.pending().len() as u64
             )),
         }
     }
