@@ -64,49 +64,16 @@ pub(super) fn databases(
                 "the url contains a password; move it to password-file so the config file can be world-readable".to_string(),
             );
         }
-        let mut password = None;
-        let mut password_source = None;
-        if d.password_file.is_some() && d.password_credential.is_some() {
-            problems.push(
-                k("password-file"),
-                "set either password-file or password-credential, not both",
-            );
-        }
-        if let Some(pf) = &d.password_file {
-            match files.secret(pf, &mut own) {
-                Ok(s) => {
-                    password = Some(s);
-                    password_source = Some(format!("password-file {}", pf.display()));
-                }
-                Err(e) => problems.push(k("password-file"), e),
-            }
-        }
-        if let Some(cred) = &d.password_credential {
-            match &cred_dir {
-                    // Outside the unit (an operator running `pgbackup list` by hand) the
-                    // credential is not there; only a connection would need it.
-                    None => own.push(format!(
-                        "password-credential \"{cred}\" is only readable under systemd (LoadCredential=); outside it, libpq's PGPASSFILE or ~/.pgpass apply"
-                    )),
-                    Some(dir) if cred.contains('/') || cred.is_empty() => problems.push(
-                        k("password-credential"),
-                        format!("\"{cred}\" is not a credential name (no '/' allowed); credentials are looked up in {dir}"),
-                    ),
-                    Some(dir) => {
-                        let p = Path::new(dir).join(cred);
-                        match files.text(&p) {
-                            Ok(s) => {
-                                password = Some(Secret::new(s));
-                                password_source = Some(format!("credential {cred}"));
-                            }
-                            Err(e) => problems.push(
-                                k("password-credential"),
-                                format!("cannot read {}: {e}; check LoadCredential= in the unit", p.display()),
-                            ),
-                        }
-                    }
-                }
-        }
+        let (mut password, mut password_source) = password_from(
+            d.password_file.as_deref(),
+            d.password_credential.as_deref(),
+            cred_dir.as_deref(),
+            "libpq's PGPASSFILE or ~/.pgpass apply",
+            files,
+            &k,
+            problems,
+            &mut own,
+        );
         if password.is_none() && conn.password().is_some() {
             password = conn.password().map(Secret::new);
             password_source = Some("the url".into());
@@ -233,6 +200,58 @@ pub(super) fn databases(
     databases
 }
 
+/// A password from `password-file` or `password-credential` (not both): the secret and where it
+/// came from, in the user's words. Outside systemd a credential is not there: a remark naming
+/// what applies instead (`outside`), since only a connection would need it (an operator's
+/// `pgbackup list` by hand does not).
+#[allow(clippy::too_many_arguments)]
+fn password_from(
+    file: Option<&Path>,
+    credential: Option<&str>,
+    cred_dir: Option<&str>,
+    outside: &str,
+    files: &dyn Files,
+    k: &dyn Fn(&str) -> String,
+    problems: &mut ConfigProblems,
+    own: &mut Vec<String>,
+) -> (Option<Secret>, Option<String>) {
+    if file.is_some() && credential.is_some() {
+        problems.push(
+            k("password-file"),
+            "set either password-file or password-credential, not both",
+        );
+    }
+    let mut found = (None, None);
+    if let Some(pf) = file {
+        match files.secret(pf, own) {
+            Ok(s) => found = (Some(s), Some(format!("password-file {}", pf.display()))),
+            Err(e) => problems.push(k("password-file"), e),
+        }
+    }
+    if let Some(cred) = credential {
+        match cred_dir {
+            None => own.push(format!(
+                "password-credential \"{cred}\" is only readable under systemd (LoadCredential=); outside it, {outside}"
+            )),
+            Some(dir) if cred.contains('/') || cred.is_empty() => problems.push(
+                k("password-credential"),
+                format!("\"{cred}\" is not a credential name (no '/' allowed); credentials are looked up in {dir}"),
+            ),
+            Some(dir) => {
+                let p = Path::new(dir).join(cred);
+                match files.text(&p) {
+                    Ok(s) => found = (Some(Secret::new(s)), Some(format!("credential {cred}"))),
+                    Err(e) => problems.push(
+                        k("password-credential"),
+                        format!("cannot read {}: {e}; check LoadCredential= in the unit", p.display()),
+                    ),
+                }
+            }
+        }
+    }
+    found
+}
+
 /// Why a `pg-dump-args` entry cannot work (checked at `config check`, not found at 02:00):
 /// pgbackup chooses pg_dump's format itself (`[backup] format`), reads its standard output,
 /// compresses it itself and connects with the database's `url`.
@@ -321,47 +340,18 @@ pub(super) fn redis(
                 continue;
             }
         };
-        if r.password_file.is_some() && r.password_credential.is_some() {
-            problems.push(
-                k("password-file"),
-                "set either password-file or password-credential, not both",
-            );
-        }
-        let mut password = None;
-        let mut password_source = None;
-        if let Some(pf) = &r.password_file {
-            let mut own = Vec::new();
-            let read = files.secret(pf, &mut own);
-            warnings.extend(own.into_iter().map(|w| format!("redis {}: {w}", r.name)));
-            match read {
-                Ok(s) => {
-                    password = Some(s);
-                    password_source = Some(format!("password-file {}", pf.display()));
-                }
-                Err(e) => problems.push(k("password-file"), e),
-            }
-        }
-        if let Some(cred) = &r.password_credential {
-            match &cred_dir {
-                None => problems.push(
-                    k("password-credential"),
-                    format!("\"{cred}\" is only readable under systemd (LoadCredential=); outside it use password-file"),
-                ),
-                Some(dir) => {
-                    let p = Path::new(dir).join(cred);
-                    match files.text(&p) {
-                        Ok(s) => {
-                            password = Some(Secret::new(s));
-                            password_source = Some(format!("credential {cred}"));
-                        }
-                        Err(e) => problems.push(
-                            k("password-credential"),
-                            format!("cannot read {}: {e}; check LoadCredential= in the unit", p.display()),
-                        ),
-                    }
-                }
-            }
-        }
+        let mut own = Vec::new();
+        let (password, password_source) = password_from(
+            r.password_file.as_deref(),
+            r.password_credential.as_deref(),
+            cred_dir.as_deref(),
+            "no password is sent",
+            files,
+            &k,
+            problems,
+            &mut own,
+        );
+        warnings.extend(own.into_iter().map(|w| format!("redis {}: {w}", r.name)));
         if let Some(secs) = r.stall_timeout_secs {
             if secs == 0 {
                 problems.push(k("stall-timeout-secs"), "must be at least 1");
