@@ -1,4 +1,12 @@
-# Shared by scripts/bench.sh and scripts/bench-s3.sh (sourced, not run). Needs $work.
+# Shared by scripts/bench.sh, bench-s3.sh and bench-redis.sh (sourced, not run). measure needs $work.
+
+# install_missing PACKAGE...: apt-get install them (as root, or with sudo); nothing when none.
+install_missing() {
+  [ $# -gt 0 ] || return 0
+  local SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
 
 # measure CMD...: runs CMD under /usr/bin/time -v; prints "wall_s cpu_s tree_peak_rss_kib own_peak_rss_kib"
 # (own = the top process's VmHWM, polled from /proc until it exits: for pgbackup this excludes

@@ -18,11 +18,8 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 command -v zstd >/dev/null 2>&1 || need+=(zstd)
 [ -x /usr/bin/time ] || need+=(time)
-if [ ${#need[@]} -gt 0 ]; then
-  SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+. "$root/scripts/bench-lib.sh"
+install_missing ${need[@]+"${need[@]}"}
 cargo build --release --locked -q
 bin=$root/target/release/pgbackup
 work=$(mktemp -d "${TMPDIR:-/tmp}/pgbackup-bench-redis.XXXXXX")
@@ -52,8 +49,8 @@ PY
 used=$(cli INFO memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r')
 echo "   server used_memory: $((used / 1048576)) MiB"
 
-# measure LABEL CMD...: wall seconds and peak RSS (MiB) of the whole command (median of runs)
-measure() {
+# measure_snapshot LABEL CMD...: wall seconds and peak RSS (MiB) of the whole command (the last of BENCH_RUNS runs)
+measure_snapshot() {
   local label=$1; shift
   local best="" rss=""
   for _ in $(seq "$runs"); do
@@ -73,8 +70,8 @@ measure() {
   printf '%-44s %8s s %8s MiB %10s MiB %8s MB\n' "$label" "$best" "$rss" "$grow" "${cow:-0}"
 }
 printf '\n%-44s %10s %12s %14s %11s\n' method wall peak_RSS server_peak+ fork_CoW
-measure "redis-cli --rdb - | gzip -6" sh -c "redis-cli -s '$sock' --rdb - 2>/dev/null | gzip -6 > '$work/cli.rdb.gz'"
-measure "redis-cli --rdb - | zstd -3" sh -c "redis-cli -s '$sock' --rdb - 2>/dev/null | zstd -q -3 > '$work/cli.rdb.zst'"
+measure_snapshot "redis-cli --rdb - | gzip -6" sh -c "redis-cli -s '$sock' --rdb - 2>/dev/null | gzip -6 > '$work/cli.rdb.gz'"
+measure_snapshot "redis-cli --rdb - | zstd -3" sh -c "redis-cli -s '$sock' --rdb - 2>/dev/null | zstd -q -3 > '$work/cli.rdb.zst'"
 for comp in "gzip 6" "zstd 3"; do
   set -- $comp
   cat > "$work/$1.toml" <<TOML
@@ -87,7 +84,7 @@ compression-level = $2
 name = "bench"
 url = "unix://$sock"
 TOML
-  measure "pgbackup backup (redis, $1-$2)" "$bin" -q --config "$work/$1.toml" backup --force
+  measure_snapshot "pgbackup backup (redis, $1-$2)" "$bin" -q --config "$work/$1.toml" backup --force
 done
 echo
 echo "sizes: redis-cli|gzip $(($(stat -c %s "$work/cli.rdb.gz") / 1000000)) MB, redis-cli|zstd $(($(stat -c %s "$work/cli.rdb.zst") / 1000000)) MB, pgbackup gzip $(($(stat -c %s "$work"/backups-gzip/bench/*.rdb.gz) / 1000000)) MB, pgbackup zstd $(($(stat -c %s "$work"/backups-zstd/bench/*.rdb.zst) / 1000000)) MB"

@@ -29,11 +29,8 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 if [ "${BENCH_SHOP:-1}" = 1 ] && [ "${BENCH_PGBACKREST:-1}" = 1 ]; then
   command -v pgbackrest >/dev/null 2>&1 || need+=(pgbackrest)
 fi
-if [ ${#need[@]} -gt 0 ]; then
-  SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+. "$root/scripts/bench-lib.sh"
+install_missing ${need[@]+"${need[@]}"}
 
 cargo build --release --locked -q
 bin=$root/target/release/pgbackup
@@ -45,7 +42,6 @@ eval "$("$root/scripts/pg-ephemeral.sh" start "$pgdir")"
 trap '"$root/scripts/pg-ephemeral.sh" stop "$pgdir"; rm -rf "$work"' EXIT
 export PGHOST PGPORT PGUSER
 
-. "$root/scripts/bench-lib.sh"
 
 # bench_one LABEL DB: the three methods on one database
 bench_one() {

@@ -28,13 +28,7 @@ pub(super) fn databases(
     for (i, d) in file.iter().enumerate() {
         let k = |sub: &str| key(&format!("database[{i}].{sub}"));
         if !is_valid_dir_name(&d.name) {
-            problems.push(
-                    k("name"),
-                    format!(
-                        "\"{}\" is not a valid name; use letters, digits, '-', '_' and '.', not starting with '.' or '_' (at most 128 bytes)",
-                        d.name
-                    ),
-                );
+            problems.push(k("name"), invalid_name(&d.name));
         } else if !names.insert(d.name.clone()) {
             problems.push(
                 k("name"),
@@ -200,6 +194,13 @@ pub(super) fn databases(
     databases
 }
 
+/// Why `name` cannot name a backup directory (see `is_valid_dir_name`).
+fn invalid_name(name: &str) -> String {
+    format!(
+        "\"{name}\" is not a valid name; use letters, digits, '-', '_' and '.', not starting with '.' or '_' (at most 128 bytes)"
+    )
+}
+
 /// A password from `password-file` or `password-credential` (not both): the secret and where it
 /// came from, in the user's words. Outside systemd a credential is not there: a remark naming
 /// what applies instead (`outside`), since only a connection would need it (an operator's
@@ -314,13 +315,7 @@ pub(super) fn redis(
     for (i, r) in file.iter().enumerate() {
         let k = |sub: &str| key(&format!("redis[{i}].{sub}"));
         if !is_valid_dir_name(&r.name) {
-            problems.push(
-                k("name"),
-                format!(
-                    "\"{}\" is not a valid name; use letters, digits, '-', '_' and '.', not starting with '.' or '_' (at most 128 bytes)",
-                    r.name
-                ),
-            );
+            problems.push(k("name"), invalid_name(&r.name));
             continue;
         }
         if !names.insert(&r.name) {

@@ -14,6 +14,18 @@ fn assert_no_backup(env: &TestEnv, name: &str) {
     );
 }
 
+/// A config whose backup root is `root` (a small file system of a full-disk test).
+fn write_config_on(env: &TestEnv, root: &std::path::Path, sections: &str, entry: &str) {
+    std::fs::write(
+        &env.config,
+        format!(
+            "[storage]\nlocal-dir = \"{}\"\n{sections}\n{entry}",
+            root.display()
+        ),
+    )
+    .unwrap();
+}
+
 #[test]
 fn wrong_password_is_unreachable_with_a_hint_and_no_leak() {
     let c = cluster();
@@ -279,15 +291,7 @@ fn full_disk_fails_with_73_and_keeps_the_previous_backup() {
     let env = TestEnv::new();
     let mnt = env.tmp.path().join("small");
     let _guard = small_disk(&mnt, "1m");
-    std::fs::write(
-        &env.config,
-        format!(
-            "[storage]\nlocal-dir = \"{}\"\n\n{}",
-            mnt.display(),
-            env.db_entry("f", &db)
-        ),
-    )
-    .unwrap();
+    write_config_on(&env, &mnt, "", &env.db_entry("f", &db));
     env.run(&["backup"]).expect_code(0);
     let good = std::fs::read_dir(mnt.join("f")).unwrap().count();
     assert_eq!(good, 3);
@@ -365,15 +369,12 @@ fn directory_format_on_a_full_disk_is_73_and_a_kill_9_leaves_nothing_visible() {
     let env = TestEnv::new();
     let mnt = env.tmp.path().join("small");
     let _guard = small_disk(&mnt, "1m");
-    std::fs::write(
-        &env.config,
-        format!(
-            "[storage]\nlocal-dir = \"{}\"\n[backup]\nformat = \"directory\"\ndump-jobs = 2\n\n{}",
-            mnt.display(),
-            env.db_entry("f", &db)
-        ),
-    )
-    .unwrap();
+    write_config_on(
+        &env,
+        &mnt,
+        "[backup]\nformat = \"directory\"\ndump-jobs = 2\n",
+        &env.db_entry("f", &db),
+    );
     env.run(&["backup"]).expect_code(0);
     let before = visible(&mnt.join("f"));
     assert_eq!(before.len(), 3, "{before:?}");
