@@ -409,6 +409,9 @@ pub struct Manifest {
     /// encoding and locale (restore applies them when it creates the database).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database_properties: Option<DatabaseProperties>,
+    /// A Redis snapshot's facts (server, RDB version, key counts at snapshot time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisFacts>,
     /// Results of `pgbackup verify`, oldest first: the last [`KEPT_VERIFICATIONS`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verifications: Vec<Verification>,
@@ -454,6 +457,30 @@ pub struct Verification {
     pub checks: Vec<Check>,
     /// pgbackup's version.
     pub tool_version: String,
+}
+
+/// What a Redis snapshot's manifest records beside the key counts of its `tables` (which are
+/// counted in the RDB stream itself, the same snapshot as the data).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedisFacts {
+    /// `role` from `INFO` (master, slave), empty when INFO was not allowed.
+    #[serde(default)]
+    pub role: String,
+    /// `valkey_version`, for a Valkey server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valkey_version: Option<String>,
+    /// The RDB format version of the snapshot (its header).
+    pub rdb_version: u32,
+    /// Keys per logical database by `INFO keyspace` just before the snapshot (the live
+    /// server's count, which may differ from the snapshot's by the writes in between).
+    #[serde(default)]
+    pub server_keyspace: std::collections::BTreeMap<u64, u64>,
+    /// Keys with a TTL per logical database, in the snapshot.
+    #[serde(default)]
+    pub volatile: std::collections::BTreeMap<u64, u64>,
+    /// Functions libraries in the snapshot.
+    #[serde(default)]
+    pub functions: u64,
 }
 
 /// One named check and its outcome.

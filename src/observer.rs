@@ -76,6 +76,20 @@ impl Observer {
         }
     }
 
+    /// A Redis snapshot's own facts (RDB version, keys with a TTL, functions); `None` for
+    /// the other formats.
+    pub fn rdb_facts(&self) -> Option<crate::catalog::RedisFacts> {
+        match self {
+            Observer::Rdb(o) => Some(crate::catalog::RedisFacts {
+                rdb_version: o.version(),
+                volatile: o.keys().iter().map(|(db, k)| (*db, k.expires)).collect(),
+                functions: o.functions(),
+                ..Default::default()
+            }),
+            _ => None,
+        }
+    }
+
     /// Row counts of every table seen; for a Redis snapshot, the keys of every logical
     /// database, as schema `db<N>`, table `keys` (the manifest's and verify's one list of
     /// counts to compare).

@@ -130,6 +130,8 @@ pub struct PipelineOutput {
     /// Why the stream is not whole (no completion trailer, a truncated archive); `None`
     /// when it is.
     pub incomplete: Option<String>,
+    /// A Redis snapshot's facts from its stream.
+    pub rdb: Option<crate::catalog::RedisFacts>,
 }
 
 /// Where the pass failed: reading the dump, or writing the file.
@@ -191,6 +193,7 @@ pub fn run<R: Read, W: Write>(
         .into_inner()
         .map_err(|e| PipelineError::Write(e.into_error()))?;
     let incomplete = observer.incomplete_reason();
+    let rdb = observer.rdb_facts();
     Ok((
         out,
         PipelineOutput {
@@ -200,6 +203,7 @@ pub fn run<R: Read, W: Write>(
             raw_bytes: raw,
             tables: observer.into_tables(),
             incomplete,
+            rdb,
         },
     ))
 }

@@ -714,6 +714,20 @@ impl RdbObserver {
     }
 }
 
+/// The CRC-64 (Jones, as Redis computes it) of `bytes`: an RDB's trailer is this of every byte
+/// before it, little-endian.
+pub fn crc64(bytes: &[u8]) -> u64 {
+    CRC64.checksum(bytes)
+}
+
+/// The RDB version in a snapshot's first 9 bytes (`None`: not an RDB header).
+pub fn header_version(head: &[u8]) -> Option<u32> {
+    if head.len() < 9 || &head[..5] != b"REDIS" {
+        return None;
+    }
+    std::str::from_utf8(&head[5..9]).ok()?.parse().ok()
+}
+
 /// The keys of every logical database as the manifest's list of counts: schema `db<N>`,
 /// table `keys`, rows the number of keys (the one list that verify and a test restore compare).
 pub fn key_counts(keys: &BTreeMap<u64, DbKeys>) -> Vec<crate::catalog::TableRows> {

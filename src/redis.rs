@@ -273,12 +273,8 @@ impl std::fmt::Debug for Snapshot {
     }
 }
 
-/// Connect, log in, ask what the server is, and start the snapshot. `stall` is the longest
-/// wait for any byte (the keep-alive newlines arrive every second while a master prepares).
-pub fn snapshot(
-    target: &RedisTarget,
-    stall: Duration,
-) -> Result<(ServerInfo, Snapshot), RedisError> {
+/// Connect and log in (`AUTH` when a password is set); `timeout` bounds every read and write.
+pub fn connect(target: &RedisTarget, timeout: Duration) -> Result<Client, RedisError> {
     let name = target.name.clone();
     let connect_err = |source| RedisError::Connect {
         name: name.clone(),
@@ -288,8 +284,8 @@ pub fn snapshot(
     let conn = match &target.addr {
         Addr::Unix(p) => {
             let s = UnixStream::connect(p).map_err(connect_err)?;
-            s.set_read_timeout(Some(stall)).map_err(connect_err)?;
-            s.set_write_timeout(Some(stall)).map_err(connect_err)?;
+            s.set_read_timeout(Some(timeout)).map_err(connect_err)?;
+            s.set_write_timeout(Some(timeout)).map_err(connect_err)?;
             Conn::Unix(s)
         }
         Addr::Tcp(h, p) => {
@@ -310,8 +306,8 @@ pub fn snapshot(
                 }
             }
             let s = found.ok_or_else(|| connect_err(last))?;
-            s.set_read_timeout(Some(stall)).map_err(connect_err)?;
-            s.set_write_timeout(Some(stall)).map_err(connect_err)?;
+            s.set_read_timeout(Some(timeout)).map_err(connect_err)?;
+            s.set_write_timeout(Some(timeout)).map_err(connect_err)?;
             let _ = s.set_nodelay(true);
             Conn::Tcp(s)
         }
@@ -339,6 +335,17 @@ pub fn snapshot(
             });
         }
     }
+    Ok(c)
+}
+
+/// Connect, log in, ask what the server is, and start the snapshot. `stall` is the longest
+/// wait for any byte (the keep-alive newlines arrive every second while a master prepares).
+pub fn snapshot(
+    target: &RedisTarget,
+    stall: Duration,
+) -> Result<(ServerInfo, Snapshot), RedisError> {
+    let name = target.name.clone();
+    let mut c = connect(target, stall)?;
     let info = c.info()?;
     for (args, what) in [
         (&[&b"REPLCONF"[..], b"capa", b"eof"][..], "REPLCONF"),
@@ -411,12 +418,118 @@ pub fn snapshot(
     ))
 }
 
-struct Client {
+/// A logged-in connection ([`connect`]).
+pub struct Client {
     conn: BufReader<Conn>,
     name: String,
 }
 
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("name", &self.name).finish()
+    }
+}
+
+/// A RESP reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// `+OK`.
+    Status(String),
+    /// `-ERR ...` (without the dash).
+    Error(String),
+    /// `:42`.
+    Int(i64),
+    /// `$n` bytes, or `$-1` (none).
+    Bulk(Option<Vec<u8>>),
+    /// `*n` replies, or `*-1` (none).
+    Array(Option<Vec<Reply>>),
+}
+
+impl Reply {
+    /// The reply as text (a status, a bulk string, a number), or the error's message.
+    pub fn text(&self) -> Result<String, String> {
+        match self {
+            Reply::Status(s) => Ok(s.clone()),
+            Reply::Error(e) => Err(e.clone()),
+            Reply::Int(n) => Ok(n.to_string()),
+            Reply::Bulk(Some(b)) => Ok(String::from_utf8_lossy(b).into_owned()),
+            Reply::Bulk(None) | Reply::Array(None) => Ok(String::new()),
+            Reply::Array(Some(items)) => Ok(items
+                .iter()
+                .map(|i| i.text().unwrap_or_else(|e| e))
+                .collect::<Vec<_>>()
+                .join(" ")),
+        }
+    }
+}
+
+/// Replies nested deeper than this are refused (a hostile or broken server).
+const REPLY_DEPTH: usize = 8;
+/// Bulk strings longer than this are refused (INFO, CONFIG GET, DEBUG DIGEST are small).
+const REPLY_BULK_MAX: usize = 16 << 20;
+
 impl Client {
+    /// Send a command and read its whole reply.
+    pub fn command(&mut self, args: &[&[u8]]) -> Result<Reply, RedisError> {
+        let what = String::from_utf8_lossy(args.first().copied().unwrap_or_default()).into_owned();
+        self.send(args, &what)?;
+        self.reply(&what, 0)
+    }
+
+    fn reply(&mut self, what: &str, depth: usize) -> Result<Reply, RedisError> {
+        let bad = |c: &Client, why: String| RedisError::Io {
+            name: c.name.clone(),
+            what: format!("reading the reply to {what}"),
+            source: io::Error::new(io::ErrorKind::InvalidData, why),
+        };
+        let line = self.line(&format!("reading the reply to {what}"))?;
+        let (kind, rest) = line.split_at(line.len().min(1));
+        let number = |c: &Client| {
+            rest.parse::<i64>()
+                .map_err(|_| bad(c, format!("\"{line}\" is not a RESP reply")))
+        };
+        Ok(match kind {
+            "+" => Reply::Status(rest.to_string()),
+            "-" => Reply::Error(rest.to_string()),
+            ":" => Reply::Int(number(self)?),
+            "$" => {
+                let n = number(self)?;
+                if n < 0 {
+                    Reply::Bulk(None)
+                } else if n as u64 > REPLY_BULK_MAX as u64 {
+                    return Err(bad(self, format!("a reply of {n} bytes")));
+                } else {
+                    let mut body = vec![0u8; n as usize + 2];
+                    self.conn
+                        .read_exact(&mut body)
+                        .map_err(|e| self.io(&format!("reading the reply to {what}"), e))?;
+                    body.truncate(n as usize);
+                    Reply::Bulk(Some(body))
+                }
+            }
+            "*" => {
+                let n = number(self)?;
+                if n < 0 {
+                    Reply::Array(None)
+                } else if depth >= REPLY_DEPTH || n > 1 << 20 {
+                    return Err(bad(self, format!("an array of {n} nested {depth} deep")));
+                } else {
+                    let mut items = Vec::new();
+                    for _ in 0..n {
+                        items.push(self.reply(what, depth + 1)?);
+                    }
+                    Reply::Array(Some(items))
+                }
+            }
+            _ => return Err(bad(self, format!("\"{line}\" is not a RESP reply"))),
+        })
+    }
+
+    /// `INFO` parsed (see [`parse_info`]).
+    pub fn server_info(&mut self) -> Result<ServerInfo, RedisError> {
+        self.info()
+    }
+
     fn io(&self, what: &str, source: io::Error) -> RedisError {
         RedisError::Io {
             name: self.name.clone(),

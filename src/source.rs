@@ -53,6 +53,11 @@ pub trait Source {
     /// Judge the end: the producer's exit status and messages, and `incomplete`, why the
     /// format's observer did not see a whole stream (`None`: it did).
     fn finish(&mut self, incomplete: Option<String>) -> Result<()>;
+
+    /// What a Redis server said of itself (role, version, key counts), for the manifest.
+    fn redis_facts(&self) -> Option<crate::catalog::RedisFacts> {
+        None
+    }
 }
 
 /// A server newer than the client (`client_version`, its `--version`) is refused: the client
@@ -762,6 +767,15 @@ impl Source for RedisSync<'_> {
                 "redis {}: INFO is not allowed for this user, so the manifest has no key counts from the server; grant +info to compare them",
                 self.target.name
             )
+        })
+    }
+
+    fn redis_facts(&self) -> Option<crate::catalog::RedisFacts> {
+        self.info.as_ref().map(|i| crate::catalog::RedisFacts {
+            role: i.role.clone(),
+            valkey_version: i.valkey_version.clone(),
+            server_keyspace: i.keyspace.clone(),
+            ..Default::default()
         })
     }
 

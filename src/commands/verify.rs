@@ -696,15 +696,7 @@ fn test_restore_check(
         .chain
         .is_some_and(|c| c.format == crate::chain::Format::Rdb)
     {
-        log::warn("a test restore of a Redis snapshot (into a throwaway redis-server) is not built yet; its checksum, decompression, RDB structure, CRC-64 and key counts were checked");
-        return (
-            Check {
-                name: "test-restore".into(),
-                ok: true,
-                detail: "not yet for Redis snapshots: the RDB's structure, CRC-64 trailer and key counts per database were checked against the manifest".into(),
-            },
-            0,
-        );
+        return redis_test_restore(cfg, files, archive, integrity, keep);
     }
     let manifest = integrity.manifest.as_ref();
     let expected = manifest
@@ -886,6 +878,150 @@ fn test_restore_check(
         result.1 = result.1.max(EXIT_FAILED);
     }
     result
+}
+
+/// A Redis snapshot's test restore: the checked, decompressed copy loaded by a throwaway
+/// redis-server (see [`crate::redis_server`]), whose keys per logical database (and Functions
+/// libraries) must be the manifest's; its `DEBUG DIGEST` is reported.
+fn redis_test_restore(
+    cfg: &Config,
+    files: &BackupFiles,
+    rdb: Option<&Path>,
+    integrity: &crate::verify::Integrity,
+    keep: bool,
+) -> (Check, u8) {
+    use crate::redis_server::{loaded, ServerProgram, Throwaway};
+    let started = Instant::now();
+    let fail = |detail: String, code: u8| {
+        (
+            Check {
+                name: "test-restore".into(),
+                ok: false,
+                detail,
+            },
+            code,
+        )
+    };
+    let Some(rdb) = rdb else {
+        return fail(
+            "the decompressed snapshot for redis-server is missing".into(),
+            EXIT_FAILED,
+        );
+    };
+    let program = match ServerProgram::find(cfg.redis_server_path.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return fail(e, EXIT_UNAVAILABLE),
+    };
+    let manifest = integrity.manifest.as_ref();
+    let rdb_version = manifest
+        .and_then(|m| m.redis.as_ref())
+        .map(|r| r.rdb_version)
+        .or_else(|| crate::redis_server::rdb_version_of(rdb));
+    if let (Some(v), Some(max)) = (rdb_version, program.max_rdb_version()) {
+        if v > max {
+            return fail(
+                format!(
+                    "the snapshot is RDB version {v}, which {} cannot load (it reads up to {max}); install a newer redis-server for test restores, or set [verify] redis-server-path to one",
+                    program.describe()
+                ),
+                EXIT_FAILED,
+            );
+        }
+    }
+    let expected: std::collections::BTreeMap<u64, u64> = manifest
+        .map(|m| m.tables.clone())
+        .unwrap_or_else(|| integrity.tables.clone())
+        .iter()
+        .filter_map(|t| Some((t.schema.strip_prefix("db")?.parse().ok()?, t.rows)))
+        .collect();
+    let databases = expected.keys().max().map_or(16, |m| m + 1);
+    let temp_root = rdb.parent().unwrap_or(Path::new("/tmp"));
+    notify::status(&format!(
+        "test restore of {}: loading into a throwaway {}",
+        files.file_name(),
+        program.describe()
+    ));
+    let mut server = match Throwaway::start(&program, rdb, temp_root, databases) {
+        Ok(s) => s,
+        Err(e) => return fail(e, EXIT_FAILED),
+    };
+    let mut client = match server.wait_loaded(cfg.verify_restore_timeout) {
+        Ok(c) => c,
+        Err(e) if e == "interrupted" => return fail(e, EXIT_FAILED),
+        Err(e) if e.contains("restore-timeout-secs") => return fail(e, EXIT_FAILED),
+        Err(e) => return fail(e, EXIT_DATAERR),
+    };
+    let held = match loaded(&mut client) {
+        Ok(l) => l,
+        Err(e) => return fail(format!("the throwaway server: {e}"), EXIT_FAILED),
+    };
+    drop(client);
+    server.stop();
+    let mut problems = Vec::new();
+    for db in expected.keys().chain(held.keyspace.keys()) {
+        let want = expected.get(db).copied().unwrap_or(0);
+        let got = held.keyspace.get(db).copied().unwrap_or(0);
+        if want != got
+            && !problems
+                .iter()
+                .any(|p: &String| p.starts_with(&format!("db{db}:")))
+        {
+            problems.push(format!(
+                "db{db}: {got} keys loaded, the manifest says {want}"
+            ));
+        }
+    }
+    let want_functions = manifest.and_then(|m| m.redis.as_ref()).map(|r| r.functions);
+    if let (Some(want), Some(got)) = (want_functions, held.functions) {
+        if want != got {
+            problems.push(format!(
+                "{got} Functions libraries loaded, the manifest says {want}"
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return fail(
+            format!(
+                "loaded by a throwaway {}, but {}",
+                program.describe(),
+                problems.join("; ")
+            ),
+            EXIT_DATAERR,
+        );
+    }
+    let keys: u64 = held.keyspace.values().sum();
+    let mut detail = format!(
+        "loaded by a throwaway {}: {} in {} match the manifest",
+        program.describe(),
+        crate::text::count(keys, "key", "keys"),
+        crate::text::count(
+            held.keyspace.len() as u64,
+            "logical database",
+            "logical databases"
+        )
+    );
+    if let Some(n) = held.functions.filter(|n| *n > 0) {
+        detail.push_str(&format!(
+            ", {}",
+            crate::text::count(n, "Functions library", "Functions libraries")
+        ));
+    }
+    if let Some(d) = &held.digest {
+        // The data's fingerprint: a restore's target must show the same.
+        detail.push_str(&format!("; DEBUG DIGEST {d}"));
+    }
+    detail.push_str(&format!(" ({:.1} s)", started.elapsed().as_secs_f64()));
+    if keep {
+        detail.push_str("; --keep-scratch does not apply to Redis (the throwaway server is stopped and removed)");
+    }
+    (
+        Check {
+            name: "test-restore".into(),
+            ok: true,
+            detail,
+        },
+        0,
+    )
 }
 
 /// Every table in `expected` exists and holds exactly that many rows (`ONLY`: the table's own

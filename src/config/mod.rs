@@ -150,6 +150,9 @@ pub struct VerifyFile {
     pub restore_password_file: Option<PathBuf>,
     /// Stop a test restore after this many seconds (0 = no limit).
     pub restore_timeout_secs: Option<i64>,
+    /// The redis-server (or valkey-server) a Redis snapshot's test restore loads it into
+    /// (default: redis-server, else valkey-server, from PATH).
+    pub redis_server_path: Option<PathBuf>,
 }
 
 /// `[storage]`.
@@ -326,6 +329,8 @@ pub struct Config {
     pub s3: Option<crate::s3::S3Config>,
     /// Time limit of a test restore.
     pub verify_restore_timeout: Option<Duration>,
+    /// `[verify] redis-server-path`.
+    pub redis_server_path: Option<PathBuf>,
     /// `[log] target`.
     pub log_target: crate::log::LogTarget,
     /// `[log] syslog-socket`.
@@ -619,15 +624,23 @@ impl Config {
             ("backup.pg-dump-path", &file.backup.pg_dump_path),
             ("backup.psql-path", &file.backup.psql_path),
             ("backup.pg-restore-path", &file.backup.pg_restore_path),
+            ("verify.redis-server-path", &file.verify.redis_server_path),
         ] {
             if let Some(p) = p {
                 if !files.is_file(p) {
                     problems.push(
                         key(k),
                         format!(
-                            "{} does not exist; give the full path of the program (e.g. /usr/lib/postgresql/15/bin/{})",
+                            "{} does not exist; give the full path of the program (e.g. {})",
                             p.display(),
-                            p.file_name().and_then(|n| n.to_str()).unwrap_or("pg_dump")
+                            if k == "verify.redis-server-path" {
+                                "/usr/bin/redis-server".to_string()
+                            } else {
+                                format!(
+                                    "/usr/lib/postgresql/15/bin/{}",
+                                    p.file_name().and_then(|n| n.to_str()).unwrap_or("pg_dump")
+                                )
+                            }
                         ),
                     );
                 }
@@ -799,6 +812,7 @@ impl Config {
                 .syslog_socket
                 .unwrap_or_else(|| PathBuf::from("/dev/log")),
             verify_restore_timeout,
+            redis_server_path: file.verify.redis_server_path,
             retention,
             keep_safety_days,
             textfile_dir,

@@ -69,6 +69,7 @@ impl Config {
         struct ShownVerify<'a> {
             restore_url: &'a str,
             restore_timeout_secs: u64,
+            redis_server_path: String,
         }
         #[derive(Serialize)]
         #[serde(rename_all = "kebab-case")]
@@ -190,6 +191,11 @@ impl Config {
                     .verify_restore_timeout
                     .map(|d| d.as_secs())
                     .unwrap_or(0),
+                redis_server_path: self
+                    .redis_server_path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "(redis-server or valkey-server from PATH)".into()),
             },
             log: ShownLog {
                 target: match self.log_target {

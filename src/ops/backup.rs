@@ -691,6 +691,15 @@ pub fn backup_one(
         tables: out.tables,
         extensions: info.extensions,
         database_properties: info.properties,
+        redis: out.rdb.map(|stream| {
+            let server = source.redis_facts().unwrap_or_default();
+            crate::catalog::RedisFacts {
+                role: server.role,
+                valkey_version: server.valkey_version,
+                server_keyspace: server.server_keyspace,
+                ..stream
+            }
+        }),
         verifications: Vec::new(),
         verifications_total: 0,
         extra: serde_json::Map::new(),

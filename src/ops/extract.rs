@@ -7,7 +7,8 @@
 //! dump: unpacks its tar into a private temp directory) at the same time, so the bytes
 //! pg_restore reads are the bytes that were checked, read once. The copy costs the archive's
 //! uncompressed size on disk (the manifest's `raw_bytes`; checked before starting) and is
-//! removed when the restore ends, whatever happens.
+//! removed when the restore ends, whatever happens. A Redis snapshot is decompressed the same
+//! way: redis-server loads a file (`dump.rdb`), not a stream.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -127,14 +128,19 @@ pub fn check_for_restore(
         source,
     };
     let format = chain_of(&files.file_name(), &files.manifest_state()).map(|c| c.format);
-    if !format.as_ref().is_ok_and(Format::is_archive) {
+    let rdb = format.as_ref().is_ok_and(|f| *f == Format::Rdb);
+    if !format.as_ref().is_ok_and(|f| f.is_archive() || rdb) {
         return Ok((
             check_integrity(files, keys, progress).map_err(input_err)?,
             None,
         ));
     }
     let out_err = |path: &Path, source| Error::Output {
-        what: "the decompressed archive for pg_restore",
+        what: if rdb {
+            "the decompressed snapshot for redis-server"
+        } else {
+            "the decompressed archive for pg_restore"
+        },
         path: path.to_path_buf(),
         source,
     };
@@ -147,7 +153,9 @@ pub fn check_for_restore(
                 std::io::Error::new(
                     std::io::ErrorKind::StorageFull,
                     format!(
-                        "pg_restore needs the archive decompressed, {} (and {} to spare), but only {} is free; free some space or pass --temp-dir DIR on a larger file system (nothing was changed)",
+                        "{} needs the {} decompressed, {} (and {} to spare), but only {} is free; free some space or pass --temp-dir DIR on a larger file system (nothing was changed)",
+                        if rdb { "redis-server" } else { "pg_restore" },
+                        if rdb { "snapshot" } else { "archive" },
                         crate::text::human_bytes(need),
                         crate::text::human_bytes(MARGIN),
                         crate::text::human_bytes(free)

@@ -378,17 +378,23 @@ fn a_server_that_closes_mid_transfer_and_damaged_snapshots_are_caught() {
 /// flipped bit is 65; `list` shows it; `restore` says it cannot yet, and what to do.
 #[test]
 fn pgbackup_backs_up_and_verifies_a_redis_server() {
-    let s = Server::start(&[]);
-    let expected = load(&s);
+    // No 5-second wait for more replicas before the fork: the short TTL below is timed.
+    let s = Server::start(&["--repl-diskless-sync-delay", "0"]);
+    let mut expected = load(&s);
     let env = TestEnv::new();
     let pw = env.tmp.path().join("redis.pass");
     std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
     std::fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    env.write_config(&format!(
+    let entry = format!(
         "[backup]\ncompression = \"zstd\"\n\n[[redis]]\nname = \"cache\"\nurl = \"unix://{}\"\npassword-file = \"{}\"\n",
         s.socket().display(),
         pw.display()
-    ));
+    );
+    env.write_config(&entry);
+    s.pipe("SELECT 0\nSET short v PX 3000\n");
+    expected[0].1 += 1;
+    let digest_before = s.cli(&["DEBUG", "DIGEST"]).trim().to_string();
+    assert_eq!(digest_before.len(), 40, "{digest_before}");
     let r = env.run(&["backup"]);
     r.expect_code(0).expect_stderr_or_stdout("cache");
     let files = env.data_files("cache");
@@ -428,7 +434,7 @@ fn pgbackup_backs_up_and_verifies_a_redis_server() {
         .iter()
         .map(|(d, k)| (format!("db{d}"), *k))
         .collect();
-    assert_eq!(counted, want, "keys per database in the manifest");
+    assert_eq!(counted, want, "keys per database in the manifest: {m}");
     for out in [
         &r.stdout,
         &r.stderr,
@@ -443,6 +449,75 @@ fn pgbackup_backs_up_and_verifies_a_redis_server() {
     let json = env.run(&["verify", "--db", "cache", "--json"]);
     json.expect_code(0)
         .expect_stderr_or_stdout("Redis snapshot whole");
+    let facts = &m["redis"];
+    assert_eq!(facts["rdb_version"], 10, "{m}");
+    assert_eq!(facts["role"], "master", "{m}");
+    assert_eq!(facts["functions"], 1, "{m}");
+    assert_eq!(facts["volatile"]["0"], 3, "{m}");
+    for (db, keys) in &expected {
+        assert_eq!(facts["server_keyspace"][db.to_string()], *keys, "{m}");
+    }
+
+    // The test restore: a throwaway redis-server loads the snapshot; its keys per database
+    // are the manifest's, and its DEBUG DIGEST is the source's at snapshot time, although the
+    // key with a 2-second TTL expired on the source since.
+    std::thread::sleep(Duration::from_millis(3200));
+    assert_eq!(
+        s.cli(&["EXISTS", "short"]).trim(),
+        "0",
+        "the short key expired"
+    );
+    let r = env.run(&["verify", "--db", "cache", "--test-restore", "--json"]);
+    r.expect_code(0);
+    let rows: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let tr = rows[0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "test-restore")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(tr["ok"], true, "{}", r.stdout);
+    let detail = tr["detail"].as_str().unwrap();
+    let total: u64 = expected.iter().map(|(_, k)| k).sum();
+    assert!(
+        detail.contains(&format!(
+            "{total} keys in 3 logical databases match the manifest"
+        )),
+        "{detail}"
+    );
+    assert!(detail.contains("1 Functions library"), "{detail}");
+    assert!(
+        detail.contains(&format!("DEBUG DIGEST {digest_before}")),
+        "the digest at snapshot time was {digest_before}: {detail}"
+    );
+    assert!(
+        std::fs::read_dir(&env.backups)
+            .unwrap()
+            .flatten()
+            .all(|e| !e
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".pgbackup-tmp.")),
+        "the throwaway server's directory was removed"
+    );
+    // A server too old for the snapshot's RDB version: a clear refusal, not a load error.
+    let old = env.tmp.path().join("old-redis-server");
+    std::fs::write(
+        &old,
+        "#!/bin/sh\necho 'Redis server v=6.2.0 sha=0 bits=64'\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&old, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    env.write_config(&format!(
+        "{entry}\n[verify]\nredis-server-path = \"{}\"\n",
+        old.display()
+    ));
+    env.run(&["verify", "--db", "cache", "--test-restore"])
+        .expect_code(1)
+        .expect_stderr_or_stdout("RDB version 10, which old-redis-server 6.2.0 cannot load");
+    env.write_config(&entry);
+
     env.run(&["list"])
         .expect_code(0)
         .expect_stderr_or_stdout("rdb zstd-3");
@@ -477,4 +552,37 @@ fn pgbackup_backs_up_and_verifies_a_redis_server() {
         .cloned()
         .unwrap_or_default();
     assert_eq!(complete["ok"], false, "{}", r.stdout);
+}
+
+/// An RDB whose structure and checksum are sound but which Redis refuses (a key twice in one
+/// database): the test restore's server says why, and the backup fails verification (65).
+#[test]
+fn a_snapshot_redis_refuses_to_load_fails_the_test_restore() {
+    let env = TestEnv::new();
+    env.write_config("");
+    let mut rdb = b"REDIS0010".to_vec();
+    rdb.extend_from_slice(&[0xFE, 0x00]);
+    for v in [b'1', b'2'] {
+        rdb.extend_from_slice(&[0x00, 0x01, b'a', 0x01, v]);
+    }
+    rdb.push(0xFF);
+    let crc = pgbackup::rdb::crc64(&rdb);
+    rdb.extend_from_slice(&crc.to_le_bytes());
+    let dir = env.db_dir("cache");
+    std::fs::create_dir_all(&dir).unwrap();
+    let plain = env.tmp.path().join("dup.rdb");
+    std::fs::write(&plain, &rdb).unwrap();
+    let name = "cache_20261201_000000.rdb.zst";
+    sh(&format!(
+        "zstd -q '{}' -o '{}/{name}' && cd '{}' && sha256sum {name} > {name}.sha256",
+        plain.display(),
+        dir.display(),
+        dir.display()
+    ));
+    // Whole as far as the stream goes: the structure and CRC pass.
+    env.run(&["verify", "--db", "cache"]).expect_code(0);
+    let r = env.run(&["verify", "--db", "cache", "--test-restore"]);
+    r.expect_code(65)
+        .expect_stderr_or_stdout("redis-server 7.0.15 exited")
+        .expect_stderr_or_stdout("RDB has duplicated key 'a' in DB 0");
 }
