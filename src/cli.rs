@@ -228,7 +228,9 @@ pub struct RestoreArgs {
     #[arg(long, value_name = "PATH")]
     pub file: Option<std::path::PathBuf>,
 
-    /// Restore into this database instead (libpq URI or keyword string); the original stays untouched
+    /// Restore into this database instead (libpq URI or keyword string); the original stays
+    /// untouched. For a Redis snapshot: redis://[user@]host:port or unix:///path (the password
+    /// of the configured [[redis]] entry, else REDISCLI_AUTH)
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,
 

@@ -266,7 +266,9 @@ pub fn of_error(e: &Error) -> u8 {
         Error::Output { .. } => C::CantCreat.code(),
         Error::Input { .. } => C::Failed.code(),
         Error::Postgres(e) => of_pg(e),
-        Error::Redis(crate::redis::RedisError::Incomplete { .. }) => C::Failed.code(),
+        Error::Redis(
+            crate::redis::RedisError::Incomplete { .. } | crate::redis::RedisError::Restore { .. },
+        ) => C::Failed.code(),
         Error::Redis(_) => C::Unavailable.code(),
         Error::BackupsFailed { code, .. } => *code,
         Error::Dump(e) => of_dump(e),

@@ -33,6 +33,7 @@ pub mod postgres;
 pub mod progress;
 pub mod rdb;
 pub mod redis;
+pub mod redis_feed;
 pub mod redis_server;
 pub mod report;
 pub mod retention;

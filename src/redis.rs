@@ -157,6 +157,15 @@ pub enum RedisError {
         /// What the observer found.
         why: String,
     },
+    /// A restore into the server failed on the way (its data may be the snapshot's, or the
+    /// old data, as the message says).
+    #[error("restoring Redis {name}: {what}")]
+    Restore {
+        /// The configured name.
+        name: String,
+        /// What happened, and where the data stands.
+        what: String,
+    },
     /// The connection broke or stalled.
     #[error("Redis {name}: {what}: {source}")]
     Io {
@@ -528,6 +537,32 @@ impl Client {
     /// `INFO` parsed (see [`parse_info`]).
     pub fn server_info(&mut self) -> Result<ServerInfo, RedisError> {
         self.info()
+    }
+
+    /// Every `field:value` line of `INFO` (empty when INFO is not allowed).
+    pub fn info_fields(&mut self) -> Result<std::collections::HashMap<String, String>, RedisError> {
+        match self.command(&[b"INFO"])? {
+            Reply::Bulk(Some(b)) => Ok(String::from_utf8_lossy(&b)
+                .lines()
+                .filter_map(|l| l.trim().split_once(':'))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()),
+            _ => Ok(Default::default()),
+        }
+    }
+
+    /// For a TCP connection: this end's address and the server's (the address a server
+    /// reaches this host at, and where it connects from); `None` on a unix socket.
+    pub fn local_and_peer(&self) -> Option<(std::net::IpAddr, std::net::IpAddr)> {
+        match self.conn.get_ref() {
+            Conn::Tcp(s) => Some((s.local_addr().ok()?.ip(), s.peer_addr().ok()?.ip())),
+            Conn::Unix(_) => None,
+        }
+    }
+
+    /// The name this client was made for (messages).
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     fn io(&self, what: &str, source: io::Error) -> RedisError {

@@ -49,6 +49,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "pipeline",
             "postgres",
             "redis",
+            "redis_feed",
             "redis_server",
             "report",
             "run",

@@ -84,7 +84,7 @@ complete -c pgbackup -n "__fish_pgbackup_using_subcommand verify" -s V -l versio
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l db -d 'The database whose backup to restore (configured name)' -r
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l backup -d 'A backup by name (e.g. clara_20261123_020013.sql.gz)' -r
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l file -d 'A backup file by path (its .sha256 sidecar must sit beside it)' -r -F
-complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l target -d 'Restore into this database instead (libpq URI or keyword string); the original stays untouched' -r
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l target -d 'Restore into this database instead (libpq URI or keyword string); the original stays untouched. For a Redis snapshot: redis://[user@]host:port or unix:///path (the password of the configured [[redis]] entry, else REDISCLI_AUTH)' -r
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -s j -l jobs -d 'Custom format: pg_restore jobs in parallel (default: the CPUs)' -r
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l schema -d 'Custom format: restore only this schema (repeatable)' -r
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l table -d 'Custom format: restore only this table (repeatable; with its data)' -r

@@ -23,6 +23,8 @@ use crate::storage::{LocalStorage, Storage};
 use crate::verify::BackupFiles;
 use crate::{log, notify};
 
+mod redis;
+
 fn stdin_is_terminal() -> bool {
     std::io::stdin().is_terminal()
 }
@@ -142,9 +144,12 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
         .chain
         .is_some_and(|c| c.format == crate::chain::Format::Rdb)
     {
-        return Err(Error::Usage(format!(
-            "{file_name} is a Redis snapshot, which pgbackup cannot restore yet (it was verified: checksum, RDB structure, CRC-64); by hand: stop Redis, decompress it to the server's dir/dbfilename (zstd -d or gunzip; age -d first when encrypted), with appendonly no or appendonlydir moved aside, then start Redis"
-        )));
+        let Some(rdb) = extracted.as_ref().map(|x| x.path().to_path_buf()) else {
+            return Err(Error::Corrupt(format!(
+                "{file_name}: the decompressed snapshot for the restore is missing"
+            )));
+        };
+        return redis::run(cfg, args, &files, &integrity, &rdb, checksum);
     }
     let is_globals = integrity
         .chain

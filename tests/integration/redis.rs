@@ -22,12 +22,40 @@ struct Server {
     child: Child,
     dir: tempfile::TempDir,
     port: u16,
+    extra: Vec<String>,
 }
 
 impl Server {
     fn start(extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
+        let child = Self::spawn(&dir, port, extra);
+        let s = Server {
+            child,
+            dir,
+            port,
+            extra: extra.iter().map(|a| a.to_string()).collect(),
+        };
+        s.wait_up();
+        s
+    }
+
+    /// Kill it (no save) and start it again on the same directory and settings.
+    fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        self.child = Self::spawn(&self.dir, self.port, &extra);
+        self.wait_up();
+    }
+
+    fn wait_up(&self) {
+        wait_for(Duration::from_secs(20), "redis-server to answer", || {
+            self.cli(&["PING"]).trim() == "PONG"
+        });
+    }
+
+    fn spawn(dir: &tempfile::TempDir, port: u16, extra: &[&str]) -> Child {
         let mut cmd = Command::new("redis-server");
         cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .arg("--unixsocket")
@@ -40,14 +68,8 @@ impl Server {
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let child = cmd
-            .spawn()
-            .expect("redis-server (Debian package redis-server; scripts/test.sh installs it)");
-        let s = Server { child, dir, port };
-        wait_for(Duration::from_secs(20), "redis-server to answer", || {
-            s.cli(&["PING"]).trim() == "PONG"
-        });
-        s
+        cmd.spawn()
+            .expect("redis-server (Debian package redis-server; scripts/test.sh installs it)")
     }
 
     fn socket(&self) -> PathBuf {
@@ -521,9 +543,6 @@ fn pgbackup_backs_up_and_verifies_a_redis_server() {
     env.run(&["list"])
         .expect_code(0)
         .expect_stderr_or_stdout("rdb zstd-3");
-    env.run(&["restore", "--db", "cache", "--latest", "--yes"])
-        .expect_code(2)
-        .expect_stderr("cannot restore yet");
 
     // A flipped bit inside the snapshot, sidecar made to match: the RDB checks catch it.
     let mut plain = std::fs::read(&rdb).unwrap();
@@ -585,4 +604,178 @@ fn a_snapshot_redis_refuses_to_load_fails_the_test_restore() {
     r.expect_code(65)
         .expect_stderr_or_stdout("redis-server 7.0.15 exited")
         .expect_stderr_or_stdout("RDB has duplicated key 'a' in DB 0");
+}
+
+/// The `[[redis]] cache` entry for server `s`, with its password file.
+fn cache_entry(env: &TestEnv, s: &Server) -> String {
+    let pw = env.tmp.path().join("redis.pass");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    std::fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    format!(
+        "[backup]\ncompression = \"zstd\"\n\n[[redis]]\nname = \"cache\"\nurl = \"unix://{}\"\npassword-file = \"{}\"\n",
+        s.socket().display(),
+        pw.display()
+    )
+}
+
+/// `pgbackup restore` of a snapshot by replication: into a server with other data and
+/// `appendonly yes` (a safety snapshot first; the restored data survives a restart, so the AOF
+/// was rewritten from it), over TCP into an empty one without AOF; DEBUG DIGEST equal to the
+/// source's each time, the target a master again with its masterauth as before.
+#[test]
+fn restore_by_replication_with_and_without_aof() {
+    let src = Server::start(&["--repl-diskless-sync-delay", "0"]);
+    let expected = load(&src);
+    let digest = src.cli(&["DEBUG", "DIGEST"]).trim().to_string();
+    let env = TestEnv::new();
+    env.write_config(&cache_entry(&env, &src));
+    env.run(&["backup"]).expect_code(0);
+    drop(src);
+
+    let mut dst = Server::start(&["--appendonly", "yes", "--masterauth", "old-secret-kept"]);
+    dst.pipe("SET old 1\nSET old2 2\nSELECT 3\nSET x y\n");
+    env.write_config(&cache_entry(&env, &dst));
+    let r = env.run(&["restore", "--db", "cache", "--latest", "--yes"]);
+    r.expect_code(0)
+        .expect_stderr("a safety snapshot of the target is taken first")
+        .expect_stderr("appendonly yes")
+        .expect_stderr("the append-only file was rewritten");
+    assert_eq!(dst.cli(&["DEBUG", "DIGEST"]).trim(), digest, "{}", r.stderr);
+    assert!(dst.cli(&["ROLE"]).starts_with("master"), "a master again");
+    assert!(
+        dst.cli(&["CONFIG", "GET", "masterauth"])
+            .contains("old-secret-kept"),
+        "masterauth put back"
+    );
+    for out in [&r.stdout, &r.stderr] {
+        assert!(
+            !out.contains(PASSWORD) && !out.contains("old-secret-kept"),
+            "{out}"
+        );
+    }
+    let total: u64 = expected.iter().map(|(_, k)| k).sum();
+    assert!(
+        r.stderr
+            .contains(&format!("{total} keys in 3 logical databases")),
+        "{}",
+        r.stderr
+    );
+    // The safety snapshot holds the old data (3 keys in db0 and db3).
+    let safety = env.backups.join("_safety").join("cache");
+    let snaps: Vec<_> = std::fs::read_dir(&safety)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".rdb.zst"))
+        .collect();
+    assert_eq!(snaps.len(), 1, "{snaps:?}");
+    let m = manifest_json(&snaps[0]);
+    assert_eq!(m["tables"][0]["rows"], 2, "{m}");
+    assert_eq!(m["tables"][1]["schema"], "db3", "{m}");
+    // With appendonly yes Redis starts from its AOF: the restore is in it.
+    dst.restart();
+    assert_eq!(
+        dst.cli(&["DEBUG", "DIGEST"]).trim(),
+        digest,
+        "after a restart"
+    );
+
+    // Over TCP, into an empty server without AOF: no safety snapshot needed.
+    let plain = Server::start(&[]);
+    let entry = cache_entry(&env, &plain).replace(
+        &format!("unix://{}", plain.socket().display()),
+        &format!("redis://127.0.0.1:{}", plain.port),
+    );
+    env.write_config(&entry);
+    let r = env.run(&["restore", "--db", "cache", "--latest", "--yes"]);
+    r.expect_code(0);
+    assert!(!r.stderr.contains("safety snapshot"), "{}", r.stderr);
+    assert_eq!(plain.cli(&["DEBUG", "DIGEST"]).trim(), digest);
+}
+
+/// Refusals before anything changes: a target that is a replica (2), a target too old for
+/// the snapshot's RDB version (2), a feed connection without the token (refused, no data).
+#[test]
+fn restore_refuses_a_replica_an_older_server_and_strangers() {
+    let src = Server::start(&["--repl-diskless-sync-delay", "0"]);
+    load(&src);
+    let env = TestEnv::new();
+    env.write_config(&cache_entry(&env, &src));
+    env.run(&["backup"]).expect_code(0);
+
+    let replica = Server::start(&["--masterauth", PASSWORD]);
+    assert!(replica
+        .cli(&["REPLICAOF", "127.0.0.1", &src.port.to_string()])
+        .contains("OK"));
+    env.write_config(&cache_entry(&env, &replica));
+    env.run(&["restore", "--db", "cache", "--latest", "--yes"])
+        .expect_code(2)
+        .expect_stderr("is a replica")
+        .expect_stderr("nothing was changed");
+
+    // An old server (a fake that says 6.2.0 in INFO).
+    let port = old_server();
+    let entry = cache_entry(&env, &src).replace(
+        &format!("unix://{}", src.socket().display()),
+        &format!("redis://127.0.0.1:{port}"),
+    );
+    env.write_config(&entry);
+    env.run(&["restore", "--db", "cache", "--latest", "--yes"])
+        .expect_code(2)
+        .expect_stderr("RDB version 10, which Redis 6.2.0")
+        .expect_stderr("reads up to 9");
+
+    // The feed serves only a replica with the token, and only from the target's address.
+    let rdb = env.tmp.path().join("x.rdb");
+    std::fs::write(&rdb, b"REDIS0010").unwrap();
+    let feed = pgbackup::redis_feed::Feed::start(&rdb, "127.0.0.1".parse().unwrap(), None).unwrap();
+    let mut c = std::net::TcpStream::connect(feed.addr()).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(b"PSYNC ? -1\r\n").unwrap();
+    let mut got = Vec::new();
+    let _ = c.read_to_end(&mut got);
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("-NOAUTH"), "{got}");
+    assert!(!got.contains("REDIS"), "{got}");
+    let mut c = std::net::TcpStream::connect(feed.addr()).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(b"AUTH default wrong-token\r\nPSYNC ? -1\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = c.read_to_end(&mut got);
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("-WRONGPASS"), "{got}");
+    assert!(!got.contains("REDIS"), "{got}");
+    wait_for(Duration::from_secs(5), "both refusals noted", || {
+        feed.state().refused.len() == 2
+    });
+    assert!(!feed.state().done);
+}
+
+/// A server that answers AUTH with +OK and INFO as Redis 6.2.0, master.
+fn old_server() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(4) {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                loop {
+                    let n = conn.read(&mut buf).unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    let text = String::from_utf8_lossy(&buf[..n]).to_string();
+                    if text.contains("INFO") {
+                        let body = "# Server\r\nredis_version:6.2.0\r\nrole:master\r\n# Keyspace\r\ndb0:keys=1,expires=0,avg_ttl=0\r\n";
+                        let _ = conn.write_all(format!("${}\r\n{body}\r\n", body.len()).as_bytes());
+                    } else {
+                        let _ = conn.write_all(b"+OK\r\n");
+                    }
+                }
+            });
+        }
+    });
+    port
 }
