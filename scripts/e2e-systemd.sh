@@ -113,6 +113,8 @@ inside id pgbackup >/dev/null || fail "no pgbackup user"
 inside test -L /usr/bin/pgbackup-verify || fail "pgbackup-verify is missing"
 inside systemctl is-enabled pgbackup.timer >/dev/null || fail "pgbackup.timer not enabled"
 inside systemctl is-enabled pgbackup-verify.timer >/dev/null || fail "pgbackup-verify.timer not enabled"
+# Enabled by the operator once a [[redis]] server is configured, never by the installation.
+! inside systemctl is-enabled pgbackup-redis.timer >/dev/null 2>&1 || fail "pgbackup-redis.timer enabled by the installation"
 [ "$(inside systemctl show -p ActiveState --value pgbackup.service)" = inactive ] || fail "the install started the backup"
 timers=$(inside systemctl list-timers --all --no-pager)
 echo "$timers" | grep -E 'pgbackup\.timer' | grep -vq 'n/a' || { echo "$timers"; fail "pgbackup.timer has no next elapse"; }
@@ -120,7 +122,8 @@ echo "$timers" | grep -E 'pgbackup-verify\.timer' | grep -vq 'n/a' || { echo "$t
 ok "installed: user, 0700 directory, timers enabled with a next elapse, nothing started"
 inside man -w pgbackup pgbackup-verify pgbackup.toml >/dev/null || fail "man pages not found"
 inside systemd-analyze verify /usr/lib/systemd/system/pgbackup.service /usr/lib/systemd/system/pgbackup.timer \
-  /usr/lib/systemd/system/pgbackup-verify.service /usr/lib/systemd/system/pgbackup-verify.timer || fail "systemd-analyze verify"
+  /usr/lib/systemd/system/pgbackup-verify.service /usr/lib/systemd/system/pgbackup-verify.timer \
+  /usr/lib/systemd/system/pgbackup-redis.service /usr/lib/systemd/system/pgbackup-redis.timer || fail "systemd-analyze verify"
 ok "systemd-analyze verify clean, man pages installed"
 
 # Configure: password through LoadCredential=, TCP with scram as in most installations.

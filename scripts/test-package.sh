@@ -46,6 +46,7 @@ expect=(
   /usr/bin/pgbackup /usr/bin/pgbackup-verify /etc/pgbackup/pgbackup.toml
   /usr/lib/systemd/system/pgbackup.service /usr/lib/systemd/system/pgbackup.timer
   /usr/lib/systemd/system/pgbackup-verify.service /usr/lib/systemd/system/pgbackup-verify.timer
+  /usr/lib/systemd/system/pgbackup-redis.service /usr/lib/systemd/system/pgbackup-redis.timer
   /usr/lib/sysusers.d/pgbackup.conf /usr/lib/tmpfiles.d/pgbackup.conf
   /usr/share/man/man1/pgbackup.1 /usr/share/man/man1/pgbackup-verify.1 /usr/share/man/man5/pgbackup.toml.5
   /usr/share/bash-completion/completions/pgbackup /usr/share/fish/vendor_completions.d/pgbackup.fish

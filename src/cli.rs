@@ -127,6 +127,20 @@ pub struct BackupArgs {
     /// Keep backups for this many days (overrides [retention] keep-days and BACKUP_RETENTION_DAYS)
     #[arg(long, value_name = "DAYS")]
     pub retention: Option<u32>,
+
+    /// Only the PostgreSQL databases, or only the [[redis]] servers (pgbackup-redis.timer runs
+    /// `backup --only redis`)
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub only: Option<OnlyKind>,
+}
+
+/// What `backup --only` selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnlyKind {
+    /// The PostgreSQL databases (and the cluster globals)
+    Postgres,
+    /// The [[redis]] servers
+    Redis,
 }
 
 /// `pgbackup prune`.

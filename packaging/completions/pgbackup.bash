@@ -94,7 +94,7 @@ _pgbackup() {
             return 0
             ;;
         pgbackup__subcmd__backup)
-            opts="-c -v -q -h -V --db --force --description --retention --config --verbose --quiet --color --help --version"
+            opts="-c -v -q -h -V --db --force --description --retention --only --config --verbose --quiet --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -110,6 +110,10 @@ _pgbackup() {
                     ;;
                 --retention)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --only)
+                    COMPREPLY=($(compgen -W "postgres redis" -- "${cur}"))
                     return 0
                     ;;
                 --config)

@@ -29,6 +29,10 @@ pub fn run(cfg: &Config, args: &BackupArgs, env: EnvFn) -> Result<()> {
         force,
         description: args.description.as_deref(),
         retention: args.retention,
+        only: args.only.map(|o| match o {
+            crate::cli::OnlyKind::Postgres => crate::ops::backup::ItemKind::Postgres,
+            crate::cli::OnlyKind::Redis => crate::ops::backup::ItemKind::Redis,
+        }),
     };
     recorder.finish(crate::ops::backup::run(cfg, &job, &request))
 }

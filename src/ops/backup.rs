@@ -66,6 +66,17 @@ pub struct Request<'a> {
     pub description: Option<&'a str>,
     /// `--retention DAYS` instead of the configured `keep-days`.
     pub retention: Option<u32>,
+    /// Only one kind of item (`--only`).
+    pub only: Option<ItemKind>,
+}
+
+/// A kind of backup item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemKind {
+    /// PostgreSQL databases (and the cluster globals).
+    Postgres,
+    /// `[[redis]]` servers.
+    Redis,
 }
 
 /// The longest `--description` a backup takes (it lands in manifests, lists and metrics).
@@ -142,10 +153,35 @@ pub fn run(cfg: &Config, job: &Job, req: &Request<'_>) -> Result<()> {
         .filter(|w| !is_redis(w))
         .cloned()
         .collect();
-    let wants_pg = if req.databases.is_empty() {
-        !cfg.databases.is_empty() || cfg.redis.is_empty()
-    } else {
-        !pg_wanted.is_empty()
+    match req.only {
+        Some(ItemKind::Redis) if cfg.redis.is_empty() => {
+            return Err(Error::Usage(
+                "--only redis: no [[redis]] server is configured (see pgbackup.toml(5))".into(),
+            ))
+        }
+        Some(ItemKind::Redis) if !pg_wanted.is_empty() => {
+            return Err(Error::Usage(format!(
+                "--only redis: {} is not a [[redis]] server",
+                pg_wanted.join(", ")
+            )))
+        }
+        Some(ItemKind::Postgres) if cfg.databases.is_empty() && !cfg.redis.is_empty() => {
+            return Err(Error::Usage(
+                "--only postgres: no [[database]] is configured (with [[redis]] servers, databases are not discovered)".into(),
+            ))
+        }
+        Some(ItemKind::Postgres) if req.databases.iter().any(|w| is_redis(w)) => {
+            return Err(Error::Usage(
+                "--only postgres: --db names a [[redis]] server".into(),
+            ))
+        }
+        _ => {}
+    }
+    let wants_pg = match req.only {
+        Some(ItemKind::Redis) => false,
+        Some(ItemKind::Postgres) => true,
+        None if req.databases.is_empty() => !cfg.databases.is_empty() || cfg.redis.is_empty(),
+        None => !pg_wanted.is_empty(),
     };
     let mut items: Vec<Item> = Vec::new();
     let dump_version = if wants_pg {
@@ -172,6 +208,7 @@ pub fn run(cfg: &Config, job: &Job, req: &Request<'_>) -> Result<()> {
     items.extend(
         cfg.redis
             .iter()
+            .filter(|_| req.only != Some(ItemKind::Postgres))
             .filter(|r| req.databases.is_empty() || req.databases.contains(&r.name))
             .map(|r| Item::Redis(r.clone())),
     );

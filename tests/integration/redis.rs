@@ -779,3 +779,43 @@ fn old_server() -> u16 {
     });
     port
 }
+
+/// `backup --only redis` (what pgbackup-redis.timer runs) and `--only postgres` with both kinds
+/// configured; `--only` naming the wrong kind, or a kind not configured, is a usage error.
+#[test]
+fn only_selects_redis_or_postgres() {
+    let s = Server::start(&["--repl-diskless-sync-delay", "0"]);
+    load(&s);
+    let env = TestEnv::new();
+    let db = cluster().create_db("only");
+    let entry = cache_entry(&env, &s);
+    env.write_config(&format!("{entry}\n{}", env.db_entry("shop", &db)));
+    env.run(&["backup", "--only", "redis"]).expect_code(0);
+    assert_eq!(env.data_files("cache").len(), 1);
+    assert!(
+        env.data_files("shop").is_empty(),
+        "--only redis dumped PostgreSQL"
+    );
+    env.run(&["backup", "--only", "postgres", "--force"])
+        .expect_code(0);
+    assert_eq!(env.data_files("shop").len(), 1);
+    assert_eq!(
+        env.data_files("cache").len(),
+        1,
+        "--only postgres took a snapshot"
+    );
+    env.run(&["backup", "--only", "redis", "--db", "shop"])
+        .expect_code(2)
+        .expect_stderr("shop is not a [[redis]] server");
+    env.run(&["backup", "--only", "postgres", "--db", "cache"])
+        .expect_code(2)
+        .expect_stderr("names a [[redis]] server");
+    env.write_config(&env.db_entry("shop", &db));
+    env.run(&["backup", "--only", "redis"])
+        .expect_code(2)
+        .expect_stderr("no [[redis]] server is configured");
+    env.write_config(&entry);
+    env.run(&["backup", "--only", "postgres"])
+        .expect_code(2)
+        .expect_stderr("no [[database]] is configured");
+}
