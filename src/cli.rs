@@ -128,9 +128,9 @@ pub struct BackupArgs {
     #[arg(long, value_name = "DAYS")]
     pub retention: Option<u32>,
 
-    /// Only the PostgreSQL databases, or only the [[redis]] servers (pgbackup-redis.timer runs
-    /// `backup --only redis`)
-    #[arg(long, value_enum, value_name = "KIND")]
+    /// Only the PostgreSQL databases (postgres), or only the [[redis]] servers (redis);
+    /// pgbackup-redis.timer runs `backup --only redis`
+    #[arg(long, value_enum, value_name = "KIND", hide_possible_values = true)]
     pub only: Option<OnlyKind>,
 }
 

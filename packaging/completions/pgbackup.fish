@@ -46,7 +46,7 @@ complete -c pgbackup -n "__fish_pgbackup_needs_command" -f -a "serve" -d 'Not av
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand backup" -l db -d 'Back up only this database (by configured name); repeatable' -r
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand backup" -l description -d 'Free text stored in the manifest' -r
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand backup" -l retention -d 'Keep backups for this many days (overrides [retention] keep-days and BACKUP_RETENTION_DAYS)' -r
-complete -c pgbackup -n "__fish_pgbackup_using_subcommand backup" -l only -d 'Only the PostgreSQL databases, or only the [[redis]] servers (pgbackup-redis.timer runs `backup --only redis`)' -r -f -a "postgres\t'The PostgreSQL databases (and the cluster globals)'
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand backup" -l only -d 'Only the PostgreSQL databases (postgres), or only the [[redis]] servers (redis); pgbackup-redis.timer runs `backup --only redis`' -r -f -a "postgres\t'The PostgreSQL databases (and the cluster globals)'
 redis\t'The [[redis]] servers'"
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand backup" -s c -l config -d 'Config file [default: $PGBACKUP_CONFIG, else /etc/pgbackup/pgbackup.toml]' -r -F
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand backup" -l color -d 'Colour ok, warnings and errors: auto (on a terminal, unless NO_COLOR is set), always, never' -r -f -a "auto\t'On a terminal, unless NO_COLOR is set'
@@ -55,12 +55,12 @@ never\t'Never'"
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand backup" -l force -d 'Ignore respawn protection (also: FORCE_BACKUP=true)'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand backup" -s v -l verbose -d 'More output (repeat for more)'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand backup" -s q -l quiet -d 'Less output: only warnings and errors (twice: only errors)'
-complete -c pgbackup -n "__fish_pgbackup_using_subcommand backup" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand backup" -s h -l help -d 'Print help'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand backup" -s V -l version -d 'Print version'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand run" -l db -d 'Back up only this database (by configured name); repeatable' -r
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand run" -l description -d 'Free text stored in the manifest' -r
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand run" -l retention -d 'Keep backups for this many days (overrides [retention] keep-days and BACKUP_RETENTION_DAYS)' -r
-complete -c pgbackup -n "__fish_pgbackup_using_subcommand run" -l only -d 'Only the PostgreSQL databases, or only the [[redis]] servers (pgbackup-redis.timer runs `backup --only redis`)' -r -f -a "postgres\t'The PostgreSQL databases (and the cluster globals)'
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand run" -l only -d 'Only the PostgreSQL databases (postgres), or only the [[redis]] servers (redis); pgbackup-redis.timer runs `backup --only redis`' -r -f -a "postgres\t'The PostgreSQL databases (and the cluster globals)'
 redis\t'The [[redis]] servers'"
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand run" -s c -l config -d 'Config file [default: $PGBACKUP_CONFIG, else /etc/pgbackup/pgbackup.toml]' -r -F
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand run" -l color -d 'Colour ok, warnings and errors: auto (on a terminal, unless NO_COLOR is set), always, never' -r -f -a "auto\t'On a terminal, unless NO_COLOR is set'
@@ -69,7 +69,7 @@ never\t'Never'"
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand run" -l force -d 'Ignore respawn protection (also: FORCE_BACKUP=true)'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand run" -s v -l verbose -d 'More output (repeat for more)'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand run" -s q -l quiet -d 'Less output: only warnings and errors (twice: only errors)'
-complete -c pgbackup -n "__fish_pgbackup_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand run" -s h -l help -d 'Print help'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand run" -s V -l version -d 'Print version'
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand verify" -l db -d 'Only backups of this database; repeatable' -r
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand verify" -s c -l config -d 'Config file [default: $PGBACKUP_CONFIG, else /etc/pgbackup/pgbackup.toml]' -r -F
