@@ -24,6 +24,13 @@ pub enum Addr {
     Tcp(String, u16),
     /// A unix socket.
     Unix(PathBuf),
+    /// The current master of `master` by the first of these Sentinels that answers.
+    Sentinel {
+        /// Sentinel's name of the master (`master-name`).
+        master: String,
+        /// `host:port` of each Sentinel, asked in order.
+        sentinels: Vec<(String, u16)>,
+    },
 }
 
 impl std::fmt::Display for Addr {
@@ -32,6 +39,15 @@ impl std::fmt::Display for Addr {
             Addr::Tcp(h, p) if h.contains(':') => write!(f, "[{h}]:{p}"),
             Addr::Tcp(h, p) => write!(f, "{h}:{p}"),
             Addr::Unix(p) => write!(f, "unix:{}", p.display()),
+            Addr::Sentinel { master, sentinels } => write!(
+                f,
+                "master {master} by Sentinel {}",
+                sentinels
+                    .iter()
+                    .map(|(h, p)| Addr::Tcp(h.clone(), *p).to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
     }
 }
@@ -49,6 +65,110 @@ pub struct RedisTarget {
     pub password: Option<Secret>,
     /// Where the password came from ("password-file /etc/...").
     pub password_source: Option<String>,
+    /// The Sentinels' own password (`requirepass` of sentinel.conf), with [`Addr::Sentinel`].
+    pub sentinel_password: Option<Secret>,
+}
+
+/// What the Sentinels say of a master: its address, and the state `check` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentinelView {
+    /// The Sentinel that answered.
+    pub sentinel: String,
+    /// The master's `host:port`.
+    pub master: (String, u16),
+    /// `flags` of `SENTINEL master` (master, s_down, o_down, ...).
+    pub flags: String,
+    /// Replicas Sentinel knows.
+    pub replicas: u64,
+    /// Other Sentinels it knows.
+    pub other_sentinels: u64,
+    /// `SENTINEL ckquorum`: `Ok(message)` when a failover could be authorised.
+    pub quorum: Result<String, String>,
+}
+
+/// Ask the Sentinels, in order, for the current master of `master`; the first that knows it
+/// answers. Every failure is named when none does.
+pub fn ask_sentinels(
+    target: &RedisTarget,
+    master: &str,
+    sentinels: &[(String, u16)],
+    timeout: Duration,
+) -> Result<SentinelView, RedisError> {
+    let mut failures = Vec::new();
+    for (h, p) in sentinels {
+        let one = RedisTarget {
+            name: target.name.clone(),
+            addr: Addr::Tcp(h.clone(), *p),
+            user: None,
+            password: target.sentinel_password.clone(),
+            password_source: Some("sentinel-password-file".into()),
+            sentinel_password: None,
+        };
+        let mut c = match connect(&one, timeout) {
+            Ok(c) => c,
+            Err(e) => {
+                failures.push(format!("{h}:{p}: {e}"));
+                continue;
+            }
+        };
+        let addr = match c.command(&[b"SENTINEL", b"get-master-addr-by-name", master.as_bytes()]) {
+            Ok(Reply::Array(Some(items))) if items.len() == 2 => {
+                let host = items[0].text().unwrap_or_default();
+                let port = items[1].text().ok().and_then(|p| p.parse::<u16>().ok());
+                match port {
+                    Some(port) if !host.is_empty() => (host, port),
+                    _ => {
+                        failures.push(format!("{h}:{p}: an address it cannot have given"));
+                        continue;
+                    }
+                }
+            }
+            Ok(Reply::Array(None)) | Ok(Reply::Bulk(None)) => {
+                failures.push(format!(
+                    "{h}:{p}: no master named {master} (check master-name)"
+                ));
+                continue;
+            }
+            Ok(other) => {
+                failures.push(format!("{h}:{p}: {}", other.text().unwrap_or_else(|e| e)));
+                continue;
+            }
+            Err(e) => {
+                failures.push(format!("{h}:{p}: {e}"));
+                continue;
+            }
+        };
+        let mut fields = std::collections::HashMap::new();
+        if let Ok(Reply::Array(Some(items))) =
+            c.command(&[b"SENTINEL", b"master", master.as_bytes()])
+        {
+            for pair in items.chunks(2) {
+                if let [k, v] = pair {
+                    fields.insert(k.text().unwrap_or_default(), v.text().unwrap_or_default());
+                }
+            }
+        }
+        let quorum = match c.command(&[b"SENTINEL", b"ckquorum", master.as_bytes()]) {
+            Ok(Reply::Status(s)) => Ok(s),
+            Ok(Reply::Error(e)) => Err(e),
+            Ok(other) => Err(other.text().unwrap_or_else(|e| e)),
+            Err(e) => Err(e.to_string()),
+        };
+        let num = |k: &str| fields.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
+        return Ok(SentinelView {
+            sentinel: format!("{h}:{p}"),
+            master: addr,
+            flags: fields.get("flags").cloned().unwrap_or_default(),
+            replicas: num("num-slaves"),
+            other_sentinels: num("num-other-sentinels"),
+            quorum,
+        });
+    }
+    Err(RedisError::Sentinel {
+        name: target.name.clone(),
+        master: master.to_string(),
+        why: failures.join("; "),
+    })
 }
 
 /// Parse `redis://[user@]host[:port][/db]` or `unix:///path/to/socket` (a password in the URL
@@ -157,6 +277,16 @@ pub enum RedisError {
         /// What the observer found.
         why: String,
     },
+    /// No Sentinel named the master.
+    #[error("no Sentinel of Redis {name} named the current master of {master}: {why}")]
+    Sentinel {
+        /// The configured name.
+        name: String,
+        /// `master-name`.
+        master: String,
+        /// Each Sentinel's failure.
+        why: String,
+    },
     /// A restore into the server failed on the way (its data may be the snapshot's, or the
     /// old data, as the message says).
     #[error("restoring Redis {name}: {what}")]
@@ -192,6 +322,9 @@ pub struct ServerInfo {
     pub keyspace: std::collections::BTreeMap<u64, u64>,
     /// Whether INFO was allowed at all.
     pub info_allowed: bool,
+    /// The address the snapshot came from (a Sentinel's master, resolved).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub connected_to: String,
 }
 
 enum Conn {
@@ -285,12 +418,21 @@ impl std::fmt::Debug for Snapshot {
 /// Connect and log in (`AUTH` when a password is set); `timeout` bounds every read and write.
 pub fn connect(target: &RedisTarget, timeout: Duration) -> Result<Client, RedisError> {
     let name = target.name.clone();
+    let resolved;
+    let addr = match &target.addr {
+        Addr::Sentinel { master, sentinels } => {
+            let view = ask_sentinels(target, master, sentinels, timeout)?;
+            resolved = Addr::Tcp(view.master.0, view.master.1);
+            &resolved
+        }
+        a => a,
+    };
     let connect_err = |source| RedisError::Connect {
         name: name.clone(),
-        addr: target.addr.to_string(),
+        addr: addr.to_string(),
         source,
     };
-    let conn = match &target.addr {
+    let conn = match addr {
         Addr::Unix(p) => {
             let s = UnixStream::connect(p).map_err(connect_err)?;
             s.set_read_timeout(Some(timeout)).map_err(connect_err)?;
@@ -320,10 +462,12 @@ pub fn connect(target: &RedisTarget, timeout: Duration) -> Result<Client, RedisE
             let _ = s.set_nodelay(true);
             Conn::Tcp(s)
         }
+        Addr::Sentinel { .. } => unreachable!("resolved above"),
     };
     let mut c = Client {
         conn: BufReader::with_capacity(256 * 1024, conn),
         name: name.clone(),
+        addr: addr.clone(),
     };
     if let Some(pw) = &target.password {
         let mut args: Vec<&[u8]> = vec![b"AUTH"];
@@ -355,7 +499,20 @@ pub fn snapshot(
 ) -> Result<(ServerInfo, Snapshot), RedisError> {
     let name = target.name.clone();
     let mut c = connect(target, stall)?;
-    let info = c.info()?;
+    let mut info = c.info()?;
+    info.connected_to = c.addr().to_string();
+    if let (Addr::Sentinel { master, .. }, false) = (&target.addr, info.role.is_empty()) {
+        if info.role != "master" {
+            return Err(RedisError::Refused {
+                name,
+                command: "INFO",
+                reply: format!(
+                    "role {}: Sentinel named {} the master of {master}, but it is not (a failover under way?); the next run asks again",
+                    info.role, info.connected_to
+                ),
+            });
+        }
+    }
     for (args, what) in [
         (&[&b"REPLCONF"[..], b"capa", b"eof"][..], "REPLCONF"),
         (
@@ -431,6 +588,7 @@ pub fn snapshot(
 pub struct Client {
     conn: BufReader<Conn>,
     name: String,
+    addr: Addr,
 }
 
 impl std::fmt::Debug for Client {
@@ -558,6 +716,11 @@ impl Client {
             Conn::Tcp(s) => Some((s.local_addr().ok()?.ip(), s.peer_addr().ok()?.ip())),
             Conn::Unix(_) => None,
         }
+    }
+
+    /// The address it is connected to (a Sentinel's master resolved).
+    pub fn addr(&self) -> &Addr {
+        &self.addr
     }
 
     /// The name this client was made for (messages).

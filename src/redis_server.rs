@@ -277,6 +277,7 @@ impl Throwaway {
             user: None,
             password: None,
             password_source: None,
+            sentinel_password: None,
         }
     }
 

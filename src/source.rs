@@ -735,7 +735,12 @@ impl Source for RedisSync<'_> {
                     .map(|v| format!(", valkey {v}"))
                     .unwrap_or_default()
             ),
-            host: self.target.addr.to_string(),
+            host: match (&self.target.addr, self.info.as_ref()) {
+                (crate::redis::Addr::Sentinel { master, .. }, Some(i)) => {
+                    format!("{} (master {master} by Sentinel)", i.connected_to)
+                }
+                (a, _) => a.to_string(),
+            },
             program_version: format!("pgbackup {} (SYNC)", env!("CARGO_PKG_VERSION")),
         }
     }

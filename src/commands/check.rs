@@ -169,6 +169,11 @@ fn evaluate(cfg: &Config, args: &CheckArgs) -> Outcome {
                     flag(CRITICAL, format!("{db}: unreachable: {e}"));
                 }
             }
+            if let Some(r) = cfg.redis.iter().find(|r| r.name == *db) {
+                for (level, msg) in redis_state(r, &mut perf) {
+                    flag(level, format!("{db}: {msg}"));
+                }
+            }
         }
     }
     for left in &st.leftover_scratch {
@@ -213,6 +218,97 @@ fn evaluate(cfg: &Config, args: &CheckArgs) -> Outcome {
         },
         perf,
     }
+}
+
+/// A Redis server's replication state: through Sentinel, the master it names (down flags, the
+/// quorum, replicas known), then the server itself (reachable, a master, its replicas' links).
+fn redis_state(r: &crate::redis::RedisTarget, perf: &mut Vec<String>) -> Vec<(u8, String)> {
+    let timeout = std::time::Duration::from_secs(10);
+    let mut out = Vec::new();
+    if let crate::redis::Addr::Sentinel { master, sentinels } = &r.addr {
+        match crate::redis::ask_sentinels(r, master, sentinels, timeout) {
+            Err(e) => {
+                out.push((CRITICAL, e.to_string()));
+                return out;
+            }
+            Ok(v) => {
+                perf.push(format!("'{}_replicas'={}", r.name, v.replicas));
+                perf.push(format!("'{}_sentinels'={}", r.name, v.other_sentinels + 1));
+                if v.flags.split(',').any(|f| f == "s_down" || f == "o_down") {
+                    out.push((
+                        CRITICAL,
+                        format!(
+                            "Sentinel {} flags master {master} ({}:{}) as {}",
+                            v.sentinel, v.master.0, v.master.1, v.flags
+                        ),
+                    ));
+                }
+                if let Err(e) = &v.quorum {
+                    out.push((
+                        WARNING,
+                        format!(
+                            "Sentinel {}: no failover possible for {master}: {e}",
+                            v.sentinel
+                        ),
+                    ));
+                }
+                if v.replicas == 0 {
+                    out.push((
+                        WARNING,
+                        format!(
+                            "Sentinel knows no replica of {master}: a failover has nowhere to go"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    let mut c = match crate::redis::connect(r, timeout) {
+        Ok(c) => c,
+        Err(e) => {
+            out.push((CRITICAL, format!("unreachable: {e}")));
+            return out;
+        }
+    };
+    match c.info_fields() {
+        Ok(info) if !info.is_empty() => {
+            let role = info.get("role").map(String::as_str).unwrap_or("");
+            if role == "slave" {
+                let link = info
+                    .get("master_link_status")
+                    .map(String::as_str)
+                    .unwrap_or("?");
+                if matches!(r.addr, crate::redis::Addr::Sentinel { .. }) {
+                    out.push((
+                        CRITICAL,
+                        format!(
+                            "Sentinel's master {} is a replica (a failover under way?)",
+                            c.addr()
+                        ),
+                    ));
+                } else if link != "up" {
+                    out.push((
+                        WARNING,
+                        format!(
+                            "a replica whose link to its master {}:{} is {link}",
+                            info.get("master_host").map(String::as_str).unwrap_or("?"),
+                            info.get("master_port").map(String::as_str).unwrap_or("?")
+                        ),
+                    ));
+                }
+            } else if let Some(n) = info
+                .get("connected_slaves")
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                if !matches!(r.addr, crate::redis::Addr::Sentinel { .. }) {
+                    perf.push(format!("'{}_replicas'={n}", r.name));
+                }
+            }
+        }
+        Ok(_) => {}
+        Err(e) => out.push((CRITICAL, format!("unreachable: {e}"))),
+    }
+    out
 }
 
 /// A problem for the first line: its first line, at most 200 characters.

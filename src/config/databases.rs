@@ -328,13 +328,80 @@ pub(super) fn redis(
             );
             continue;
         }
-        let (addr, user) = match crate::redis::parse_url(&r.url) {
-            Ok(x) => x,
-            Err(e) => {
-                problems.push(k("url"), e);
+        let (addr, user) = match (&r.url, &r.sentinel) {
+            (Some(_), Some(_)) => {
+                problems.push(
+                    k("sentinel"),
+                    "give url or sentinel, not both (with sentinel, the master's address comes from Sentinel)",
+                );
                 continue;
             }
+            (None, None) => {
+                problems.push(
+                    k("url"),
+                    "missing: redis://[user@]host[:port], unix:///path, or sentinel = [\"host:26379\"] with master-name",
+                );
+                continue;
+            }
+            (Some(url), None) => {
+                if r.master_name.is_some() || r.sentinel_password_file.is_some() {
+                    problems.push(k("master-name"), "only with sentinel");
+                }
+                if r.user.is_some() {
+                    problems.push(
+                        k("user"),
+                        "only with sentinel (with url, the user is in it: redis://user@host)",
+                    );
+                }
+                match crate::redis::parse_url(url) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        problems.push(k("url"), e);
+                        continue;
+                    }
+                }
+            }
+            (None, Some(list)) => {
+                let Some(master) = r.master_name.clone().filter(|m| !m.is_empty()) else {
+                    problems.push(k("master-name"), "required with sentinel: Sentinel's name of the master (sentinel monitor NAME ...)");
+                    continue;
+                };
+                let mut sentinels = Vec::new();
+                for s in list {
+                    match crate::redis::parse_url(&format!("redis://{s}")) {
+                        Ok((crate::redis::Addr::Tcp(h, p), None)) if s.contains(':') => {
+                            sentinels.push((h, p))
+                        }
+                        _ => problems.push(
+                            k("sentinel"),
+                            format!("\"{s}\" is not host:port (e.g. \"10.0.0.5:26379\")"),
+                        ),
+                    }
+                }
+                if sentinels.is_empty() {
+                    if list.is_empty() {
+                        problems.push(k("sentinel"), "empty: list at least one host:port");
+                    }
+                    continue;
+                }
+                (
+                    crate::redis::Addr::Sentinel { master, sentinels },
+                    r.user.clone(),
+                )
+            }
         };
+        let mut own = Vec::new();
+        let sentinel_password = match &r.sentinel_password_file {
+            None => None,
+            Some(p) => match files.secret(p, &mut own) {
+                Ok(pw) => Some(pw),
+                Err(e) => {
+                    problems.push(k("sentinel-password-file"), e);
+                    None
+                }
+            },
+        };
+        warnings.extend(own.into_iter().map(|w| format!("redis {}: {w}", r.name)));
         let mut own = Vec::new();
         let (password, password_source) = password_from(
             r.password_file.as_deref(),
@@ -362,6 +429,7 @@ pub(super) fn redis(
             user,
             password,
             password_source,
+            sentinel_password,
         });
     }
     (out, stall)

@@ -90,8 +90,16 @@ pub struct FileConfig {
 pub struct RedisFile {
     /// Name: directory and file-name prefix.
     pub name: String,
-    /// `redis://[user@]host[:port]` or `unix:///path/to/redis.sock`.
-    pub url: String,
+    /// `redis://[user@]host[:port]` or `unix:///path/to/redis.sock` (or `sentinel`).
+    pub url: Option<String>,
+    /// Sentinels (`host:port`) to ask for the current master of `master-name`, instead of `url`.
+    pub sentinel: Option<Vec<String>>,
+    /// Sentinel's name of the master.
+    pub master_name: Option<String>,
+    /// The ACL user, with `sentinel` (with `url`, it is in the URL).
+    pub user: Option<String>,
+    /// The Sentinels' own password (their `requirepass`).
+    pub sentinel_password_file: Option<PathBuf>,
     /// File holding the password (`requirepass`, or the ACL user's).
     pub password_file: Option<PathBuf>,
     /// Name of a systemd credential holding the password.
@@ -910,7 +918,34 @@ mod tests {
         assert_eq!(c.redis[0].user.as_deref(), Some("backup"));
         assert_eq!(c.redis[0].addr.to_string(), "10.0.0.5:6380");
         assert_eq!(c.redis_stall["cache"], std::time::Duration::from_secs(5));
+        let c = load_str(
+            "[[redis]]\nname = \"s\"\nsentinel = [\"10.0.0.5:26379\", \"[::1]:26380\"]\nmaster-name = \"mymaster\"\nuser = \"backup\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            c.redis[0].addr.to_string(),
+            "master mymaster by Sentinel 10.0.0.5:26379, [::1]:26380"
+        );
+        assert_eq!(c.redis[0].user.as_deref(), Some("backup"));
         for (toml, needle) in [
+            (
+                "[[redis]]\nname = \"c\"\nurl = \"redis://h\"\nsentinel = [\"h:1\"]\nmaster-name = \"m\"\n",
+                "not both",
+            ),
+            ("[[redis]]\nname = \"c\"\n", "missing"),
+            (
+                "[[redis]]\nname = \"c\"\nsentinel = [\"h:1\"]\n",
+                "required with sentinel",
+            ),
+            (
+                "[[redis]]\nname = \"c\"\nsentinel = [\"h\"]\nmaster-name = \"m\"\n",
+                "is not host:port",
+            ),
+            (
+                "[[redis]]\nname = \"c\"\nurl = \"redis://h\"\nuser = \"u\"\n",
+                "only with sentinel",
+            ),
             (
                 "[[redis]]\nname = \"c\"\nurl = \"redis://u:pw@h\"\n",
                 "password-file",

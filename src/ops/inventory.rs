@@ -17,7 +17,12 @@ pub fn free_space(path: &std::path::Path) -> Option<(u64, u64)> {
 
 /// The databases worth reporting: configured, on disk, or in the state.
 pub fn known_databases(cfg: &Config, st: &state::State) -> Vec<String> {
-    let mut dbs: Vec<String> = cfg.databases.iter().map(|d| d.name().to_string()).collect();
+    let mut dbs: Vec<String> = cfg
+        .databases
+        .iter()
+        .map(|d| d.name().to_string())
+        .chain(cfg.redis.iter().map(|r| r.name.clone()))
+        .collect();
     for d in crate::storage::LocalStorage::reading(&cfg.local_dir)
         .databases()
         .unwrap_or_default()

@@ -114,6 +114,7 @@ impl Server {
             user: None,
             password: Some(Secret::new(PASSWORD)),
             password_source: Some("password-file /etc/pgbackup/redis.pass".into()),
+            sentinel_password: None,
         }
     }
 }
@@ -365,6 +366,7 @@ fn a_server_that_closes_mid_transfer_and_damaged_snapshots_are_caught() {
         user: None,
         password: None,
         password_source: None,
+        sentinel_password: None,
     };
     let (_, mut snap) = snapshot(&t, Duration::from_secs(10)).expect("the transfer starts");
     let mut bytes = Vec::new();
@@ -818,4 +820,161 @@ fn only_selects_redis_or_postgres() {
     env.run(&["backup", "--only", "postgres"])
         .expect_code(2)
         .expect_stderr("no [[database]] is configured");
+}
+
+/// A Sentinel of this test's own, monitoring `master` as `mymaster` (quorum 1, quick failure
+/// detection), killed when dropped.
+struct Sentinel {
+    child: Child,
+    _dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Sentinel {
+    fn start(master: &Server) -> Sentinel {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let conf = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {} 1\nsentinel auth-pass mymaster {PASSWORD}\nsentinel down-after-milliseconds mymaster 2000\nsentinel failover-timeout mymaster 10000\n",
+                dir.path().display(),
+                master.port
+            ),
+        )
+        .unwrap();
+        let child = Command::new("redis-server")
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server --sentinel");
+        let s = Sentinel {
+            child,
+            _dir: dir,
+            port,
+        };
+        wait_for(Duration::from_secs(20), "Sentinel to answer", || {
+            s.cli(&["PING"]).trim() == "PONG"
+        });
+        s
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn master_port(&self) -> String {
+        self.cli(&["SENTINEL", "get-master-addr-by-name", "mymaster"])
+            .lines()
+            .nth(1)
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `[[redis]] sentinel` and `master-name`: the snapshot comes from the master Sentinel names,
+/// before and after a failover between two backups; `check` reports Sentinel's state (its
+/// replicas, a wrong master name is CRITICAL).
+#[test]
+fn sentinel_names_the_master_before_and_after_a_failover() {
+    let master = Server::start(&["--repl-diskless-sync-delay", "0", "--masterauth", PASSWORD]);
+    load(&master);
+    let replica = Server::start(&[
+        "--repl-diskless-sync-delay",
+        "0",
+        "--masterauth",
+        PASSWORD,
+        "--replicaof",
+        "127.0.0.1",
+        &master.port.to_string(),
+    ]);
+    wait_for(Duration::from_secs(30), "the replica to sync", || {
+        replica
+            .cli(&["INFO", "replication"])
+            .contains("master_link_status:up")
+    });
+    let sentinel = Sentinel::start(&master);
+    wait_for(
+        Duration::from_secs(30),
+        "Sentinel to see the replica",
+        || {
+            sentinel
+                .cli(&["SENTINEL", "replicas", "mymaster"])
+                .contains(&replica.port.to_string())
+        },
+    );
+    let env = TestEnv::new();
+    let entry = cache_entry(&env, &master).replace(
+        &format!("url = \"unix://{}\"", master.socket().display()),
+        &format!(
+            "sentinel = [\"127.0.0.1:{}\"]\nmaster-name = \"mymaster\"",
+            sentinel.port
+        ),
+    );
+    assert!(entry.contains("sentinel ="), "{entry}");
+    env.write_config(&entry);
+    env.run(&["backup"]).expect_code(0);
+    let first = env.data_files("cache");
+    assert_eq!(first.len(), 1);
+    let m = manifest_json(&env.db_dir("cache").join(&first[0]));
+    assert!(
+        m["host"].as_str().unwrap().contains(&format!(
+            "127.0.0.1:{} (master mymaster by Sentinel)",
+            master.port
+        )),
+        "{m}"
+    );
+    let r = env.run(&["check", "--db", "cache"]);
+    r.expect_code(0);
+    assert!(r.stdout.contains("'cache_replicas'=1"), "{}", r.stdout);
+
+    // A failover between two backups: the next snapshot comes from the new master.
+    assert!(sentinel
+        .cli(&["SENTINEL", "failover", "mymaster"])
+        .contains("OK"));
+    wait_for(Duration::from_secs(60), "the failover", || {
+        sentinel.master_port() == replica.port.to_string()
+            && replica.cli(&["ROLE"]).starts_with("master")
+    });
+    replica.pipe("SELECT 0\nSET after-failover 1\n");
+    env.run(&["backup", "--force"]).expect_code(0);
+    let files = env.data_files("cache");
+    assert_eq!(files.len(), 2, "{files:?}");
+    let m = manifest_json(&env.db_dir("cache").join(&files[1]));
+    assert!(
+        m["host"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("127.0.0.1:{} (master", replica.port)),
+        "{m}"
+    );
+    assert_eq!(
+        m["tables"][0]["rows"], 17,
+        "the key written after the failover: {m}"
+    );
+
+    // A master name Sentinel does not know: the backup fails and names it; check is CRITICAL.
+    env.write_config(&entry.replace("\"mymaster\"", "\"nosuch\""));
+    env.run(&["backup", "--force"])
+        .expect_code(69)
+        .expect_stderr("no master named nosuch");
+    env.run(&["check", "--db", "cache"])
+        .expect_code(2)
+        .expect_stderr_or_stdout("no master named nosuch");
 }

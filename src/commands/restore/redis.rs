@@ -353,6 +353,13 @@ pub fn run(
 /// else the configured `[[redis]]` of the backup's name.
 fn target_of(cfg: &Config, args: &RestoreArgs, name: &str) -> Result<RedisTarget> {
     let configured = cfg.redis.iter().find(|r| r.name == name);
+    if let (None, Some(c)) = (&args.target, configured) {
+        if matches!(c.addr, crate::redis::Addr::Sentinel { .. }) {
+            return Err(Error::Usage(format!(
+                "{name} is found through Sentinel, which would see its master turn into a replica during the restore and may fail over: stop the replicas' and Sentinels' role in it first, then pass --target redis://HOST:PORT of the master (pgbackup check shows it); nothing was changed"
+            )));
+        }
+    }
     match &args.target {
         None => configured.cloned().ok_or_else(|| {
             Error::Usage(format!(
@@ -375,6 +382,7 @@ fn target_of(cfg: &Config, args: &RestoreArgs, name: &str) -> Result<RedisTarget
                 user: user.or_else(|| configured.and_then(|c| c.user.clone())),
                 password,
                 password_source,
+                sentinel_password: configured.and_then(|c| c.sentinel_password.clone()),
             })
         }
     }
