@@ -89,12 +89,14 @@ pub enum Error {
     Redis(#[from] crate::redis::RedisError),
 
     /// One or more databases failed to back up (each was already reported).
-    #[error("{failed} of {} failed: {names}", crate::text::count(*.total as u64, "database backup", "database backups"))]
+    #[error("{failed} of {} failed: {names}", crate::text::count(*.total as u64, .what.0, .what.1))]
     BackupsFailed {
         /// How many failed.
         failed: usize,
         /// How many were attempted.
         total: usize,
+        /// What they are: "database backup(s)", "Redis snapshot(s)", or "backup(s)" for both.
+        what: (&'static str, &'static str),
         /// The failed databases, comma separated.
         names: String,
         /// The exit code that describes the failures best.

@@ -67,6 +67,8 @@ pub struct RedisTarget {
     pub password_source: Option<String>,
     /// The Sentinels' own password (`requirepass` of sentinel.conf), with [`Addr::Sentinel`].
     pub sentinel_password: Option<Secret>,
+    /// TLS (`rediss://`): the client configuration (also for the Sentinels).
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 /// What the Sentinels say of a master: its address, and the state `check` reports.
@@ -103,6 +105,7 @@ pub fn ask_sentinels(
             password: target.sentinel_password.clone(),
             password_source: Some("sentinel-password-file".into()),
             sentinel_password: None,
+            tls: target.tls.clone(),
         };
         let mut c = match connect(&one, timeout) {
             Ok(c) => c,
@@ -171,6 +174,61 @@ pub fn ask_sentinels(
     })
 }
 
+/// Whether `url` asks for TLS (`rediss://`).
+pub fn is_tls_url(url: &str) -> bool {
+    url.starts_with("rediss://")
+}
+
+/// A TLS client configuration for `rediss://`: the system's roots plus `ca_file`, and a client
+/// certificate when the server asks for one (`tls-auth-clients`, Redis's default).
+pub fn tls_config(
+    ca_file: Option<&std::path::Path>,
+    client: Option<(&std::path::Path, &std::path::Path)>,
+) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    crate::s3::http::install_crypto_provider();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in crate::s3::http::trust_roots(ca_file)?.iter() {
+        let _ = roots.add(CertificateDer::from(c.der().to_vec()));
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("TLS: {e}"))?
+    .with_root_certificates(roots);
+    let config = match client {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let certs = CertificateDer::pem_file_iter(cert)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| {
+                    format!(
+                        "tls-cert-file {}: {e}; give the PEM certificate (chain) of the client",
+                        cert.display()
+                    )
+                })?;
+            if certs.is_empty() {
+                return Err(format!(
+                    "tls-cert-file {} holds no certificate",
+                    cert.display()
+                ));
+            }
+            let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+                format!(
+                    "tls-key-file {}: {e}; give the client certificate's PEM private key",
+                    key.display()
+                )
+            })?;
+            builder
+                .with_client_auth_cert(certs, key_der)
+                .map_err(|e| format!("tls-cert-file and tls-key-file do not go together: {e}"))?
+        }
+    };
+    Ok(std::sync::Arc::new(config))
+}
+
 /// Parse `redis://[user@]host[:port][/db]` or `unix:///path/to/socket` (a password in the URL
 /// is refused: it belongs in a file).
 pub fn parse_url(url: &str) -> Result<(Addr, Option<String>), String> {
@@ -182,14 +240,14 @@ pub fn parse_url(url: &str) -> Result<(Addr, Option<String>), String> {
         }
         return Ok((Addr::Unix(PathBuf::from(path)), None));
     }
-    if url.starts_with("rediss://") {
-        return Err(format!(
-            "\"{url}\": TLS (rediss://) is not supported yet; use redis:// on a private network or a unix socket"
-        ));
-    }
-    let rest = url.strip_prefix("redis://").ok_or_else(|| {
-        format!("\"{url}\" is not a redis:// or unix:// URL (redis://[user@]host[:port])")
-    })?;
+    let rest = url
+        .strip_prefix("redis://")
+        .or_else(|| url.strip_prefix("rediss://"))
+        .ok_or_else(|| {
+            format!(
+                "\"{url}\" is not a redis://, rediss:// or unix:// URL (redis://[user@]host[:port])"
+            )
+        })?;
     let authority = rest.split('/').next().unwrap_or_default();
     let (user, hostport) = match authority.rsplit_once('@') {
         Some((u, h)) => {
@@ -238,6 +296,16 @@ pub enum RedisError {
         addr: String,
         /// Why.
         source: io::Error,
+    },
+    /// The TLS handshake failed (a certificate, a protocol).
+    #[error("TLS with Redis {name} at {addr} failed: {why}")]
+    Tls {
+        /// The configured name.
+        name: String,
+        /// Where.
+        addr: String,
+        /// What, with the hint.
+        why: String,
     },
     /// The login was refused.
     #[error("Redis {name} refused the login: {reply}; {hint}")]
@@ -330,6 +398,7 @@ pub struct ServerInfo {
 enum Conn {
     Tcp(TcpStream),
     Unix(UnixStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
 }
 
 impl Read for Conn {
@@ -337,6 +406,7 @@ impl Read for Conn {
         match self {
             Conn::Tcp(s) => s.read(buf),
             Conn::Unix(s) => s.read(buf),
+            Conn::Tls(s) => s.read(buf),
         }
     }
 }
@@ -346,6 +416,15 @@ impl Conn {
         match self {
             Conn::Tcp(s) => s.set_read_timeout(Some(d)),
             Conn::Unix(s) => s.set_read_timeout(Some(d)),
+            Conn::Tls(s) => s.sock.set_read_timeout(Some(d)),
+        }
+    }
+
+    fn tcp(&self) -> Option<&TcpStream> {
+        match self {
+            Conn::Tcp(s) => Some(s),
+            Conn::Tls(s) => Some(&s.sock),
+            Conn::Unix(_) => None,
         }
     }
 }
@@ -355,14 +434,33 @@ impl Write for Conn {
         match self {
             Conn::Tcp(s) => s.write(buf),
             Conn::Unix(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Conn::Tcp(s) => s.flush(),
             Conn::Unix(s) => s.flush(),
+            Conn::Tls(s) => s.flush(),
         }
     }
+}
+
+/// A TLS handshake failure with what to check.
+fn tls_hint(e: io::Error) -> io::Error {
+    let text = e.to_string();
+    let hint = if text.contains("UnknownIssuer") {
+        "; the server's certificate is not signed by a trusted CA: set ca-file to the CA's PEM"
+    } else if text.contains("NotValidForName") || text.contains("not valid for name") {
+        "; the server's certificate is for another name than the URL's host"
+    } else if text.contains("Expired") || text.contains("expired") {
+        "; the server's certificate has expired"
+    } else if text.contains("CertificateRequired") || text.contains("HandshakeFailure") {
+        "; the server may require a client certificate (tls-auth-clients): set tls-cert-file and tls-key-file"
+    } else {
+        ""
+    };
+    io::Error::new(e.kind(), format!("TLS: {text}{hint}"))
 }
 
 /// A command as a RESP array of bulk strings.
@@ -460,7 +558,32 @@ pub fn connect(target: &RedisTarget, timeout: Duration) -> Result<Client, RedisE
             s.set_read_timeout(Some(timeout)).map_err(connect_err)?;
             s.set_write_timeout(Some(timeout)).map_err(connect_err)?;
             let _ = s.set_nodelay(true);
-            Conn::Tcp(s)
+            match &target.tls {
+                None => Conn::Tcp(s),
+                Some(config) => {
+                    let server =
+                        rustls::pki_types::ServerName::try_from(h.clone()).map_err(|e| {
+                            connect_err(io::Error::new(
+                                io::ErrorKind::InvalidInput,
+                                format!("\"{h}\" is not a name TLS can check: {e}"),
+                            ))
+                        })?;
+                    let tls = rustls::ClientConnection::new(config.clone(), server)
+                        .map_err(|e| connect_err(io::Error::other(format!("TLS: {e}"))))?;
+                    let mut stream = rustls::StreamOwned::new(tls, s);
+                    // The handshake now, so that a certificate problem is a connect error.
+                    while stream.conn.is_handshaking() {
+                        stream.conn.complete_io(&mut stream.sock).map_err(|e| {
+                            RedisError::Tls {
+                                name: name.clone(),
+                                addr: addr.to_string(),
+                                why: tls_hint(e).to_string(),
+                            }
+                        })?;
+                    }
+                    Conn::Tls(Box::new(stream))
+                }
+            }
         }
         Addr::Sentinel { .. } => unreachable!("resolved above"),
     };
@@ -712,10 +835,8 @@ impl Client {
     /// For a TCP connection: this end's address and the server's (the address a server
     /// reaches this host at, and where it connects from); `None` on a unix socket.
     pub fn local_and_peer(&self) -> Option<(std::net::IpAddr, std::net::IpAddr)> {
-        match self.conn.get_ref() {
-            Conn::Tcp(s) => Some((s.local_addr().ok()?.ip(), s.peer_addr().ok()?.ip())),
-            Conn::Unix(_) => None,
-        }
+        let s = self.conn.get_ref().tcp()?;
+        Some((s.local_addr().ok()?.ip(), s.peer_addr().ok()?.ip()))
     }
 
     /// The address it is connected to (a Sentinel's master resolved).
@@ -729,6 +850,13 @@ impl Client {
     }
 
     fn io(&self, what: &str, source: io::Error) -> RedisError {
+        // A TLS alert after the handshake (TLS 1.3 refuses a missing client certificate
+        // only then) gets the same hint as one during it.
+        let source = if source.to_string().contains("alert") {
+            tls_hint(source)
+        } else {
+            source
+        };
         RedisError::Io {
             name: self.name.clone(),
             what: what.to_string(),
@@ -1008,7 +1136,11 @@ mod tests {
         assert!(parse_url("redis://u:secret@h")
             .unwrap_err()
             .contains("password-file"));
-        assert!(parse_url("rediss://h").unwrap_err().contains("TLS"));
+        assert_eq!(
+            parse_url("rediss://h:6380").unwrap(),
+            (Addr::Tcp("h".into(), 6380), None)
+        );
+        assert!(is_tls_url("rediss://h") && !is_tls_url("redis://h"));
         assert!(parse_url("http://h").is_err());
         assert!(parse_url("redis://h:99999").is_err());
     }

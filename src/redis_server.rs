@@ -278,6 +278,7 @@ impl Throwaway {
             password: None,
             password_source: None,
             sentinel_password: None,
+            tls: None,
         }
     }
 

@@ -390,6 +390,45 @@ pub(super) fn redis(
                 )
             }
         };
+        let wants_tls = match (&r.url, r.tls) {
+            (Some(url), Some(_)) => {
+                problems.push(
+                    k("tls"),
+                    format!("only with sentinel (with url, rediss:// asks for TLS: {url})"),
+                );
+                false
+            }
+            (Some(url), None) => crate::redis::is_tls_url(url),
+            (None, t) => t.unwrap_or(false),
+        };
+        let tls = if wants_tls {
+            let client = match (&r.tls_cert_file, &r.tls_key_file) {
+                (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+                (None, None) => None,
+                _ => {
+                    problems.push(
+                        k("tls-cert-file"),
+                        "tls-cert-file and tls-key-file go together",
+                    );
+                    None
+                }
+            };
+            match crate::redis::tls_config(r.ca_file.as_deref(), client) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    problems.push(k("ca-file"), e);
+                    None
+                }
+            }
+        } else {
+            if r.ca_file.is_some() || r.tls_cert_file.is_some() || r.tls_key_file.is_some() {
+                problems.push(
+                    k("ca-file"),
+                    "ca-file, tls-cert-file and tls-key-file need TLS: a rediss:// url (or tls = true with sentinel)",
+                );
+            }
+            None
+        };
         let mut own = Vec::new();
         let sentinel_password = match &r.sentinel_password_file {
             None => None,
@@ -430,6 +469,7 @@ pub(super) fn redis(
             password,
             password_source,
             sentinel_password,
+            tls,
         });
     }
     (out, stall)

@@ -100,6 +100,14 @@ pub struct RedisFile {
     pub user: Option<String>,
     /// The Sentinels' own password (their `requirepass`).
     pub sentinel_password_file: Option<PathBuf>,
+    /// With `rediss://`: a CA to trust beside the system's (PEM).
+    pub ca_file: Option<PathBuf>,
+    /// With `rediss://`: a client certificate (PEM), for `tls-auth-clients`.
+    pub tls_cert_file: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub tls_key_file: Option<PathBuf>,
+    /// Use TLS with `sentinel` (the master and the Sentinels).
+    pub tls: Option<bool>,
     /// File holding the password (`requirepass`, or the ACL user's).
     pub password_file: Option<PathBuf>,
     /// Name of a systemd credential holding the password.
@@ -905,8 +913,8 @@ mod tests {
         }
     }
 
-    /// `[[redis]]`: a URL and a name of its own; a password in the URL, TLS (not yet) and a
-    /// name a database has are refused with the reason.
+    /// `[[redis]]`: a URL (or Sentinels) and a name of its own; a password in the URL, TLS
+    /// settings without TLS, and a name a database has are refused with the reason.
     #[test]
     fn redis_entries() {
         let c = load_str(
@@ -950,7 +958,18 @@ mod tests {
                 "[[redis]]\nname = \"c\"\nurl = \"redis://u:pw@h\"\n",
                 "password-file",
             ),
-            ("[[redis]]\nname = \"c\"\nurl = \"rediss://h\"\n", "TLS"),
+            (
+                "[[redis]]\nname = \"c\"\nurl = \"redis://h\"\nca-file = \"/x.pem\"\n",
+                "need TLS",
+            ),
+            (
+                "[[redis]]\nname = \"c\"\nurl = \"rediss://h\"\ntls-cert-file = \"/x.pem\"\n",
+                "go together",
+            ),
+            (
+                "[[redis]]\nname = \"c\"\nurl = \"rediss://h\"\nca-file = \"/nonexistent.pem\"\n",
+                "cannot read ca-file /nonexistent.pem",
+            ),
             (
                 "[[redis]]\nname = \"_c\"\nurl = \"redis://h\"\n",
                 "not a valid name",

@@ -230,6 +230,10 @@ pub enum Item {
 pub trait Named {
     /// Its directory and file-name prefix.
     fn name(&self) -> &str;
+    /// A Redis server (for the words of a message).
+    fn is_redis(&self) -> bool {
+        false
+    }
 }
 
 impl Named for Database {
@@ -244,6 +248,9 @@ impl Named for Item {
             Item::Database(d) => d.name(),
             Item::Redis(r) => &r.name,
         }
+    }
+    fn is_redis(&self) -> bool {
+        matches!(self, Item::Redis(_))
     }
 }
 
@@ -471,9 +478,18 @@ pub fn run_databases<'d, T: Named>(
     } else {
         EXIT_FAILED
     };
+    let redis: Vec<bool> = selected.iter().map(Named::is_redis).collect();
+    let what = if redis.iter().all(|r| *r) {
+        ("Redis snapshot", "Redis snapshots")
+    } else if redis.iter().any(|r| *r) {
+        ("backup", "backups")
+    } else {
+        ("database backup", "database backups")
+    };
     Err(Error::BackupsFailed {
         failed: failed.len(),
         total,
+        what,
         names: failed
             .iter()
             .map(|(n, _)| n.as_str())

@@ -368,6 +368,14 @@ fn target_of(cfg: &Config, args: &RestoreArgs, name: &str) -> Result<RedisTarget
         }),
         Some(url) => {
             let (addr, user) = crate::redis::parse_url(url).map_err(Error::Usage)?;
+            let tls = if crate::redis::is_tls_url(url) {
+                match configured.and_then(|c| c.tls.clone()) {
+                    Some(t) => Some(t),
+                    None => Some(crate::redis::tls_config(None, None).map_err(Error::Usage)?),
+                }
+            } else {
+                None
+            };
             let env_pw = std::env::var("REDISCLI_AUTH").ok().filter(|p| !p.is_empty());
             let (password, password_source) = match (configured, env_pw) {
                 (Some(c), _) if c.password.is_some() => {
@@ -383,6 +391,7 @@ fn target_of(cfg: &Config, args: &RestoreArgs, name: &str) -> Result<RedisTarget
                 password,
                 password_source,
                 sentinel_password: configured.and_then(|c| c.sentinel_password.clone()),
+                tls,
             })
         }
     }
