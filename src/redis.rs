@@ -573,13 +573,14 @@ pub fn connect(target: &RedisTarget, timeout: Duration) -> Result<Client, RedisE
                     let mut stream = rustls::StreamOwned::new(tls, s);
                     // The handshake now, so that a certificate problem is a connect error.
                     while stream.conn.is_handshaking() {
-                        stream.conn.complete_io(&mut stream.sock).map_err(|e| {
-                            RedisError::Tls {
+                        stream
+                            .conn
+                            .complete_io(&mut stream.sock)
+                            .map_err(|e| RedisError::Tls {
                                 name: name.clone(),
                                 addr: addr.to_string(),
                                 why: tls_hint(e).to_string(),
-                            }
-                        })?;
+                            })?;
                     }
                     Conn::Tls(Box::new(stream))
                 }

@@ -1072,3 +1072,224 @@ fn rediss_with_a_private_ca_and_a_client_certificate() {
         .expect_code(69)
         .expect_stderr("another name");
 }
+
+/// Keys no shell or file name would survive: newlines, NUL, CR LF inside, a RESP-looking
+/// `$EOF:` line, `../..`, 4 KiB of UTF-8, a 512 KiB key, binary values holding `REDIS0010` and
+/// an RDB EOF opcode: backup, test restore and restore keep every byte (DEBUG DIGEST equal).
+#[test]
+fn hostile_keys_survive_backup_test_restore_and_restore() {
+    let src = Server::start(&["--repl-diskless-sync-delay", "0"]);
+    let keys: Vec<Vec<u8>> = vec![
+        b"line\nbreak".to_vec(),
+        b"nul\0byte".to_vec(),
+        b"crlf\r\n*1\r\n$4\r\nPING\r\n".to_vec(),
+        b"$EOF:0123456789012345678901234567890123456789".to_vec(),
+        b"../../etc/passwd".to_vec(),
+        "\u{1F600}\u{202E}rtl\u{0301}".repeat(256).into_bytes(),
+        vec![b'k'; 512 * 1024],
+        (0u8..=255).collect(),
+    ];
+    {
+        // Through the protocol directly: redis-cli's argv cannot carry NUL.
+        let mut c = std::os::unix::net::UnixStream::connect(src.socket()).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut cmds = Vec::new();
+        let mut push = |args: &[&[u8]]| {
+            cmds.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+            for a in args {
+                cmds.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+                cmds.extend_from_slice(a);
+                cmds.extend_from_slice(b"\r\n");
+            }
+        };
+        push(&[b"AUTH", PASSWORD.as_bytes()]);
+        for (i, k) in keys.iter().enumerate() {
+            let mut v = b"REDIS0010\xff\xfe\x00".to_vec();
+            v.extend_from_slice(k);
+            if i % 2 == 0 {
+                push(&[b"SET", k, &v]);
+            } else {
+                push(&[b"HSET", k, k, &v]);
+            }
+        }
+        c.write_all(&cmds).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while got.iter().filter(|b| **b == b'\n').count() < keys.len() + 1 {
+            let n = c.read(&mut buf).unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(!got.contains(&b'-'), "{}", String::from_utf8_lossy(&got));
+    }
+    assert_eq!(src.cli(&["DBSIZE"]).trim(), keys.len().to_string());
+    let digest = src.cli(&["DEBUG", "DIGEST"]).trim().to_string();
+    let env = TestEnv::new();
+    env.write_config(&cache_entry(&env, &src));
+    env.run(&["backup"]).expect_code(0);
+    let r = env.run(&["verify", "--db", "cache", "--test-restore"]);
+    r.expect_code(0)
+        .expect_stderr_or_stdout(&format!("DEBUG DIGEST {digest}"));
+    let dst = Server::start(&[]);
+    env.write_config(&cache_entry(&env, &dst));
+    env.run(&["restore", "--db", "cache", "--latest", "--yes"])
+        .expect_code(0);
+    assert_eq!(dst.cli(&["DEBUG", "DIGEST"]).trim(), digest);
+}
+
+/// A TCP relay to a Redis server that passes what the client sends at once and what the server
+/// sends slowly (16 KiB every 20 ms), so that a snapshot is caught in the middle.
+fn slow_relay(to: u16) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(client) = conn else { return };
+            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", to)) else {
+                return;
+            };
+            let (mut c_read, mut s_write) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_read, &mut s_write);
+            });
+            let (mut s_read, mut c_write) = (server, client);
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    match s_read.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if c_write.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// Failures that must not cost a backup: a full disk (73, the earlier snapshot whole, no temp
+/// file), a kill -9 in the middle of a snapshot (nothing visible; the next run cleans up and
+/// succeeds), and a backup dated in the future by a clock that was ahead (kept and warned
+/// about; retention does not count it and keeps the newest real one).
+#[test]
+fn redis_full_disk_kill_9_and_a_future_dated_snapshot() {
+    let s = Server::start(&["--repl-diskless-sync-delay", "0"]);
+    load(&s);
+    let env = TestEnv::new();
+    let mnt = env.tmp.path().join("small");
+    let _guard = small_disk(&mnt, "1m");
+    let entry = cache_entry(&env, &s);
+    let on_small = |entry: &str| {
+        std::fs::write(
+            &env.config,
+            format!("[storage]\nlocal-dir = \"{}\"\n{entry}", mnt.display()),
+        )
+        .unwrap();
+    };
+    on_small(&entry);
+    env.run(&["backup"]).expect_code(0);
+    let dir = mnt.join("cache");
+    let before: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(before.len(), 3, "{before:?}");
+    // 3 MiB of random letters do not compress into 1 MiB.
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut cmds = String::from("SELECT 2\n");
+    for i in 0..96 {
+        let random: String = (0..32 * 1024)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from(alphabet[(x % 62) as usize])
+            })
+            .collect();
+        cmds.push_str(&format!("SET big{i} {random}\n"));
+    }
+    s.pipe(&cmds);
+    env.run(&["backup", "--force"])
+        .expect_code(73)
+        .expect_stderr("disk is full");
+    let mut after: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    after.sort();
+    let mut want = before.clone();
+    want.sort();
+    assert_eq!(after, want, "only the earlier snapshot remains");
+    sh(&format!("cd '{}' && sha256sum -c *.sha256", dir.display()));
+    drop(_guard);
+
+    // kill -9 in the middle of a snapshot, read through a slow relay.
+    let relay = slow_relay(s.port);
+    let slow = entry.replace(
+        &format!("unix://{}", s.socket().display()),
+        &format!("redis://127.0.0.1:{relay}"),
+    );
+    env.write_config(&slow);
+    let mut child = env
+        .cmd(&["backup"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(Duration::from_secs(30), "the snapshot's temp file", || {
+        env.files("cache")
+            .iter()
+            .any(|f| f.starts_with(".pgbackup-tmp"))
+    });
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        env.data_files("cache").is_empty(),
+        "{:?}",
+        env.files("cache")
+    );
+    env.write_config(&entry);
+    env.run(&["backup"]).expect_code(0);
+    assert_eq!(env.data_files("cache").len(), 1);
+    assert!(
+        !env.files("cache")
+            .iter()
+            .any(|f| f.starts_with(".pgbackup-tmp")),
+        "the next run removed the killed run's temp file: {:?}",
+        env.files("cache")
+    );
+
+    // The only real snapshot is a month old, and one is dated 2031 (the clock was ahead when
+    // it was taken): prune with keep-days 1 and keep-min 1 keeps both, because the future one
+    // does not count as the newest (if it did, the real one would go).
+    let d = env.db_dir("cache");
+    let real = env.data_files("cache")[0].clone();
+    let stamp = real[6..21].to_string();
+    let old = real.replace(&stamp, "20261101_020000");
+    let future = real.replace(&stamp, "20310101_020000");
+    for name in [&old, &future] {
+        std::fs::copy(d.join(&real), d.join(name)).unwrap();
+        sh(&format!(
+            "cd '{}' && sha256sum '{name}' > '{name}.sha256'",
+            d.display()
+        ));
+    }
+    for suffix in ["", ".sha256", ".json"] {
+        let _ = std::fs::remove_file(d.join(format!("{real}{suffix}")));
+    }
+    env.write_config(&format!(
+        "{entry}\n[retention]\nkeep-days = 1\nkeep-min = 1\n"
+    ));
+    let r = env.run(&["prune"]);
+    r.expect_code(0).expect_stderr_or_stdout("in the future");
+    let mut files = env.data_files("cache");
+    files.sort();
+    assert_eq!(files, vec![old.clone(), future.clone()], "{}", r.stderr);
+}
