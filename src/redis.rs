@@ -69,6 +69,173 @@ pub struct RedisTarget {
     pub sentinel_password: Option<Secret>,
     /// TLS (`rediss://`): the client configuration (also for the Sentinels).
     pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// How the snapshot is taken.
+    pub mode: SnapshotMode,
+}
+
+/// How a snapshot is taken.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum SnapshotMode {
+    /// Over the replication protocol (`SYNC`): no file access needed.
+    #[default]
+    Sync,
+    /// `BGSAVE`, then the file it wrote is read: for servers where SYNC is refused, with
+    /// pgbackup on the same host. `rdb_path` overrides `CONFIG GET dir` + `dbfilename`.
+    Bgsave {
+        /// The RDB file, when CONFIG is not allowed or the path differs here.
+        rdb_path: Option<PathBuf>,
+    },
+}
+
+/// `BGSAVE`, wait until it is done (a new `LASTSAVE`, `rdb_bgsave_in_progress:0`, status
+/// ok), then open the file it wrote (`rdb_path`, else `CONFIG GET dir` and `dbfilename`). The
+/// open file is the snapshot: a later save renames a new file over it, which leaves this one
+/// whole. `limit` bounds the wait; `cancel` stops it.
+pub fn bgsave_snapshot(
+    target: &RedisTarget,
+    rdb_path: Option<&std::path::Path>,
+    limit: Option<Duration>,
+    cancel: &crate::run::Cancel,
+) -> Result<(ServerInfo, std::fs::File), RedisError> {
+    let name = target.name.clone();
+    let mut c = connect(target, Duration::from_secs(60))?;
+    let mut info = c.info()?;
+    info.connected_to = c.addr().to_string();
+    let lastsave = |c: &mut Client| -> Result<i64, RedisError> {
+        match c.command(&[b"LASTSAVE"])? {
+            Reply::Int(n) => Ok(n),
+            Reply::Error(e) if e.starts_with("NOPERM") => Err(c.denied("LASTSAVE", e)),
+            other => Err(RedisError::Refused {
+                name: c.name.clone(),
+                command: "LASTSAVE",
+                reply: other.text().unwrap_or_else(|e| e),
+            }),
+        }
+    };
+    let before = lastsave(&mut c)?;
+    // LASTSAVE counts seconds: a save within the second of the last one does not change it;
+    // `rdb_saves` (Redis 7) counts saves, and a save seen running and then done counts too.
+    let saves = |f: &std::collections::HashMap<String, String>| {
+        f.get("rdb_saves").and_then(|n| n.parse::<u64>().ok())
+    };
+    let saves_before = saves(&c.info_fields()?);
+    let mut seen_running = false;
+    match c.command(&[b"BGSAVE"])? {
+        Reply::Status(_) => {}
+        // Another save is running: its file is as recent as ours would be, near enough.
+        Reply::Error(e) if e.contains("already in progress") => {}
+        Reply::Error(e) if e.starts_with("NOPERM") => {
+            return Err(RedisError::NoPermission {
+                name,
+                command: "BGSAVE",
+                reply: e,
+            })
+        }
+        other => {
+            return Err(RedisError::Refused {
+                name,
+                command: "BGSAVE",
+                reply: other.text().unwrap_or_else(|e| e),
+            })
+        }
+    }
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(sig) = cancel.cancelled() {
+            return Err(RedisError::Io {
+                name,
+                what: "waiting for BGSAVE".into(),
+                source: io::Error::new(
+                    io::ErrorKind::Interrupted,
+                    format!("stopped by {}", crate::signals::name(sig)),
+                ),
+            });
+        }
+        let fields = c.info_fields()?;
+        let busy = fields.get("rdb_bgsave_in_progress").map(String::as_str) == Some("1");
+        seen_running |= busy;
+        let counted = matches!((saves_before, saves(&fields)), (Some(b), Some(n)) if n > b);
+        if !busy && (counted || seen_running || lastsave(&mut c)? > before) {
+            if fields.get("rdb_last_bgsave_status").map(String::as_str) == Some("err") {
+                return Err(RedisError::Refused {
+                    name,
+                    command: "BGSAVE",
+                    reply: "the save failed (rdb_last_bgsave_status:err; see the server's log: its disk?)".into(),
+                });
+            }
+            break;
+        }
+        if !busy && started.elapsed() > Duration::from_secs(30) && lastsave(&mut c)? == before {
+            return Err(RedisError::Refused {
+                name,
+                command: "BGSAVE",
+                reply: "no save ran within 30 s (LASTSAVE did not change)".into(),
+            });
+        }
+        if limit.is_some_and(|l| started.elapsed() > l) {
+            return Err(RedisError::Refused {
+                name,
+                command: "BGSAVE",
+                reply: format!(
+                    "not done after {} s (dump-timeout-secs)",
+                    started.elapsed().as_secs()
+                ),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let saved_at = lastsave(&mut c)?;
+    let path = match rdb_path {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let get = |c: &mut Client, key: &str| -> Result<String, RedisError> {
+                match c.command(&[b"CONFIG", b"GET", key.as_bytes()])? {
+                    Reply::Array(Some(items)) if items.len() == 2 => {
+                        Ok(items[1].text().unwrap_or_default())
+                    }
+                    other => Err(RedisError::Refused {
+                        name: c.name.clone(),
+                        command: "CONFIG GET",
+                        reply: format!(
+                            "{} (set rdb-path to the RDB file instead)",
+                            other.text().unwrap_or_else(|e| e)
+                        ),
+                    }),
+                }
+            };
+            let dir = get(&mut c, "dir")?;
+            let file = get(&mut c, "dbfilename")?;
+            PathBuf::from(dir).join(file)
+        }
+    };
+    let file = std::fs::File::open(&path).map_err(|e| RedisError::Io {
+        name: name.clone(),
+        what: format!(
+            "opening the saved snapshot {} (mode = \"bgsave\" reads the server's own file: pgbackup must run on its host, with read access, e.g. in the redis group; or set rdb-path)",
+            path.display()
+        ),
+        source: e,
+    })?;
+    // The file must be the one this save wrote, not a stale copy on another host's path.
+    let modified = file
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64);
+    if let Some(m) = modified {
+        if (m - saved_at).abs() > 5 {
+            return Err(RedisError::Refused {
+                name,
+                command: "BGSAVE",
+                reply: format!(
+                    "{} was written at {m}, not by this save (LASTSAVE {saved_at}): is pgbackup on another host than the server, or rdb-path wrong?",
+                    path.display()
+                ),
+            });
+        }
+    }
+    Ok((info, file))
 }
 
 /// What the Sentinels say of a master: its address, and the state `check` reports.
@@ -106,6 +273,7 @@ pub fn ask_sentinels(
             password_source: Some("sentinel-password-file".into()),
             sentinel_password: None,
             tls: target.tls.clone(),
+            mode: SnapshotMode::Sync,
         };
         let mut c = match connect(&one, timeout) {
             Ok(c) => c,
@@ -682,6 +850,14 @@ pub fn snapshot(
         Mode::Length(n)
     } else if header.starts_with("-NOPERM") || header.starts_with("-NOAUTH") {
         return Err(c.denied("SYNC", header));
+    } else if header.contains("unknown command") {
+        return Err(RedisError::Refused {
+            name,
+            command: "SYNC",
+            reply: format!(
+                "{header}: SYNC is disabled on this server (renamed, or a managed service); with pgbackup on the server's host, set mode = \"bgsave\" in its [[redis]]"
+            ),
+        });
     } else {
         return Err(RedisError::Refused {
             name,

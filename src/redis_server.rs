@@ -279,6 +279,7 @@ impl Throwaway {
             password_source: None,
             sentinel_password: None,
             tls: None,
+            mode: Default::default(),
         }
     }
 

@@ -84,6 +84,20 @@ impl Listener for Journal {
                     human_bytes(manifest.raw_bytes),
                     if crate::catalog::is_globals_name(db) {
                         "cluster globals".to_string()
+                    } else if manifest.redis.is_some() {
+                        format!(
+                            "{} in {}",
+                            crate::text::count(
+                                manifest.tables.iter().map(|t| t.rows).sum::<u64>(),
+                                "key",
+                                "keys"
+                            ),
+                            crate::text::count(
+                                manifest.tables.len() as u64,
+                                "logical database",
+                                "logical databases"
+                            )
+                        )
                     } else {
                         crate::text::count(manifest.tables.len() as u64, "table", "tables")
                     },

@@ -686,16 +686,26 @@ impl Source for ScriptedSource {
     }
 }
 
-/// A Redis (or Valkey) server's snapshot over the replication protocol (`[[redis]]`):
-/// [`crate::redis::snapshot`] logs in, reads `INFO` and starts `SYNC`; the stream is the RDB
-/// exactly, judged by the format's observer (structure through to the CRC-64 trailer).
-#[derive(Debug)]
+/// A Redis (or Valkey) server's snapshot (`[[redis]]`): over the replication protocol
+/// ([`crate::redis::snapshot`] logs in, reads `INFO` and starts `SYNC`), or with `mode =
+/// "bgsave"` the file a `BGSAVE` wrote ([`crate::redis::bgsave_snapshot`]); the stream is the
+/// RDB exactly, judged by the format's observer (structure through to the CRC-64 trailer).
 pub struct RedisSync<'a> {
     target: &'a crate::redis::RedisTarget,
     stall: Duration,
     cancel: &'a crate::run::Cancel,
     info: Option<crate::redis::ServerInfo>,
-    snapshot: Option<crate::redis::Snapshot>,
+    snapshot: Option<Box<dyn Read + Send>>,
+    /// How long a BGSAVE may take (`dump-timeout-secs`).
+    limit: Option<Duration>,
+}
+
+impl std::fmt::Debug for RedisSync<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSync")
+            .field("target", &self.target.name)
+            .finish()
+    }
 }
 
 impl<'a> RedisSync<'a> {
@@ -711,7 +721,14 @@ impl<'a> RedisSync<'a> {
             cancel,
             info: None,
             snapshot: None,
+            limit: None,
         }
+    }
+
+    /// The longest wait for a BGSAVE (`mode = "bgsave"`).
+    pub fn with_limit(mut self, limit: Option<Duration>) -> Self {
+        self.limit = limit;
+        self
     }
 }
 
@@ -741,16 +758,40 @@ impl Source for RedisSync<'_> {
                 }
                 (a, _) => a.to_string(),
             },
-            program_version: format!("pgbackup {} (SYNC)", env!("CARGO_PKG_VERSION")),
+            program_version: format!(
+                "pgbackup {} ({})",
+                env!("CARGO_PKG_VERSION"),
+                match self.target.mode {
+                    crate::redis::SnapshotMode::Sync => "SYNC",
+                    crate::redis::SnapshotMode::Bgsave { .. } => "BGSAVE",
+                }
+            ),
         }
     }
 
     fn facts(&mut self) -> Result<DatabaseInfo> {
-        let (info, mut snapshot) = crate::redis::snapshot(self.target, self.stall)?;
-        snapshot.stop_on(self.cancel.clone());
+        let (info, stream): (_, Box<dyn Read + Send>) = match &self.target.mode {
+            crate::redis::SnapshotMode::Sync => {
+                let (info, mut snapshot) = crate::redis::snapshot(self.target, self.stall)?;
+                snapshot.stop_on(self.cancel.clone());
+                (info, Box::new(snapshot))
+            }
+            crate::redis::SnapshotMode::Bgsave { rdb_path } => {
+                let (info, file) = crate::redis::bgsave_snapshot(
+                    self.target,
+                    rdb_path.as_deref(),
+                    self.limit,
+                    self.cancel,
+                )?;
+                (
+                    info,
+                    Box::new(std::io::BufReader::with_capacity(1 << 20, file)),
+                )
+            }
+        };
         let server_version = info.version.clone();
         self.info = Some(info);
-        self.snapshot = Some(snapshot);
+        self.snapshot = Some(stream);
         Ok(DatabaseInfo {
             server_version,
             ..DatabaseInfo::default()
@@ -759,7 +800,7 @@ impl Source for RedisSync<'_> {
 
     fn start(&mut self) -> Result<Box<dyn Read + Send>> {
         match self.snapshot.take() {
-            Some(s) => Ok(Box::new(s)),
+            Some(s) => Ok(s),
             None => Err(Error::Usage(
                 "the Redis snapshot was started before its facts were read".into(),
             )),

@@ -429,6 +429,23 @@ pub(super) fn redis(
             }
             None
         };
+        let mode = match (r.mode.as_deref(), &r.rdb_path) {
+            (None | Some("sync"), None) => crate::redis::SnapshotMode::Sync,
+            (Some("bgsave"), p) => crate::redis::SnapshotMode::Bgsave {
+                rdb_path: p.clone(),
+            },
+            (None | Some("sync"), Some(_)) => {
+                problems.push(k("rdb-path"), "only with mode = \"bgsave\"");
+                crate::redis::SnapshotMode::Sync
+            }
+            (Some(other), _) => {
+                problems.push(
+                    k("mode"),
+                    format!("\"{other}\" is not a mode: \"sync\" (over the replication protocol, the default) or \"bgsave\" (BGSAVE, then the server's file, on its host)"),
+                );
+                crate::redis::SnapshotMode::Sync
+            }
+        };
         let mut own = Vec::new();
         let sentinel_password = match &r.sentinel_password_file {
             None => None,
@@ -470,6 +487,7 @@ pub(super) fn redis(
             password_source,
             sentinel_password,
             tls,
+            mode,
         });
     }
     (out, stall)

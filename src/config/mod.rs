@@ -108,6 +108,10 @@ pub struct RedisFile {
     pub tls_key_file: Option<PathBuf>,
     /// Use TLS with `sentinel` (the master and the Sentinels).
     pub tls: Option<bool>,
+    /// `sync` (default: over the replication protocol) or `bgsave` (BGSAVE, then the file).
+    pub mode: Option<String>,
+    /// With `mode = "bgsave"`: the RDB file (default: CONFIG GET dir and dbfilename).
+    pub rdb_path: Option<PathBuf>,
     /// File holding the password (`requirepass`, or the ACL user's).
     pub password_file: Option<PathBuf>,
     /// Name of a systemd credential holding the password.

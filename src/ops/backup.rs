@@ -305,14 +305,17 @@ fn item_sources<'d>(
     let mut pg = pg_dumps(cfg, tools, version, cancel);
     move |item| match item {
         Item::Database(db) => pg(db),
-        Item::Redis(r) => Box::new(crate::source::RedisSync::new(
-            r,
-            cfg.redis_stall
-                .get(&r.name)
-                .copied()
-                .unwrap_or(Duration::from_secs(60)),
-            cancel,
-        )),
+        Item::Redis(r) => Box::new(
+            crate::source::RedisSync::new(
+                r,
+                cfg.redis_stall
+                    .get(&r.name)
+                    .copied()
+                    .unwrap_or(Duration::from_secs(60)),
+                cancel,
+            )
+            .with_limit(cfg.dump_timeout),
+        ),
     }
 }
 

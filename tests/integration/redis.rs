@@ -116,6 +116,7 @@ impl Server {
             password_source: Some("password-file /etc/pgbackup/redis.pass".into()),
             sentinel_password: None,
             tls: None,
+            mode: Default::default(),
         }
     }
 }
@@ -369,6 +370,7 @@ fn a_server_that_closes_mid_transfer_and_damaged_snapshots_are_caught() {
         password_source: None,
         sentinel_password: None,
         tls: None,
+        mode: Default::default(),
     };
     let (_, mut snap) = snapshot(&t, Duration::from_secs(10)).expect("the transfer starts");
     let mut bytes = Vec::new();
@@ -422,7 +424,9 @@ fn pgbackup_backs_up_and_verifies_a_redis_server() {
     let digest_before = s.cli(&["DEBUG", "DIGEST"]).trim().to_string();
     assert_eq!(digest_before.len(), 40, "{digest_before}");
     let r = env.run(&["backup"]);
-    r.expect_code(0).expect_stderr_or_stdout("cache");
+    r.expect_code(0)
+        .expect_stderr_or_stdout("cache: backup complete")
+        .expect_stderr_or_stdout("20 keys in 3 logical databases");
     let files = env.data_files("cache");
     assert_eq!(files.len(), 1, "{files:?}");
     assert!(
@@ -1292,4 +1296,64 @@ fn redis_full_disk_kill_9_and_a_future_dated_snapshot() {
     let mut files = env.data_files("cache");
     files.sort();
     assert_eq!(files, vec![old.clone(), future.clone()], "{}", r.stderr);
+}
+
+/// `mode = "bgsave"` for a server whose SYNC is disabled (renamed away, as managed services
+/// do): SYNC's refusal names the mode; BGSAVE and the server's own file give a snapshot whose
+/// keys are the server's; a wrong rdb-path (a file this save did not write) is refused.
+#[test]
+fn bgsave_mode_when_sync_is_disabled() {
+    let s = Server::start(&[
+        "--rename-command",
+        "SYNC",
+        "",
+        "--rename-command",
+        "PSYNC",
+        "",
+    ]);
+    let expected = load(&s);
+    let env = TestEnv::new();
+    let entry = cache_entry(&env, &s);
+    env.write_config(&entry);
+    env.run(&["backup"])
+        .expect_code(69)
+        .expect_stderr("set mode = \"bgsave\"");
+    env.write_config(&format!("{entry}mode = \"bgsave\"\n"));
+    env.run(&["backup"]).expect_code(0);
+    let files = env.data_files("cache");
+    assert_eq!(files.len(), 1);
+    let m = manifest_json(&env.db_dir("cache").join(&files[0]));
+    let counted: Vec<(String, u64)> = m["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["schema"].as_str().unwrap().to_string(),
+                t["rows"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, u64)> = expected
+        .iter()
+        .map(|(d, k)| (format!("db{d}"), *k))
+        .collect();
+    assert_eq!(counted, want, "{m}");
+    assert!(
+        m["pg_dump_version"].as_str().unwrap().contains("BGSAVE"),
+        "{m}"
+    );
+    env.run(&["verify", "--db", "cache", "--test-restore"])
+        .expect_code(0);
+    // An old file at rdb-path: not what this save wrote.
+    let stale = env.tmp.path().join("stale.rdb");
+    std::fs::copy(s.dir.path().join("dump.rdb"), &stale).unwrap();
+    sh(&format!("touch -d '2020-01-01' '{}'", stale.display()));
+    env.write_config(&format!(
+        "{entry}mode = \"bgsave\"\nrdb-path = \"{}\"\n",
+        stale.display()
+    ));
+    env.run(&["backup", "--force"])
+        .expect_code(69)
+        .expect_stderr("not by this save");
 }

@@ -392,6 +392,7 @@ fn target_of(cfg: &Config, args: &RestoreArgs, name: &str) -> Result<RedisTarget
                 password_source,
                 sentinel_password: configured.and_then(|c| c.sentinel_password.clone()),
                 tls,
+                mode: configured.map(|c| c.mode.clone()).unwrap_or_default(),
             })
         }
     }
