@@ -24,12 +24,15 @@ pub enum Addr {
     Tcp(String, u16),
     /// A unix socket.
     Unix(PathBuf),
-    /// The current master of `master` by the first of these Sentinels that answers.
+    /// The current master of `master` by the first of these Sentinels that answers (or, with
+    /// `replica`, a healthy replica of it they know).
     Sentinel {
         /// Sentinel's name of the master (`master-name`).
         master: String,
         /// `host:port` of each Sentinel, asked in order.
         sentinels: Vec<(String, u16)>,
+        /// Snapshot a replica of the master instead (`snapshot-from = "replica"`).
+        replica: bool,
     },
 }
 
@@ -39,9 +42,14 @@ impl std::fmt::Display for Addr {
             Addr::Tcp(h, p) if h.contains(':') => write!(f, "[{h}]:{p}"),
             Addr::Tcp(h, p) => write!(f, "{h}:{p}"),
             Addr::Unix(p) => write!(f, "unix:{}", p.display()),
-            Addr::Sentinel { master, sentinels } => write!(
+            Addr::Sentinel {
+                master,
+                sentinels,
+                replica,
+            } => write!(
                 f,
-                "master {master} by Sentinel {}",
+                "{}{master} by Sentinel {}",
+                if *replica { "a replica of " } else { "master " },
                 sentinels
                     .iter()
                     .map(|(h, p)| Addr::Tcp(h.clone(), *p).to_string())
@@ -253,6 +261,8 @@ pub struct SentinelView {
     pub other_sentinels: u64,
     /// `SENTINEL ckquorum`: `Ok(message)` when a failover could be authorised.
     pub quorum: Result<String, String>,
+    /// The replicas that are healthy (flags exactly `slave`, link ok): `host:port`.
+    pub healthy_replicas: Vec<(String, u16)>,
 }
 
 /// Ask the Sentinels, in order, for the current master of `master`; the first that knows it
@@ -325,8 +335,35 @@ pub fn ask_sentinels(
             Ok(other) => Err(other.text().unwrap_or_else(|e| e)),
             Err(e) => Err(e.to_string()),
         };
+        let mut healthy_replicas = Vec::new();
+        if let Ok(Reply::Array(Some(replicas))) =
+            c.command(&[b"SENTINEL", b"replicas", master.as_bytes()])
+        {
+            for r in replicas {
+                let Reply::Array(Some(items)) = r else {
+                    continue;
+                };
+                let map: std::collections::HashMap<String, String> = items
+                    .chunks(2)
+                    .filter_map(|p| match p {
+                        [k, v] => Some((k.text().ok()?, v.text().ok()?)),
+                        _ => None,
+                    })
+                    .collect();
+                let healthy = map.get("flags").map(String::as_str) == Some("slave")
+                    && map.get("master-link-status").map(String::as_str) == Some("ok");
+                if let (true, Some(ip), Some(port)) = (
+                    healthy,
+                    map.get("ip"),
+                    map.get("port").and_then(|p| p.parse::<u16>().ok()),
+                ) {
+                    healthy_replicas.push((ip.clone(), port));
+                }
+            }
+        }
         let num = |k: &str| fields.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
         return Ok(SentinelView {
+            healthy_replicas,
             sentinel: format!("{h}:{p}"),
             master: addr,
             flags: fields.get("flags").cloned().unwrap_or_default(),
@@ -686,9 +723,27 @@ pub fn connect(target: &RedisTarget, timeout: Duration) -> Result<Client, RedisE
     let name = target.name.clone();
     let resolved;
     let addr = match &target.addr {
-        Addr::Sentinel { master, sentinels } => {
+        Addr::Sentinel {
+            master,
+            sentinels,
+            replica,
+        } => {
             let view = ask_sentinels(target, master, sentinels, timeout)?;
-            resolved = Addr::Tcp(view.master.0, view.master.1);
+            resolved = if *replica {
+                let Some((h, p)) = view.healthy_replicas.first().cloned() else {
+                    return Err(RedisError::Sentinel {
+                        name,
+                        master: master.clone(),
+                        why: format!(
+                            "Sentinel {} knows no healthy replica of it (snapshot-from = \"replica\"); {} known in all",
+                            view.sentinel, view.replicas
+                        ),
+                    });
+                };
+                Addr::Tcp(h, p)
+            } else {
+                Addr::Tcp(view.master.0, view.master.1)
+            };
             &resolved
         }
         a => a,
@@ -793,8 +848,24 @@ pub fn snapshot(
     let mut c = connect(target, stall)?;
     let mut info = c.info()?;
     info.connected_to = c.addr().to_string();
-    if let (Addr::Sentinel { master, .. }, false) = (&target.addr, info.role.is_empty()) {
-        if info.role != "master" {
+    if let (
+        Addr::Sentinel {
+            master, replica, ..
+        },
+        false,
+    ) = (&target.addr, info.role.is_empty())
+    {
+        if *replica && info.role != "slave" {
+            return Err(RedisError::Refused {
+                name,
+                command: "INFO",
+                reply: format!(
+                    "role {}: Sentinel named {} a replica of {master}, but it is not (a failover under way?); the next run asks again",
+                    info.role, info.connected_to
+                ),
+            });
+        }
+        if !*replica && info.role != "master" {
             return Err(RedisError::Refused {
                 name,
                 command: "INFO",

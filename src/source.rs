@@ -753,9 +753,16 @@ impl Source for RedisSync<'_> {
                     .unwrap_or_default()
             ),
             host: match (&self.target.addr, self.info.as_ref()) {
-                (crate::redis::Addr::Sentinel { master, .. }, Some(i)) => {
-                    format!("{} (master {master} by Sentinel)", i.connected_to)
-                }
+                (
+                    crate::redis::Addr::Sentinel {
+                        master, replica, ..
+                    },
+                    Some(i),
+                ) => format!(
+                    "{} ({}{master} by Sentinel)",
+                    i.connected_to,
+                    if *replica { "a replica of " } else { "master " }
+                ),
                 (a, _) => a.to_string(),
             },
             program_version: format!(

@@ -225,7 +225,14 @@ fn evaluate(cfg: &Config, args: &CheckArgs) -> Outcome {
 fn redis_state(r: &crate::redis::RedisTarget, perf: &mut Vec<String>) -> Vec<(u8, String)> {
     let timeout = std::time::Duration::from_secs(10);
     let mut out = Vec::new();
-    if let crate::redis::Addr::Sentinel { master, sentinels } = &r.addr {
+    let mut from_replica = false;
+    if let crate::redis::Addr::Sentinel {
+        master,
+        sentinels,
+        replica,
+    } = &r.addr
+    {
+        from_replica = *replica;
         match crate::redis::ask_sentinels(r, master, sentinels, timeout) {
             Err(e) => {
                 out.push((CRITICAL, e.to_string()));
@@ -278,7 +285,7 @@ fn redis_state(r: &crate::redis::RedisTarget, perf: &mut Vec<String>) -> Vec<(u8
                     .get("master_link_status")
                     .map(String::as_str)
                     .unwrap_or("?");
-                if matches!(r.addr, crate::redis::Addr::Sentinel { .. }) {
+                if matches!(r.addr, crate::redis::Addr::Sentinel { .. }) && !from_replica {
                     out.push((
                         CRITICAL,
                         format!(

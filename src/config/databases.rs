@@ -347,6 +347,12 @@ pub(super) fn redis(
                 if r.master_name.is_some() || r.sentinel_password_file.is_some() {
                     problems.push(k("master-name"), "only with sentinel");
                 }
+                if r.snapshot_from.is_some() {
+                    problems.push(
+                        k("snapshot-from"),
+                        "only with sentinel (with url, point it at the replica itself)",
+                    );
+                }
                 if r.user.is_some() {
                     problems.push(
                         k("user"),
@@ -385,7 +391,21 @@ pub(super) fn redis(
                     continue;
                 }
                 (
-                    crate::redis::Addr::Sentinel { master, sentinels },
+                    crate::redis::Addr::Sentinel {
+                        master,
+                        sentinels,
+                        replica: match r.snapshot_from.as_deref() {
+                            None | Some("master") => false,
+                            Some("replica") => true,
+                            Some(other) => {
+                                problems.push(
+                                    k("snapshot-from"),
+                                    format!("\"{other}\" is neither \"master\" nor \"replica\""),
+                                );
+                                false
+                            }
+                        },
+                    },
                     r.user.clone(),
                 )
             }

@@ -96,6 +96,8 @@ pub struct RedisFile {
     pub sentinel: Option<Vec<String>>,
     /// Sentinel's name of the master.
     pub master_name: Option<String>,
+    /// With `sentinel`: snapshot the `master` (default) or a healthy `replica`.
+    pub snapshot_from: Option<String>,
     /// The ACL user, with `sentinel` (with `url`, it is in the URL).
     pub user: Option<String>,
     /// The Sentinels' own password (their `requirepass`).

@@ -950,6 +950,33 @@ fn sentinel_names_the_master_before_and_after_a_failover() {
     r.expect_code(0);
     assert!(r.stdout.contains("'cache_replicas'=1"), "{}", r.stdout);
 
+    // snapshot-from = "replica": the snapshot comes from the healthy replica Sentinel knows.
+    wait_for(
+        Duration::from_secs(30),
+        "Sentinel to see the replica's link up",
+        || {
+            let r = sentinel.cli(&["SENTINEL", "replicas", "mymaster"]);
+            r.contains("master-link-status") && r.lines().any(|l| l.trim() == "ok")
+        },
+    );
+    env.write_config(&entry.replace(
+        "master-name = \"mymaster\"",
+        "master-name = \"mymaster\"\nsnapshot-from = \"replica\"",
+    ));
+    env.run(&["backup", "--force"]).expect_code(0);
+    let files = env.data_files("cache");
+    assert_eq!(files.len(), 2, "{files:?}");
+    let m = manifest_json(&env.db_dir("cache").join(&files[1]));
+    assert!(
+        m["host"].as_str().unwrap().contains(&format!(
+            "127.0.0.1:{} (a replica of mymaster by Sentinel)",
+            replica.port
+        )),
+        "{m}"
+    );
+    assert_eq!(m["redis"]["role"], "slave", "{m}");
+    env.write_config(&entry);
+
     // A failover between two backups: the next snapshot comes from the new master.
     assert!(sentinel
         .cli(&["SENTINEL", "failover", "mymaster"])
@@ -961,8 +988,8 @@ fn sentinel_names_the_master_before_and_after_a_failover() {
     replica.pipe("SELECT 0\nSET after-failover 1\n");
     env.run(&["backup", "--force"]).expect_code(0);
     let files = env.data_files("cache");
-    assert_eq!(files.len(), 2, "{files:?}");
-    let m = manifest_json(&env.db_dir("cache").join(&files[1]));
+    assert_eq!(files.len(), 3, "{files:?}");
+    let m = manifest_json(&env.db_dir("cache").join(&files[2]));
     assert!(
         m["host"]
             .as_str()
