@@ -2,7 +2,7 @@
 # Fuzzing with cargo-fuzz (libFuzzer) of the parsers that meet untrusted input: the config file
 # and its validation, the manifest, the sidecar, backup names, the dump observer (COPY rows,
 # trailer), the custom-archive reader (pg_dump -Fc as it streams by), the directory-format tar
-# reader (pg_dump -Fd), the Redis snapshot (RDB) reader and the restore's
+# reader (pg_dump -Fd), the Redis snapshot (RDB) reader, the RESP reply and command readers and the restore's
 # privilege filter. The corpus (fuzz/corpus/<target>) is committed;
 # a crash found is a regression test: copy its input into fuzz/regressions/<target>/, which
 # every run (and CI) replays.
@@ -18,7 +18,7 @@ root=$PWD
 ci=0
 if [ "${1:-}" = "--ci" ]; then ci=1; shift; fi
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(config manifest sidecar backup_name dump_observer archive_observer directory_observer rdb_observer privilege_filter)
+[ ${#targets[@]} -gt 0 ] || targets=(config manifest sidecar backup_name dump_observer archive_observer directory_observer rdb_observer redis_reply privilege_filter)
 secs=${FUZZ_SECONDS:-600}
 [ $ci = 1 ] && secs=${FUZZ_SECONDS:-15}
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked --version "^0.13" -q

@@ -1003,6 +1003,92 @@ impl Reply {
 
 /// Replies nested deeper than this are refused (a hostile or broken server).
 const REPLY_DEPTH: usize = 8;
+/// Elements of one reply, all arrays together (SENTINEL replicas of a large set-up is a few
+/// thousand): a server that sends endless arrays is refused, not buffered.
+const REPLY_ELEMENTS_MAX: usize = 1 << 20;
+
+/// One RESP2 reply from `r`: bounded in depth, element count, bulk size and line length, so
+/// that a hostile or broken server costs an error, never unbounded memory.
+pub fn read_reply<R: BufRead>(r: &mut R) -> io::Result<Reply> {
+    let mut budget = (REPLY_ELEMENTS_MAX, REPLY_BYTES_MAX);
+    read_reply_in(r, 0, &mut budget)
+}
+
+/// Bulk bytes of one reply, all together.
+const REPLY_BYTES_MAX: usize = 64 << 20;
+
+fn read_reply_in<R: BufRead>(
+    r: &mut R,
+    depth: usize,
+    budget: &mut (usize, usize),
+) -> io::Result<Reply> {
+    let bad = |why: String| io::Error::new(io::ErrorKind::InvalidData, why);
+    let mut raw = Vec::new();
+    let n = (&mut *r).take(64 * 1024).read_until(b'\n', &mut raw)?;
+    if n == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the server closed the connection",
+        ));
+    }
+    if raw.last() != Some(&b'\n') {
+        return Err(bad("a reply line longer than 64 KiB".into()));
+    }
+    while raw.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        raw.pop();
+    }
+    let line = String::from_utf8_lossy(&raw).into_owned();
+    let (kind, rest) = match line.char_indices().nth(1) {
+        Some((i, _)) => line.split_at(i),
+        None => (line.as_str(), ""),
+    };
+    let number = || {
+        rest.parse::<i64>()
+            .map_err(|_| bad(format!("\"{}\" is not a RESP reply", line.escape_debug())))
+    };
+    Ok(match kind {
+        "+" => Reply::Status(rest.to_string()),
+        "-" => Reply::Error(rest.to_string()),
+        ":" => Reply::Int(number()?),
+        "$" => {
+            let n = number()?;
+            if n < 0 {
+                Reply::Bulk(None)
+            } else if n as u64 > REPLY_BULK_MAX.min(budget.1) as u64 {
+                return Err(bad(format!("a reply of {n} bytes")));
+            } else {
+                budget.1 -= n as usize;
+                let mut body = vec![0u8; n as usize + 2];
+                r.read_exact(&mut body)?;
+                body.truncate(n as usize);
+                Reply::Bulk(Some(body))
+            }
+        }
+        "*" => {
+            let n = number()?;
+            if n < 0 {
+                Reply::Array(None)
+            } else if depth >= REPLY_DEPTH || n as u64 > budget.0 as u64 {
+                return Err(bad(format!(
+                    "an array of {n} elements, {depth} deep: more than a reply holds"
+                )));
+            } else {
+                budget.0 -= n as usize;
+                let mut items = Vec::new();
+                for _ in 0..n {
+                    items.push(read_reply_in(r, depth + 1, budget)?);
+                }
+                Reply::Array(Some(items))
+            }
+        }
+        _ => {
+            return Err(bad(format!(
+                "\"{}\" is not a RESP reply",
+                line.chars().take(80).collect::<String>().escape_debug()
+            )))
+        }
+    })
+}
 /// Bulk strings longer than this are refused (INFO, CONFIG GET, DEBUG DIGEST are small).
 const REPLY_BULK_MAX: usize = 16 << 20;
 
@@ -1011,56 +1097,11 @@ impl Client {
     pub fn command(&mut self, args: &[&[u8]]) -> Result<Reply, RedisError> {
         let what = String::from_utf8_lossy(args.first().copied().unwrap_or_default()).into_owned();
         self.send(args, &what)?;
-        self.reply(&what, 0)
+        self.reply(&what)
     }
 
-    fn reply(&mut self, what: &str, depth: usize) -> Result<Reply, RedisError> {
-        let bad = |c: &Client, why: String| RedisError::Io {
-            name: c.name.clone(),
-            what: format!("reading the reply to {what}"),
-            source: io::Error::new(io::ErrorKind::InvalidData, why),
-        };
-        let line = self.line(&format!("reading the reply to {what}"))?;
-        let (kind, rest) = line.split_at(line.len().min(1));
-        let number = |c: &Client| {
-            rest.parse::<i64>()
-                .map_err(|_| bad(c, format!("\"{line}\" is not a RESP reply")))
-        };
-        Ok(match kind {
-            "+" => Reply::Status(rest.to_string()),
-            "-" => Reply::Error(rest.to_string()),
-            ":" => Reply::Int(number(self)?),
-            "$" => {
-                let n = number(self)?;
-                if n < 0 {
-                    Reply::Bulk(None)
-                } else if n as u64 > REPLY_BULK_MAX as u64 {
-                    return Err(bad(self, format!("a reply of {n} bytes")));
-                } else {
-                    let mut body = vec![0u8; n as usize + 2];
-                    self.conn
-                        .read_exact(&mut body)
-                        .map_err(|e| self.io(&format!("reading the reply to {what}"), e))?;
-                    body.truncate(n as usize);
-                    Reply::Bulk(Some(body))
-                }
-            }
-            "*" => {
-                let n = number(self)?;
-                if n < 0 {
-                    Reply::Array(None)
-                } else if depth >= REPLY_DEPTH || n > 1 << 20 {
-                    return Err(bad(self, format!("an array of {n} nested {depth} deep")));
-                } else {
-                    let mut items = Vec::new();
-                    for _ in 0..n {
-                        items.push(self.reply(what, depth + 1)?);
-                    }
-                    Reply::Array(Some(items))
-                }
-            }
-            _ => return Err(bad(self, format!("\"{line}\" is not a RESP reply"))),
-        })
+    fn reply(&mut self, what: &str) -> Result<Reply, RedisError> {
+        read_reply(&mut self.conn).map_err(|e| self.io(&format!("reading the reply to {what}"), e))
     }
 
     /// `INFO` parsed (see [`parse_info`]).
@@ -1391,6 +1432,42 @@ mod tests {
         assert!(is_tls_url("rediss://h") && !is_tls_url("redis://h"));
         assert!(parse_url("http://h").is_err());
         assert!(parse_url("redis://h:99999").is_err());
+    }
+
+    #[test]
+    fn replies_are_read_and_bounded() {
+        let read = |b: &[u8]| read_reply(&mut std::io::Cursor::new(b.to_vec()));
+        assert_eq!(read(b"+OK\r\n").unwrap(), Reply::Status("OK".into()));
+        assert_eq!(read(b"-ERR no\r\n").unwrap(), Reply::Error("ERR no".into()));
+        assert_eq!(read(b":42\r\n").unwrap(), Reply::Int(42));
+        assert_eq!(read(b"$-1\r\n").unwrap(), Reply::Bulk(None));
+        assert_eq!(
+            read(b"*2\r\n$1\r\na\r\n:1\r\n").unwrap(),
+            Reply::Array(Some(vec![Reply::Bulk(Some(b"a".to_vec())), Reply::Int(1)]))
+        );
+        // A first character of several bytes, a truncated bulk, a bulk too large, nesting too
+        // deep, more elements than a reply holds, a line without end: errors, no panic.
+        for bad in [
+            "\u{e9}x\r\n".as_bytes(),
+            b"$10\r\nabc",
+            b"$999999999999\r\n",
+            b"*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n",
+            b"*2000000\r\n",
+            b":12",
+            b"",
+        ] {
+            assert!(read(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+        let endless = b"*1000000\r\n".repeat(3);
+        assert!(read(&endless).is_err());
+        let mut big = b"*5\r\n".to_vec();
+        for _ in 0..5 {
+            big.extend_from_slice(format!("${}\r\n", 15 << 20).as_bytes());
+            big.extend(std::iter::repeat_n(b'x', 15 << 20));
+            big.extend_from_slice(b"\r\n");
+        }
+        let e = read(&big).unwrap_err();
+        assert!(e.to_string().contains("a reply of"), "{e}");
     }
 
     #[test]

@@ -341,8 +341,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// One command: a RESP array of bulk strings, or an inline line (`PING\r\n`).
-fn read_command(input: &mut impl BufRead) -> std::io::Result<Vec<Vec<u8>>> {
+/// One command: a RESP array of bulk strings, or an inline line (`PING\r\n`); bounded (16
+/// arguments of at most 4 KiB), whatever a stranger on the port sends.
+pub fn read_command(input: &mut impl BufRead) -> std::io::Result<Vec<Vec<u8>>> {
     let bad = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_string());
     let mut line = Vec::new();
     input.take(MAX_ARG as u64).read_until(b'\n', &mut line)?;
