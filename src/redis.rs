@@ -1199,30 +1199,22 @@ impl Client {
 
     /// `INFO`: version, role and key counts; a user without `+info` gets defaults.
     fn info(&mut self) -> Result<ServerInfo, RedisError> {
-        let head = self.call(&[b"INFO"], "INFO")?;
-        if head.starts_with("-NOPERM") {
-            return Ok(ServerInfo::default());
-        }
-        if head.starts_with("-NOAUTH") {
-            return Err(RedisError::Auth {
+        // Through the bounded reader: a length a hostile server announces is never allocated.
+        match self.command(&[b"INFO"])? {
+            Reply::Bulk(Some(body)) => Ok(parse_info(&String::from_utf8_lossy(&body))),
+            Reply::Error(e) if e.starts_with("NOPERM") => Ok(ServerInfo::default()),
+            Reply::Error(e) if e.starts_with("NOAUTH") => Err(RedisError::Auth {
                 name: self.name.clone(),
-                reply: head.trim_start_matches('-').to_string(),
+                reply: e,
                 hint: "the server needs a password: set password-file (or password-credential)"
                     .into(),
-            });
-        }
-        let Some(len) = head.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()) else {
-            return Err(RedisError::Refused {
+            }),
+            other => Err(RedisError::Refused {
                 name: self.name.clone(),
                 command: "INFO",
-                reply: head,
-            });
-        };
-        let mut body = vec![0u8; len + 2];
-        self.conn
-            .read_exact(&mut body)
-            .map_err(|e| self.io("reading INFO", e))?;
-        Ok(parse_info(&String::from_utf8_lossy(&body[..len])))
+                reply: other.text().unwrap_or_else(|e| format!("-{e}")),
+            }),
+        }
     }
 }
 
