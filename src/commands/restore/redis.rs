@@ -221,10 +221,11 @@ pub fn run(
         replica: true,
         done: false,
     };
-    let sent = expect_ok(
-        c.command(&[b"REPLICAOF", ip.as_bytes(), port.as_bytes()])?,
-        "REPLICAOF",
-    );
+    // From here on every way out puts the target's settings back.
+    let sent = c
+        .command(&[b"REPLICAOF", ip.as_bytes(), port.as_bytes()])
+        .map_err(|e| e.to_string())
+        .and_then(|r| expect_ok(r, "REPLICAOF"));
     if let Err(e) = sent {
         undo.replica = false;
         undo.run(&mut c);
@@ -288,12 +289,21 @@ pub fn run(
         }
         let now = match c.info_fields() {
             Ok(i) => i,
-            // -LOADING or a busy server: ask again.
+            // A connection broken while the server loads: a new one, and ask again.
             Err(RedisError::Io { .. }) => {
-                c = crate::redis::connect(&target, Duration::from_secs(30))?;
+                match crate::redis::connect(&target, Duration::from_secs(30)) {
+                    Ok(fresh) => c = fresh,
+                    Err(e) => {
+                        undo.run(&mut c);
+                        return Err(e.into());
+                    }
+                }
                 continue;
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                undo.run(&mut c);
+                return Err(e.into());
+            }
         };
         let up = now.get("master_link_status").map(String::as_str) == Some("up");
         let syncing = now.get("master_sync_in_progress").map(String::as_str) == Some("1");
