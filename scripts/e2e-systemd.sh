@@ -5,6 +5,8 @@
 #   - `systemctl start pgbackup.service` makes a verified backup (password from LoadCredential=),
 #     its STATUS text shows in systemd, its journal lines carry priorities, the metrics file
 #     appears; `systemctl start pgbackup-verify.service` succeeds;
+#   - `systemctl start pgbackup-redis.service` snapshots a Redis server, and the weekly
+#     verification's test restore loads it into a throwaway redis-server inside the sandbox;
 #   - a broken config makes the service fail with a journal line naming the key;
 #   - `systemd-analyze security` exposure of both services (printed);
 #   - upgrade keeps a modified config; purge removes the program and keeps the backups.
@@ -22,6 +24,8 @@ ls -d /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v pg_createcluster >/dev/null 2>&1 || need+=(postgresql-common)
 [ -d /var/lib/prometheus/node-exporter ] || need+=(prometheus-node-exporter)
 command -v setfacl >/dev/null 2>&1 || need+=(acl)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
@@ -172,7 +176,41 @@ out=$(inside runuser -u pgbackup -- pgbackup check --max-age 1 --no-connect || t
 inside runuser -u pgbackup -- pgbackup status >/dev/null || fail "pgbackup status as the pgbackup user"
 ok "check and status work for the pgbackup user"
 
-for unit in pgbackup.service pgbackup-verify.service; do
+# Redis: pgbackup-redis.service (hardened; the password from LoadCredential=) snapshots a
+# server over loopback TCP, and pgbackup-verify.service test-restores the snapshot into a
+# throwaway redis-server started inside its sandbox.
+inside sh -c 'umask 077; printf "e2e-Redis-77\n" > /etc/pgbackup/redis.pass
+printf "port 6390\nbind 127.0.0.1\nrequirepass e2e-Redis-77\nsave \"\"\nappendonly no\ndaemonize yes\ndir /tmp\nrepl-diskless-sync-delay 0\nlogfile /tmp/redis-e2e.log\n" > /root/redis-e2e.conf'
+inside redis-server /root/redis-e2e.conf
+for _ in $(seq 1 50); do inside env REDISCLI_AUTH=e2e-Redis-77 redis-cli -p 6390 PING 2>/dev/null | grep -q PONG && break; sleep 0.2; done
+inside sh -c 'printf "SET a 1\nHSET h f v\nSELECT 2\nSET b 2\n" | REDISCLI_AUTH=e2e-Redis-77 redis-cli -p 6390 >/dev/null'
+inside sh -c 'cat >> /etc/pgbackup/pgbackup.toml <<TOML
+[[redis]]
+name = "cache"
+url = "redis://127.0.0.1:6390"
+password-credential = "redis.pass"
+TOML'
+for unit in pgbackup pgbackup-verify pgbackup-redis; do
+  inside mkdir -p "/etc/systemd/system/$unit.service.d"
+  inside sh -c "printf '[Service]\nLoadCredential=e2e.pass:/etc/pgbackup/e2e.pass\nLoadCredential=redis.pass:/etc/pgbackup/redis.pass\n' > /etc/systemd/system/$unit.service.d/credentials.conf"
+done
+inside systemctl daemon-reload
+inside timeout 300 systemctl start pgbackup-redis.service || { inside journalctl -u pgbackup-redis.service --no-pager | tail -n 20; fail "systemctl start pgbackup-redis.service"; }
+inside sh -c 'cd /var/lib/pgbackup/cache && ls cache_*.rdb.gz >/dev/null && sha256sum -c --quiet cache_*.rdb.gz.sha256' || fail "no verified Redis snapshot"
+inside sh -c 'ls /var/lib/pgbackup/e2e/ | grep -c "\.sql\.gz$"' | grep -qx 1 || fail "pgbackup-redis.service dumped PostgreSQL too"
+keys=$(inside sh -c 'python3 -c "import json,sys; print(sum(t[\"rows\"] for t in json.load(open(sys.argv[1]))[\"tables\"]))" /var/lib/pgbackup/cache/cache_*.rdb.gz.json')
+[ "$keys" = 3 ] || fail "the snapshot's manifest counts $keys keys, not 3"
+j=$(inside journalctl -u pgbackup-redis.service --no-pager); grep -q 'e2e-Redis-77' <<<"$j" && fail "the Redis password reached the journal"
+ok "pgbackup-redis.service took a verified snapshot (3 keys), PostgreSQL left alone, no password in the journal"
+inside timeout 300 systemctl start pgbackup-verify.service || { inside journalctl -u pgbackup-verify.service --no-pager | tail -n 20; fail "pgbackup-verify.service with a Redis snapshot"; }
+# The verification history in the snapshot's manifest holds the test restore's result.
+inside sh -c 'grep -q "loaded by a throwaway redis-server" /var/lib/pgbackup/cache/cache_*.rdb.gz.json' \
+  || { inside sh -c 'cat /var/lib/pgbackup/cache/cache_*.rdb.gz.json'; fail "no Redis test restore in the snapshot's verification history"; }
+inside grep -q 'pgbackup_last_verify_success{database="cache"} 1' /var/lib/prometheus/node-exporter/pgbackup.prom || fail "Redis verify metric"
+ok "pgbackup-verify.service test-restored the Redis snapshot in its sandbox"
+inside sh -c 'kill $(pidof redis-server) 2>/dev/null' || true
+
+for unit in pgbackup.service pgbackup-verify.service pgbackup-redis.service; do
   exposure=$(inside systemd-analyze security --no-pager "$unit" | tail -n 1)
   echo "e2e: $exposure"
 done
