@@ -299,6 +299,12 @@ pub struct RestoreArgs {
     #[arg(long, conflicts_with = "database")]
     pub globals: bool,
 
+    /// A Redis snapshot into the data directory of a STOPPED Redis (its `dir`) instead of by
+    /// replication: dump.rdb, and an AOF base with its manifest for appendonly yes; the files
+    /// there are moved aside first
+    #[arg(long, value_name = "DIR", conflicts_with = "target")]
+    pub redis_dir: Option<std::path::PathBuf>,
+
     /// With --globals: show what would be created and altered, change nothing
     #[arg(long, requires = "globals")]
     pub dry_run: bool,

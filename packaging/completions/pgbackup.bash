@@ -394,7 +394,7 @@ _pgbackup() {
             return 0
             ;;
         pgbackup__subcmd__restore)
-            opts="-y -j -c -v -q -h -V --db --latest --backup --file --target --create --clean --yes --no-safety-backup --unverified --no-sidecar --single-transaction --no-owner --jobs --schema --table --temp-dir --globals --dry-run --config --verbose --quiet --color --help --version"
+            opts="-y -j -c -v -q -h -V --db --latest --backup --file --target --create --clean --yes --no-safety-backup --unverified --no-sidecar --single-transaction --no-owner --jobs --schema --table --temp-dir --globals --redis-dir --dry-run --config --verbose --quiet --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -433,6 +433,10 @@ _pgbackup() {
                     return 0
                     ;;
                 --temp-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --redis-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -93,6 +93,7 @@ complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -s j -l jobs 
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l schema -d 'Custom format: restore only this schema (repeatable)' -r
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l table -d 'Custom format: restore only this table (repeatable; with its data)' -r
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l temp-dir -d 'Custom format: where the decompressed archive goes while pg_restore reads it (default: the backup root)' -r -F
+complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l redis-dir -d 'A Redis snapshot into the data directory of a STOPPED Redis (its `dir`) instead of by replication: dump.rdb, and an AOF base with its manifest for appendonly yes; the files there are moved aside first' -r -F
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -s c -l config -d 'Config file [default: $PGBACKUP_CONFIG, else /etc/pgbackup/pgbackup.toml]' -r -F
 complete -c pgbackup -n "__fish_pgbackup_using_subcommand restore" -l color -d 'Colour ok, warnings and errors: auto (on a terminal, unless NO_COLOR is set), always, never' -r -f -a "auto\t'On a terminal, unless NO_COLOR is set'
 always\t'Always'

@@ -1384,3 +1384,74 @@ fn bgsave_mode_when_sync_is_disabled() {
         .expect_code(69)
         .expect_stderr("not by this save");
 }
+
+/// `restore --redis-dir DIR` for a stopped Redis: refused while the configured server runs
+/// there; into a server with appendonly yes (its old AOF and dump.rdb moved aside, kept) and
+/// one with appendonly no, each started afterwards shows the source's DEBUG DIGEST.
+#[test]
+fn restore_into_the_files_of_a_stopped_redis_with_and_without_aof() {
+    let src = Server::start(&["--repl-diskless-sync-delay", "0"]);
+    load(&src);
+    let digest = src.cli(&["DEBUG", "DIGEST"]).trim().to_string();
+    let env = TestEnv::new();
+    env.write_config(&cache_entry(&env, &src));
+    env.run(&["backup"]).expect_code(0);
+
+    for aof in ["yes", "no"] {
+        let mut dst = Server::start(&["--appendonly", aof]);
+        dst.pipe("SET old 1\nSELECT 4\nSET older 2\n");
+        assert_eq!(dst.cli(&["SAVE"]).trim(), "OK");
+        env.write_config(&cache_entry(&env, &dst));
+        let dir = dst.dir.path().to_path_buf();
+        let dir_arg = dir.display().to_string();
+        env.run(&[
+            "restore",
+            "--db",
+            "cache",
+            "--latest",
+            "--yes",
+            "--redis-dir",
+            &dir_arg,
+        ])
+        .expect_code(2)
+        .expect_stderr("is running");
+        // Stopped (killed: nothing saved on the way out), restored into, started again.
+        let _ = dst.child.kill();
+        let _ = dst.child.wait();
+        let r = env.run(&[
+            "restore",
+            "--db",
+            "cache",
+            "--latest",
+            "--yes",
+            "--redis-dir",
+            &dir_arg,
+        ]);
+        r.expect_code(0).expect_stderr("start Redis now");
+        let kept: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .filter(|n| n.contains(".before-pgbackup-"))
+            .collect();
+        assert!(
+            kept.iter()
+                .any(|n| n.starts_with("dump.rdb.before-pgbackup-")),
+            "appendonly {aof}: {kept:?}"
+        );
+        if aof == "yes" {
+            assert!(
+                kept.iter()
+                    .any(|n| n.starts_with("appendonlydir.before-pgbackup-")),
+                "{kept:?}"
+            );
+        }
+        dst.restart();
+        assert_eq!(
+            dst.cli(&["DEBUG", "DIGEST"]).trim(),
+            digest,
+            "appendonly {aof}: {}",
+            r.stderr
+        );
+        assert_eq!(dst.cli(&["EXISTS", "old"]).trim(), "0");
+    }
+}

@@ -41,6 +41,9 @@ pub fn run(
         .map(|n| n.database.clone())
         .or_else(|| args.database.clone())
         .unwrap_or_default();
+    if let Some(dir) = &args.redis_dir {
+        return into_dir(cfg, args, files, integrity, rdb, checksum, &name, dir);
+    }
     let target = target_of(cfg, args, &name)?;
     let mut c = crate::redis::connect(&target, Duration::from_secs(30))?;
     let info = c.info_fields()?;
@@ -553,4 +556,153 @@ fn wait_for_rewrite(
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The names Redis 7 reads in its `dir` (defaults of dbfilename, appenddirname and
+/// appendfilename).
+const DBFILENAME: &str = "dump.rdb";
+const APPENDDIRNAME: &str = "appendonlydir";
+const APPENDFILENAME: &str = "appendonly.aof";
+
+/// `restore --redis-dir DIR`: the snapshot written as the files a stopped Redis 7 starts from,
+/// whatever its `appendonly`: `dump.rdb` (read with appendonly no) and `appendonlydir/` with the
+/// snapshot as the AOF base and a manifest naming it (read with appendonly yes; Redis adds the
+/// incremental file at start). What was there is renamed aside (`*.before-pgbackup-<time>`),
+/// never deleted: with the server stopped, that is the safety copy. Refused while the
+/// configured server of this name answers from this directory.
+#[allow(clippy::too_many_arguments)]
+fn into_dir(
+    cfg: &Config,
+    args: &RestoreArgs,
+    files: &BackupFiles,
+    integrity: &Integrity,
+    rdb: &std::path::Path,
+    checksum: &str,
+    name: &str,
+    dir: &std::path::Path,
+) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let file_name = files.file_name();
+    let meta = std::fs::metadata(dir).map_err(|source| Error::Input {
+        what: "Redis data directory",
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    if !meta.is_dir() {
+        return Err(Error::Usage(format!(
+            "{} is not a directory: give the stopped Redis's dir (CONFIG GET dir; /var/lib/redis on Debian)",
+            dir.display()
+        )));
+    }
+    // A running server would overwrite the files at its next save, or at shutdown.
+    if let Some(t) = cfg.redis.iter().find(|r| r.name == name) {
+        if let Ok(mut c) = crate::redis::connect(t, Duration::from_secs(5)) {
+            let running_dir = config_get(&mut c, "dir").ok().map(std::path::PathBuf::from);
+            let same = running_dir
+                .as_ref()
+                .is_some_and(|d| std::fs::canonicalize(d).ok() == std::fs::canonicalize(dir).ok());
+            if same || running_dir.is_none() {
+                return Err(Error::Usage(format!(
+                    "Redis {name} at {} is running{}: stop it first (systemctl stop redis-server), or restore without --redis-dir, by replication; nothing was changed",
+                    t.addr,
+                    if same { format!(" on {}", dir.display()) } else { String::new() }
+                )));
+            }
+        }
+    }
+    let stamp = chrono::Utc::now().format("%Y%m%d_%H%M%S").to_string();
+    let keys: u64 = integrity.tables.iter().map(|t| t.rows).sum();
+    let mut plan = format!(
+        "restore plan:\n  backup:  {} ({}, {checksum}): {}\n  target:  the files of a stopped Redis in {}\n",
+        files.data.display(),
+        super::super::human_bytes(integrity.raw_bytes),
+        crate::text::count(keys, "key", "keys"),
+        dir.display()
+    );
+    let mut aside = Vec::new();
+    for existing in [DBFILENAME, APPENDDIRNAME] {
+        if dir.join(existing).exists() {
+            aside.push(existing);
+            plan.push_str(&format!(
+                "  {existing} is renamed to {existing}.before-pgbackup-{stamp} (kept)\n"
+            ));
+        }
+    }
+    plan.push_str(&format!(
+        "  written: {DBFILENAME} (read with appendonly no) and {APPENDDIRNAME}/ with the snapshot as its base (read with appendonly yes)\n  then start Redis: it loads the snapshot\n"
+    ));
+    if !(args.yes && log::quiet()) {
+        eprint!("{plan}");
+    }
+    if !args.yes {
+        if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            return Err(Error::Usage(
+                "refusing to restore without confirmation: pass --yes (nothing was changed)".into(),
+            ));
+        }
+        if super::prompt("Type 'yes' to restore: ")? != "yes" {
+            return Err(Error::Cancelled);
+        }
+    }
+    let out_err = |path: &std::path::Path, source| Error::Output {
+        what: "the restored Redis files",
+        path: path.to_path_buf(),
+        source,
+    };
+    // Written beside, then renamed into place: a full disk leaves the old files where they were.
+    let staged = dir.join(format!(".pgbackup-tmp.restore-{stamp}"));
+    std::fs::create_dir(&staged).map_err(|e| out_err(&staged, e))?;
+    let result = (|| -> std::io::Result<()> {
+        let aof = staged.join(APPENDDIRNAME);
+        std::fs::create_dir(&aof)?;
+        let base = format!("{APPENDFILENAME}.1.base.rdb");
+        for to in [staged.join(DBFILENAME), aof.join(&base)] {
+            std::fs::copy(rdb, &to)?;
+            std::fs::File::open(&to)?.sync_all()?;
+        }
+        let manifest = aof.join(format!("{APPENDFILENAME}.manifest"));
+        std::fs::write(&manifest, format!("file {base} seq 1 type b\n"))?;
+        std::fs::File::open(&manifest)?.sync_all()?;
+        crate::fsutil::fsync_dir(&aof)?;
+        // The server's user must own what it will write to (as root, the directory's owner).
+        if nix::unistd::geteuid().is_root() {
+            let (uid, gid) = (
+                Some(nix::unistd::Uid::from_raw(meta.uid())),
+                Some(nix::unistd::Gid::from_raw(meta.gid())),
+            );
+            for p in [
+                staged.join(DBFILENAME),
+                aof.clone(),
+                aof.join(&base),
+                manifest.clone(),
+            ] {
+                nix::unistd::chown(&p, uid, gid).map_err(std::io::Error::from)?;
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(&staged);
+        return Err(out_err(dir, e));
+    }
+    for existing in &aside {
+        let to = dir.join(format!("{existing}.before-pgbackup-{stamp}"));
+        std::fs::rename(dir.join(existing), &to).map_err(|e| out_err(&to, e))?;
+    }
+    for name in [DBFILENAME, APPENDDIRNAME] {
+        std::fs::rename(staged.join(name), dir.join(name)).map_err(|e| out_err(dir, e))?;
+    }
+    let _ = std::fs::remove_dir(&staged);
+    crate::fsutil::fsync_dir(dir).map_err(|e| out_err(dir, e))?;
+    log::info(&format!(
+        "restored {file_name} into {}: {DBFILENAME} and {APPENDDIRNAME}/ ({}); start Redis now{}",
+        dir.display(),
+        crate::text::count(keys, "key", "keys"),
+        if aside.is_empty() {
+            String::new()
+        } else {
+            format!("; the old files were kept as *.before-pgbackup-{stamp}")
+        }
+    ));
+    Ok(())
 }
