@@ -45,6 +45,59 @@ fn prompt(question: &str) -> Result<String> {
     Ok(line.trim().to_string())
 }
 
+/// Show the plan (unless `--yes` and `-q`: scripts) and ask for "yes" (unless `--yes`; never
+/// without a terminal to ask on).
+fn confirm(args: &RestoreArgs, plan: &str) -> Result<()> {
+    if !(args.yes && log::quiet()) {
+        eprint!("{plan}");
+    }
+    if !args.yes {
+        if !stdin_is_terminal() {
+            return Err(Error::Usage(
+                "refusing to restore without confirmation: pass --yes (nothing was changed)".into(),
+            ));
+        }
+        if prompt("Type 'yes' to restore: ")? != "yes" {
+            return Err(Error::Cancelled);
+        }
+    }
+    Ok(())
+}
+
+/// The job a safety backup runs under (its reports to the journal and systemd).
+fn safety_job() -> crate::job::Job {
+    crate::job::Job::new(crate::signals::root().clone())
+        .listen(std::sync::Arc::new(crate::report::Journal::default()))
+        .listen(std::sync::Arc::new(crate::report::Systemd::default()))
+}
+
+/// The safety backup of a restore's target, through the normal backup path into the safety
+/// directory (never the newest backup, never counted by retention), then the expired safety
+/// backups of `name` pruned. `label` names it in the log ("safety backup of shop").
+fn safety_backup(
+    cfg: &Config,
+    job: &crate::job::Job,
+    name: &str,
+    source: &mut dyn crate::source::Source,
+    description: &str,
+    label: &str,
+) -> Result<()> {
+    let local = crate::ops::safety_storage(cfg);
+    match backup_one(cfg, name, source, true, Some(description), &local, job)? {
+        Outcome::Done { path, manifest } => {
+            log::info(&format!(
+                "{label}: {path} (kept {} days, [retention] keep-safety-days)",
+                cfg.keep_safety_days
+            ));
+            for old in crate::ops::prune_safety(cfg, name, Some(&manifest.file))? {
+                log::info(&format!("removed the expired safety backup {old}"));
+            }
+        }
+        Outcome::Skipped { .. } => unreachable!("forced backups are never skipped"),
+    }
+    Ok(())
+}
+
 /// Run `restore`.
 pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
     let selected: Vec<String> = args.database.iter().cloned().collect();
@@ -362,21 +415,7 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
                 .unwrap_or_default()
         ));
     }
-    // With --yes and -q (scripts) the plan is not shown; a prompt always shows it.
-    if !(args.yes && log::quiet()) {
-        eprint!("{plan}");
-    }
-    if !args.yes {
-        if !stdin_is_terminal() {
-            return Err(Error::Usage(
-                "refusing to restore without confirmation: pass --yes (nothing was changed)".into(),
-            ));
-        }
-        let answer = prompt("Type 'yes' to restore: ")?;
-        if answer != "yes" {
-            return Err(Error::Cancelled);
-        }
-    }
+    confirm(args, &plan)?;
 
     // 4. The lock: no backup or prune runs while we work, and the safety backup goes through the
     //    normal backup path.
@@ -397,33 +436,16 @@ pub fn run(cfg: &Config, args: &RestoreArgs) -> Result<()> {
             warnings: Vec::new(),
         };
         let dump_version = tools.pg_dump_version()?;
-        let description = format!("safety backup before restoring {file_name}");
-        // In the safety directory: never the newest backup, never counted by retention.
-        let local = crate::ops::safety_storage(cfg);
-        let job = crate::job::Job::new(crate::signals::root().clone())
-            .listen(std::sync::Arc::new(crate::report::Journal::default()))
-            .listen(std::sync::Arc::new(crate::report::Systemd::default()));
+        let job = safety_job();
         let mut source = crate::source::PgDump::of(cfg, &tools, &dump_version, &db, &job.cancel);
-        match backup_one(
+        safety_backup(
             cfg,
+            &job,
             db.name(),
             &mut source,
-            true,
-            Some(&description),
-            &local,
-            &job,
-        )? {
-            Outcome::Done { path, manifest } => {
-                log::info(&format!(
-                    "safety backup of {target_db}: {path} (kept {} days, [retention] keep-safety-days)",
-                    cfg.keep_safety_days
-                ));
-                for old in crate::ops::prune_safety(cfg, db.name(), Some(&manifest.file))? {
-                    log::info(&format!("removed the expired safety backup {old}"));
-                }
-            }
-            Outcome::Skipped { .. } => unreachable!("forced backups are never skipped"),
-        }
+            &format!("safety backup before restoring {file_name}"),
+            &format!("safety backup of {target_db}"),
+        )?;
     }
 
     // 5. Prepare the target.

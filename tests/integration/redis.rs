@@ -161,6 +161,29 @@ fn load(s: &Server) -> Vec<(u64, u64)> {
     vec![(0, 16), (1, 2), (7, 1)]
 }
 
+/// The manifest's keys per logical database, as `(db<N>, keys)`.
+fn key_counts(m: &serde_json::Value) -> Vec<(String, u64)> {
+    m["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["schema"].as_str().unwrap().to_string(),
+                t["rows"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// What [`load`] returns, in the manifest's terms.
+fn as_counts(expected: &[(u64, u64)]) -> Vec<(String, u64)> {
+    expected
+        .iter()
+        .map(|(d, k)| (format!("db{d}"), *k))
+        .collect()
+}
+
 fn observe(bytes: &[u8]) -> RdbObserver {
     let mut o = RdbObserver::default();
     for c in bytes.chunks(8191) {
@@ -449,21 +472,7 @@ fn pgbackup_backs_up_and_verifies_a_redis_server() {
         m["server_version"].as_str().unwrap().starts_with("7."),
         "{m}"
     );
-    let counted: Vec<(String, u64)> = m["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            (
-                t["schema"].as_str().unwrap().to_string(),
-                t["rows"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    let want: Vec<(String, u64)> = expected
-        .iter()
-        .map(|(d, k)| (format!("db{d}"), *k))
-        .collect();
+    let (counted, want) = (key_counts(&m), as_counts(&expected));
     assert_eq!(counted, want, "keys per database in the manifest: {m}");
     for out in [
         &r.stdout,
@@ -1350,21 +1359,7 @@ fn bgsave_mode_when_sync_is_disabled() {
     let files = env.data_files("cache");
     assert_eq!(files.len(), 1);
     let m = manifest_json(&env.db_dir("cache").join(&files[0]));
-    let counted: Vec<(String, u64)> = m["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            (
-                t["schema"].as_str().unwrap().to_string(),
-                t["rows"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    let want: Vec<(String, u64)> = expected
-        .iter()
-        .map(|(d, k)| (format!("db{d}"), *k))
-        .collect();
+    let (counted, want) = (key_counts(&m), as_counts(&expected));
     assert_eq!(counted, want, "{m}");
     assert!(
         m["pg_dump_version"].as_str().unwrap().contains("BGSAVE"),

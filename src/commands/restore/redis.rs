@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use crate::cli::RestoreArgs;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::ops::backup::{backup_one, Outcome};
 use crate::redis::{Client, RedisError, RedisTarget, Reply};
 use crate::secret::Secret;
 use crate::verify::{BackupFiles, Integrity};
@@ -136,54 +135,25 @@ pub fn run(
     if aof {
         plan.push_str("  appendonly yes: Redis rewrites its append-only file from the restored data; the restore waits for it\n");
     }
-    if !(args.yes && log::quiet()) {
-        eprint!("{plan}");
-    }
-    if !args.yes {
-        if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-            return Err(Error::Usage(
-                "refusing to restore without confirmation: pass --yes (nothing was changed)".into(),
-            ));
-        }
-        let answer = super::prompt("Type 'yes' to restore: ")?;
-        if answer != "yes" {
-            return Err(Error::Cancelled);
-        }
-    }
+    super::confirm(args, &plan)?;
 
     let _lock = crate::ops::lock_root(cfg)?;
     if safety {
-        let job = crate::job::Job::new(crate::signals::root().clone())
-            .listen(std::sync::Arc::new(crate::report::Journal::default()))
-            .listen(std::sync::Arc::new(crate::report::Systemd::default()));
+        let job = super::safety_job();
         let stall = cfg
             .redis_stall
             .get(&target.name)
             .copied()
             .unwrap_or(Duration::from_secs(60));
         let mut source = crate::source::RedisSync::new(&target, stall, &job.cancel);
-        let description = format!("safety snapshot before restoring {file_name}");
-        let local = crate::ops::safety_storage(cfg);
-        match backup_one(
+        super::safety_backup(
             cfg,
+            &job,
             &target.name,
             &mut source,
-            true,
-            Some(&description),
-            &local,
-            &job,
-        )? {
-            Outcome::Done { path, manifest } => {
-                log::info(&format!(
-                    "safety snapshot of {}: {path} (kept {} days, [retention] keep-safety-days)",
-                    target.addr, cfg.keep_safety_days
-                ));
-                for old in crate::ops::prune_safety(cfg, &target.name, Some(&manifest.file))? {
-                    log::info(&format!("removed the expired safety backup {old}"));
-                }
-            }
-            Outcome::Skipped { .. } => unreachable!("forced backups are never skipped"),
-        }
+            &format!("safety snapshot before restoring {file_name}"),
+            &format!("safety snapshot of {}", target.addr),
+        )?;
     }
 
     // The feed, on the address the target reaches us from.
@@ -631,19 +601,7 @@ fn into_dir(
     plan.push_str(&format!(
         "  written: {DBFILENAME} (read with appendonly no) and {APPENDDIRNAME}/ with the snapshot as its base (read with appendonly yes)\n  then start Redis: it loads the snapshot\n"
     ));
-    if !(args.yes && log::quiet()) {
-        eprint!("{plan}");
-    }
-    if !args.yes {
-        if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-            return Err(Error::Usage(
-                "refusing to restore without confirmation: pass --yes (nothing was changed)".into(),
-            ));
-        }
-        if super::prompt("Type 'yes' to restore: ")? != "yes" {
-            return Err(Error::Cancelled);
-        }
-    }
+    super::confirm(args, &plan)?;
     let out_err = |path: &std::path::Path, source| Error::Output {
         what: "the restored Redis files",
         path: path.to_path_buf(),
